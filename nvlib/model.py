@@ -1,0 +1,94 @@
+"""The plain device model that discovery produces and every tool reads.
+
+Frozen dataclasses of strings, ints and tuples only, so a model compares, hashes and
+prints well in a failing test. Nothing here touches NVML or the host: labels, CDI specs
+and plugin devices are pure functions of a `Machine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MigDevice:
+    """One MIG device (a compute instance inside a GPU instance) of a parent GPU."""
+
+    index: int  # MIG device index within the parent, as nvmlDeviceGetMigDeviceHandleByIndex
+    uuid: str  # "MIG-..."
+    gi_id: int
+    ci_id: int
+    profile: str  # go-nvlib name with "+": "1g.5gb", "1c.2g.10gb", "1g.10gb+me", "1g.24gb-me"
+    memory_mib: int  # NVML attribute MemorySizeMB (really MiB)
+    multiprocessors: int
+    gi_slices: int
+    ci_slices: int
+    copy_engines: int
+    decoders: int
+    encoders: int
+    jpegs: int
+    ofas: int
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """NVML GPU fabric info for a fabric-attached GPU (state completed, status success)."""
+
+    cluster_uuid: str  # canonical lower-case UUID
+    clique_id: int
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    uuid: str  # "GPU-..."
+    name: str  # nvmlDeviceGetName, e.g. "NVIDIA A100-SXM4-40GB"
+    memory_total_bytes: int | None  # None when NVML could not say (labels.md §7.1)
+    compute_major: int
+    compute_minor: int
+    minor: int  # /dev/nvidia<minor>
+    pci_bus_id: str  # NVML form, "00000000:07:00.0"
+    mig_capable: bool
+    mig_enabled: bool
+    mig_devices: tuple[MigDevice, ...] = ()
+    fabric: Fabric | None = None  # None: not fabric-attached
+    pci_class: str | None = None  # sysfs class, "0x030200"; None when unreadable
+    numa_node: int | None = None
+
+    @property
+    def sysfs_bus_id(self) -> str:
+        """`00000000:3B:00.0` -> `0000:3b:00.0`, the name under /sys/bus/pci/devices."""
+        domain, _, rest = self.pci_bus_id.partition(":")
+        return f"{domain[-4:]}:{rest}".lower()
+
+    @property
+    def memory_mib(self) -> int:
+        return (self.memory_total_bytes or 0) // (1024 * 1024)
+
+
+@dataclass(frozen=True)
+class VGpuDevice:
+    pci_address: str
+    host_driver_version: str
+    host_driver_branch: str
+
+
+@dataclass(frozen=True)
+class VGpuInfo:
+    """NVIDIA PCI devices found in sysfs that carry the vGPU signature (labels.md §14)."""
+
+    devices: tuple[VGpuDevice, ...] = ()
+
+
+@dataclass(frozen=True)
+class Machine:
+    driver_version: str  # nvmlSystemGetDriverVersion, as returned
+    cuda_driver_version: int  # nvmlSystemGetCudaDriverVersion, e.g. 12040
+    gpus: tuple[Gpu, ...] = ()
+    machine_type: str | None = None  # raw DMI product name; None when unreadable or not asked
+    vgpu: VGpuInfo | None = field(default=None)  # None: PCI enumeration failed
+
+    @property
+    def mig_devices(self) -> tuple[tuple[Gpu, MigDevice], ...]:
+        """All MIG devices with their parent, in NVML index then MIG index order."""
+        return tuple((gpu, mig) for gpu in self.gpus for mig in gpu.mig_devices)
