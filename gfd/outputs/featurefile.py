@@ -1,0 +1,136 @@
+"""The NFD feature file and standard output (spec/labels.md §17.1, §17.2).
+
+Imported by `gpu-feature-discovery --oneshot` in file mode, whose start-up is
+benchmarked against `python -c "import pynvml"`: only the standard library
+and `nvlib.fsutil` here, no yaml and no kubernetes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Mapping
+
+from gfd.outputs import OutputError
+from nvlib.fsutil import remove_regular_file, write_atomic
+
+__all__ = ["STDOUT", "FeatureFile", "format_labels", "removal_applies"]
+
+log = logging.getLogger(__name__)
+
+# `-` is the project's name for standard output; `""` is upstream's (§17.1).
+STDOUT = "-"
+_STDOUT_NAMES = ("", STDOUT)
+
+# nfd-worker skips a larger feature file entirely (spec/nfd.md §2.1).
+NFD_MAX_FILE_SIZE = 65536
+
+
+def format_labels(labels: Mapping[str, str]) -> bytes:
+    """`key=value\\n` per label, sorted by key in byte order; `key=` when empty.
+
+    Upstream's line order follows a Go map (undefined); sorted lines keep the
+    file, its diffs and golden tests quiet (spec/labels.md §23 row 4).
+    """
+    keys = sorted(labels, key=lambda k: k.encode())
+    return "".join(f"{k}={labels[k]}\n" for k in keys).encode()
+
+
+def removal_applies(
+    *,
+    use_node_feature_api: bool,
+    oneshot: bool,
+    sleep_infinite: bool,
+    output_file: str,
+) -> bool:
+    """Whether the feature file is removed on exit (spec/labels.md §17.2).
+
+    `use_node_feature_api` is the resolved value (`auto` already decided).
+    Standard output is never removed; that the path is a regular file is
+    checked at removal time.
+    """
+    return (
+        not use_node_feature_api
+        and not oneshot
+        and not sleep_infinite
+        and output_file not in _STDOUT_NAMES
+    )
+
+
+class FeatureFile:
+    """Writes labels to an NFD feature file, or to standard output for `-`/`""`."""
+
+    def __init__(self, path: str, *, remove_on_cleanup: bool = True) -> None:
+        """`remove_on_cleanup`: the caller's `removal_applies(...)` answer, for a caller
+        that always calls cleanup(); one that calls it only when removal applies
+        can leave the default."""
+        self.path = path
+        self.remove_on_cleanup = remove_on_cleanup
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.path in _STDOUT_NAMES
+
+    def write(self, labels: Mapping[str, str]) -> None:
+        data = format_labels(labels)
+        if self.to_stdout:
+            self._write_stdout(data)
+            return
+        if len(data) > NFD_MAX_FILE_SIZE:
+            log.warning(
+                "Output file %s is %d bytes; NFD ignores feature files over %d bytes",
+                self.path,
+                len(data),
+                NFD_MAX_FILE_SIZE,
+            )
+        log.info("Writing labels to output file %s", self.path)
+        try:
+            write_atomic(self.path, data)
+        except OSError as err:
+            raise OutputError(f"error atomically writing file '{self.path}': {err}") from err
+
+    def cleanup(self) -> None:
+        """Remove `<dir>/gfd-tmp` (upstream's legacy temp dir), then the file.
+
+        Only when removal applies, only a regular file (never `/dev/null` or a
+        FIFO), and failures are warnings: the process is exiting anyway.
+        """
+        if not self.remove_on_cleanup or self.to_stdout:
+            return
+        if os.path.lexists(self.path) and not _is_regular(self.path):
+            # `/dev/null`, a FIFO, a symlink: neither it nor its directory is ours.
+            return
+        legacy_tmp = os.path.join(os.path.dirname(self.path), "gfd-tmp")
+        try:
+            if os.path.isdir(legacy_tmp) and not os.path.islink(legacy_tmp):
+                shutil.rmtree(legacy_tmp)
+            remove_regular_file(self.path)
+        except OSError as err:
+            log.warning("Error removing output file: %s", err)
+
+    @staticmethod
+    def _write_stdout(data: bytes) -> None:
+        # The exact bytes, whatever the locale's encoding, flushed at once so a
+        # pipe reader sees each pass whole.
+        out = sys.stdout
+        try:
+            out.flush()
+            buffer = getattr(out, "buffer", None)
+            if buffer is None:
+                out.write(data.decode())
+                out.flush()
+            else:
+                buffer.write(data)
+                buffer.flush()
+        except OSError as err:
+            raise OutputError(f"error writing labels to standard output: {err}") from err
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,422 @@
+"""The NodeFeature object output (spec/labels.md §17.3) and the `auto` probe (§17.1).
+
+Only this module talks to Kubernetes, and it imports the client inside its
+functions: the import costs ~0.5 s and ~40 MiB (spec/stack.md §3.3), which
+file mode never pays. Only the subset that kubernetes 36 and 37 share is used
+(stack.md §3.2): `CustomObjectsApi` with dict bodies, `ApiException.status`.
+The pod and discovery GETs go through the shared `ApiClient` instead of
+`CoreV1Api`, whose import alone costs ~0.6 s on kubernetes 37.
+
+QPS and burst: the Python client has no rate limiter, so `_TokenBucket`
+gives client-go's behaviour (`burst` calls at once, then `qps` per second).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from gfd.labelers.values import MAX_VALUE_LENGTH, is_valid_value
+from gfd.outputs import OutputError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, Configuration
+
+__all__ = [
+    "GROUP",
+    "KIND",
+    "NODE_NAME_LABEL",
+    "PLURAL",
+    "VERSION",
+    "NodeFeatureOutput",
+    "api_serves_nodefeatures",
+    "check_names",
+    "object_name",
+]
+
+log = logging.getLogger(__name__)
+
+GROUP = "nfd.k8s-sigs.io"
+VERSION = "v1alpha1"
+PLURAL = "nodefeatures"
+KIND = "NodeFeature"
+NODE_NAME_LABEL = "nfd.node.kubernetes.io/node-name"
+
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+# client-go's defaults, used when a flag is 0 (rest.DefaultQPS / DefaultBurst).
+DEFAULT_QPS = 5.0
+DEFAULT_BURST = 10
+# Upstream sets no timeout; a hung call would stall the labelling loop forever.
+REQUEST_TIMEOUT_S = 30.0
+DISCOVERY_TIMEOUT_S = 10.0
+
+_MAX_OBJECT_NAME = 253
+
+
+def object_name(node_name: str) -> str:
+    """`nvidia-features-for-<node>`: never the bare node name, which nfd-worker uses."""
+    return f"nvidia-features-for-{node_name}"
+
+
+def check_names(node_name: str, namespace: str) -> None:
+    """The checks made before any API call (spec/labels.md §17.3, nfd.md §5.1)."""
+    if not node_name:
+        raise OutputError("required flag node-name not set")
+    if not namespace:
+        raise OutputError("required flag namespace not set")
+    name = object_name(node_name)
+    if len(name) > _MAX_OBJECT_NAME:
+        raise OutputError(
+            f'NodeFeature object name "{name}" is longer than {_MAX_OBJECT_NAME} characters'
+        )
+    # nfd-master finds the object by this label; an invalid value cannot be set.
+    if not is_valid_value(node_name):
+        raise OutputError(
+            f'node name "{node_name}" is not a valid label value (at most {MAX_VALUE_LENGTH} '
+            "characters, alphanumerics, '-', '_' or '.', starting and ending alphanumeric): "
+            f"NFD could not associate a NodeFeature object with the node"
+        )
+
+
+class NodeFeatureOutput:
+    """Publishes the labels as the node's NodeFeature object, created or updated on change."""
+
+    def __init__(
+        self,
+        node_name: str,
+        namespace: str,
+        pod_name: str,
+        kubeconfig: str,
+        qps: float,
+        burst: int,
+    ) -> None:
+        check_names(node_name, namespace)
+        self.node_name, self.namespace, self.pod_name = node_name, namespace, pod_name
+        self.name = object_name(node_name)
+        self._limiter = _TokenBucket(qps, burst)
+        self._api_client = _api_client(kubeconfig, os.environ)
+        from kubernetes.client import CustomObjectsApi
+
+        self._objects = CustomObjectsApi(self._api_client)
+        # Once per outputer, as upstream: the DaemonSet outlives this pod.
+        self.owner_references = self._resolve_owner()
+
+    def write(self, labels: Mapping[str, str]) -> None:
+        """GET, then CREATE when absent, or PUT only when the object would change."""
+        try:
+            current = self._call(
+                self._objects.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.name,
+            )
+        except _api_errors() as err:
+            if _status(err) != 404:
+                raise OutputError(f"failed to get NodeFeature object: {_describe(err)}") from err
+            self._create(labels)
+            return
+        wanted = self._updated(current, labels)
+        if _semantic(wanted) == _semantic(current):
+            log.info("no changes in NodeFeature object %s", self.name)
+            return
+        log.info("Updating NodeFeature object %s", self.name)
+        try:
+            # PUT carries the resourceVersion just read: a concurrent writer
+            # makes this fail with a conflict instead of being overwritten.
+            self._call(
+                self._objects.replace_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.name,
+                wanted,
+            )
+        except _api_errors() as err:
+            raise OutputError(
+                f'failed to update NodeFeature object "{self.name}": {_describe(err)}'
+            ) from err
+
+    def cleanup(self) -> None:
+        """Never deletes the object: a restart must not drop the node's labels
+        (nfd.md §5.4); owner GC and nfd-gc remove it. Only releases connections."""
+        self.close()
+
+    def close(self) -> None:
+        self._api_client.close()
+
+    def new_object(self, labels: Mapping[str, str]) -> dict[str, Any]:
+        """The object GFD creates (spec/labels.md §17.3, "Object")."""
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": {NODE_NAME_LABEL: self.node_name},
+        }
+        if self.owner_references:
+            metadata["ownerReferences"] = copy.deepcopy(self.owner_references)
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": _spec(labels),
+        }
+
+    def _create(self, labels: Mapping[str, str]) -> None:
+        log.info("creating NodeFeature object %s", self.name)
+        try:
+            self._call(
+                self._objects.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.new_object(labels),
+            )
+        except _api_errors() as err:
+            raise OutputError(
+                f'failed to create NodeFeature object "{self.name}": {_describe(err)}'
+            ) from err
+        log.info("created NodeFeature object %s/%s", self.namespace, self.name)
+
+    def _updated(self, current: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+        """`current` with GFD's parts replaced whole; server fields (resourceVersion,
+        uid, annotations) are kept, as upstream's DeepCopy-and-assign does."""
+        wanted = copy.deepcopy(dict(current))
+        metadata = wanted.setdefault("metadata", {})
+        metadata["labels"] = {NODE_NAME_LABEL: self.node_name}
+        if self.owner_references:
+            metadata["ownerReferences"] = copy.deepcopy(self.owner_references)
+        else:
+            metadata.pop("ownerReferences", None)
+        wanted["spec"] = _spec(labels)
+        return wanted
+
+    def _resolve_owner(self) -> list[dict[str, Any]]:
+        """Only the DaemonSet owner, as controller (spec/labels.md §17.3 [PROJECT]):
+        a Pod owner would change on every restart and needs `delete` to update."""
+        if not self.pod_name:
+            log.info("Pod name not provided, skipping owner reference resolution")
+            return []
+        namespace, pod_name = quote(self.namespace, safe=""), quote(self.pod_name, safe="")
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}"
+        try:
+            pod = self._call(_get_json, self._api_client, path)
+        except _api_errors() as err:
+            log.warning(
+                "Failed to resolve owner references: failed to get pod %s/%s: %s",
+                self.namespace,
+                self.pod_name,
+                _describe(err),
+            )
+            return []
+        refs = ((pod or {}).get("metadata") or {}).get("ownerReferences") or []
+        daemonset = next((ref for ref in refs if ref.get("kind") == "DaemonSet"), None)
+        if daemonset is None:
+            log.info("Pod is not owned by a DaemonSet, skipping owner reference resolution")
+            return []
+        return [
+            {
+                "apiVersion": daemonset.get("apiVersion", ""),
+                "kind": "DaemonSet",
+                "name": daemonset.get("name", ""),
+                "uid": daemonset.get("uid", ""),
+                "controller": True,
+            }
+        ]
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._limiter.acquire()
+        return fn(*args, _request_timeout=REQUEST_TIMEOUT_S)
+
+
+def api_serves_nodefeatures(
+    kubeconfig: str,
+    environ: Mapping[str, str],
+    *,
+    token_path: str = SERVICE_ACCOUNT_TOKEN,
+) -> bool:
+    """The `auto` rule of spec/labels.md §17.1, step 2.
+
+    True when a client config exists (the kubeconfig, else in-cluster when
+    KUBERNETES_SERVICE_HOST is set and the service-account token exists) and
+    discovery of `nfd.k8s-sigs.io/v1alpha1` lists `nodefeatures`. Any failure
+    means False: the feature file works everywhere, so it is the fallback.
+    """
+    if kubeconfig:
+        source = f"kubeconfig {kubeconfig}"
+    elif environ.get(SERVICE_HOST_ENV) and os.path.isfile(token_path):
+        source = "in-cluster config"
+    else:
+        log.info("No Kubernetes client config (no kubeconfig, not in a cluster)")
+        return False
+    group_version = f"{GROUP}/{VERSION}"
+    try:
+        api_client = _api_client(kubeconfig, environ, token_path=token_path)
+        try:
+            found = _get_json(api_client, f"/apis/{group_version}", DISCOVERY_TIMEOUT_S)
+        finally:
+            api_client.close()
+    # Deliberately broad: a missing client, a bad config, TLS, DNS, 403 or 404
+    # all mean "cannot use the API", and `auto` must then fall back, not fail.
+    except Exception as err:
+        log.info("NodeFeature API not usable with %s: %s", source, _describe(err))
+        return False
+    resources = (found or {}).get("resources") or []
+    served = any(r.get("name") == PLURAL for r in resources if isinstance(r, dict))
+    log.info(
+        "API discovery with %s: %s %s %s",
+        source,
+        group_version,
+        PLURAL,
+        "served" if served else "not served",
+    )
+    return served
+
+
+def _api_client(
+    kubeconfig: str,
+    environ: Mapping[str, str],
+    *,
+    token_path: str = SERVICE_ACCOUNT_TOKEN,
+) -> ApiClient:
+    """In-cluster config unless a kubeconfig is given (spec/labels.md §17.3)."""
+    from kubernetes import client, config
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    configuration: Configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            # persist_config=False: never rewrite the user's kubeconfig on token refresh.
+            config.load_kube_config(
+                config_file=kubeconfig,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            # The loader with `environ` rather than load_incluster_config(), so
+            # the probe reads the environment it was given.
+            InClusterConfigLoader(
+                token_filename=token_path,
+                cert_filename=os.path.join(os.path.dirname(token_path), "ca.crt"),
+                environ=environ,
+            ).load_and_set(configuration)
+    except (config.ConfigException, OSError, ValueError) as err:
+        raise OutputError(f"unable to load Kubernetes client config: {err}") from err
+    return client.ApiClient(configuration)
+
+
+def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None = None) -> Any:
+    """GET `path` through the shared ApiClient (auth applied), returning parsed JSON.
+
+    The two client majors differ here only: 37 (OpenAPI Generator 7) splits
+    param_serialize / call_api / response_deserialize, 36 has one call_api.
+    Both raise ApiException for a non-2xx answer.
+    """
+    headers = {"Accept": "application/json"}
+    if hasattr(api_client, "param_serialize"):  # kubernetes >= 37
+        request = api_client.param_serialize(
+            "GET", path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        response = api_client.call_api(*request, _request_timeout=_request_timeout)
+        response.read()
+        return api_client.response_deserialize(response, {"200": "object"}).data
+    return api_client.call_api(  # kubernetes 36
+        path,
+        "GET",
+        header_params=headers,
+        response_types_map={200: "object"},
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _request_timeout=_request_timeout,
+    )
+
+
+def _api_errors() -> tuple[type[BaseException], ...]:
+    """What a failed API call raises: an HTTP error answer, or no answer at all."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    return (ApiException, HTTPError, OSError)
+
+
+def _status(err: BaseException) -> int | None:
+    return getattr(err, "status", None)
+
+
+def _describe(err: BaseException) -> str:
+    """One line, as client-go prints an API error: the Status message when the
+    server sent one, not the client's multi-line dump of headers and body."""
+    status = _status(err)
+    if status is None or not hasattr(err, "body"):
+        return str(err) or type(err).__name__
+    try:
+        message = json.loads(err.body or "").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if message:
+        return str(message)
+    return f"{getattr(err, 'reason', None) or 'error'} ({status})"
+
+
+def _spec(labels: Mapping[str, str]) -> dict[str, Any]:
+    # Features always empty: GFD publishes labels only (spec/labels.md §17.3).
+    return {
+        "features": {"flags": {}, "attributes": {}, "instances": {}},
+        "labels": dict(labels),
+    }
+
+
+def _semantic(value: Any) -> Any:
+    """Normal form for equality: `null`, `{}` and `[]` all mean absent, as Go's
+    semantic DeepEqual treats nil and empty maps (spec/labels.md §17.3)."""
+    if isinstance(value, Mapping):
+        normal = {k: _semantic(v) for k, v in value.items()}
+        return {k: v for k, v in normal.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
+class _TokenBucket:
+    """client-go's token bucket (flowcontrol.NewTokenBucketRateLimiter).
+
+    0 selects client-go's default for that flag; a negative QPS disables
+    limiting, as in client-go. Thread-safe, though GFD calls from one thread.
+    """
+
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.qps = DEFAULT_QPS if qps == 0 else qps
+        self.burst = burst if burst > 0 else DEFAULT_BURST
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(self.burst)
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.qps < 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
+            self._stamp = now
+            self._tokens -= 1  # may go negative: the debt is the wait below
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)

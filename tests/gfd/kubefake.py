@@ -1,0 +1,223 @@
+"""A Kubernetes API double for the NodeFeature writer, built on kmock 0.8.
+
+`KubeFake` closes the kmock gaps of spec/stack.md §7 that this writer meets:
+create answers 201 (gap 1), PUT replaces an object (gap 2) with resourceVersion
+checks (gap 4: uid, resourceVersion and creationTimestamp are stamped),
+discovery declares `nfd.k8s-sigs.io/v1alpha1` `nodefeatures` (gap 6). Every
+NodeFeature create or update body is validated (tests/gfd/nodefeature_schema.py)
+and rejected with 422 when invalid; every request must carry the bearer token.
+
+`FakeApiServer` runs it in a daemon thread with its own event loop, because
+the sync client deadlocks on the loop that serves it (gap 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import json
+import threading
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+
+from tests.gfd.nodefeature_schema import nodefeature_errors
+
+NODEFEATURES = kmock.resource("nfd.k8s-sigs.io", "v1alpha1", "nodefeatures")
+PODS = kmock.resource("", "v1", "pods")
+TOKEN = "fake-token"
+
+
+def _status(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
+    # Non-empty details, or kmock puts a traceback there.
+    return kmock.KubernetesError(
+        status=code, reason=reason, message=message, details=details or {"kind": "nodefeatures"}
+    )
+
+
+@attrs.define(kw_only=True)
+class KubeFake(kmock.KubernetesEmulator):
+    """The emulator, made strict where the NodeFeature writer needs it."""
+
+    serve_nodefeatures: bool = True
+    # (HTTP method, URL path) -> the error to answer with, set by tests.
+    faults: dict[tuple[str, str], kmock.KubernetesError] = attrs.field(factory=dict)
+    # (method, path, reasons) for every body refused with 422.
+    rejections: list[tuple[str, str, list[str]]] = attrs.field(factory=list)
+    _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        # Declared by hand: kmock's load_bundled() warns (importlib.resources.read_binary).
+        self.resources[PODS] = kmock.ResourceInfo(
+            kind="Pod", singular="pod", namespaced=True, verbs={"get", "list", "watch"}
+        )
+        if self.serve_nodefeatures:
+            self.resources[NODEFEATURES] = kmock.ResourceInfo(
+                kind="NodeFeature",
+                singular="nodefeature",
+                namespaced=True,
+                verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+            )
+
+    # --- for tests (call while no request is in flight) -------------------
+
+    def calls(self, method: str, path_prefix: str = "/") -> list[tuple[str, str]]:
+        """(method, path) of the recorded requests with this method under `path_prefix`."""
+        return [
+            (r.method.value, r.url.path)
+            for r in self._requests
+            if r.method.value == method and r.url.path.startswith(path_prefix)
+        ]
+
+    def nodefeature(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._objects._objects.get((NODEFEATURES, namespace, name))
+        return None if obj is None or obj.deleted else copy.deepcopy(obj.raw)
+
+    def put_pod(self, namespace: str, name: str, owners: list[dict[str, Any]]) -> str:
+        uid = str(uuid.uuid4())
+        meta = {"name": name, "namespace": namespace, "uid": uid, "ownerReferences": owners}
+        self.objects[PODS, namespace, name] = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+        return uid
+
+    # --- the server side ---------------------------------------------------
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get("authorization") != f"Bearer {TOKEN}":
+            return await self._render_error(_status(401, "Unauthorized", "Unauthorized"))
+        fault = self.faults.get((request.method.value, request.url.path))
+        if fault is not None:
+            return await self._render_error(fault)
+        if request.resource == NODEFEATURES and self.serve_nodefeatures:
+            if request.method == kmock.method.PUT and request.name:
+                return await self._replace(request)
+            if request.action == kmock.action.CREATE:
+                refused = await self._refuse(request, None, update=False)
+                if refused is not None:
+                    return refused
+                self._stamp(request.data, uid=str(uuid.uuid4()))
+        return await super()._handle(request)
+
+    async def _serve_create(self, request: kmock.Request) -> kmock.Payload:
+        # A real apiserver answers 201, the only create status both client majors map.
+        return kmock.Response(status=201, payload=await super()._serve_create(request))
+
+    async def _replace(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        assert request.namespace is not None and request.name is not None
+        key = (NODEFEATURES, request.namespace, request.name)
+        async with self._lock:
+            stored = self._objects._objects.get(key)
+            if stored is None or stored.deleted:
+                message = f'nodefeatures.nfd.k8s-sigs.io "{request.name}" not found'
+                return await self._render_error(_status(404, "NotFound", message))
+            refused = await self._refuse(request, request.name, update=True)
+            if refused is not None:
+                return refused
+            old_meta = stored.raw["metadata"]
+            if request.data["metadata"]["resourceVersion"] != old_meta["resourceVersion"]:
+                message = (
+                    "Operation cannot be fulfilled on nodefeatures.nfd.k8s-sigs.io"
+                    f' "{request.name}": the object has been modified;'
+                    " please apply your changes to the latest version and try again"
+                )
+                return await self._render_error(_status(409, "Conflict", message))
+            body = copy.deepcopy(request.data)
+            self._stamp(body, uid=old_meta["uid"], created=old_meta["creationTimestamp"])
+            stored.create(body)  # a new version replaces the whole object
+        return aiohttp.web.json_response(body, status=200)
+
+    async def _refuse(
+        self, request: kmock.Request, name: str | None, *, update: bool
+    ) -> aiohttp.web.StreamResponse | None:
+        assert request.namespace is not None
+        reasons = nodefeature_errors(request.data, request.namespace, name, update=update)
+        if not reasons:
+            return None
+        self.rejections.append((request.method.value, request.url.path, reasons))
+        shown = name or (request.data or {}).get("metadata", {}).get("name")
+        message = f'NodeFeature.nfd.k8s-sigs.io "{shown}" is invalid: [{", ".join(reasons)}]'
+        return await self._render_error(_status(422, "Invalid", message, causes=reasons))
+
+    def _stamp(self, body: dict[str, Any], *, uid: str, created: str | None = None) -> None:
+        meta = body.setdefault("metadata", {})
+        meta["uid"] = uid
+        meta["resourceVersion"] = str(next(self._versions))
+        meta["creationTimestamp"] = created or datetime.datetime.now(datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+
+
+class FakeApiServer:
+    """`KubeFake` on 127.0.0.1 in a daemon thread, for the sync Kubernetes client."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="fake-apiserver", daemon=True)
+        self.fake: KubeFake
+        self.url = ""
+
+    def __enter__(self) -> FakeApiServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake API server did not start within 10 s")
+        if self._failure is not None:
+            raise RuntimeError("fake API server failed to start") from self._failure
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> str:
+        """A kubeconfig (JSON is YAML) with a bearer token, pointing at this server."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": TOKEN}}],
+            "contexts": [
+                {
+                    "name": "fake",
+                    "context": {"cluster": "fake", "user": "fake", "namespace": namespace},
+                }
+            ],
+            "current-context": "fake",
+        }
+        path.write_text(json.dumps(config))
+        return str(path)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as err:  # reported to __enter__, not lost in the thread
+            self._failure = err
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with KubeFake(**self._options) as fake, kmock.Server(fake) as server:
+            self.fake = fake
+            self.url = str(server.url).rstrip("/")  # the client appends paths with a slash
+            self._ready.set()
+            await self._stop.wait()

@@ -1,0 +1,602 @@
+"""gfd.outputs.nodefeature against a validating fake API server (tests/gfd/kubefake.py).
+
+Matrix: preconditions (empty node/namespace, long object name, node name not a
+label value) fail before any request; write = create once with the exact
+object / no request when unchanged (also across null-vs-empty and server
+fields) / exactly one PUT on change, replacing labels and owners whole; API
+failures on GET, create, update, an invalid body and an unreachable server give
+spec'd texts; owner resolution (no pod name, pod GET fails, no DaemonSet
+owner, DaemonSet owner); the `auto` probe true and false; the rate limiter;
+the lazy import of the client. Every NodeFeature body sent is checked against
+the schema of spec/nfd.md §5.2, and the double's checker has its own table.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+
+import gfd.outputs
+from gfd.outputs import OutputError
+from gfd.outputs.nodefeature import NodeFeatureOutput, _TokenBucket, api_serves_nodefeatures
+from tests.gfd.kubefake import NODEFEATURES, FakeApiServer
+from tests.gfd.nodefeature_schema import nodefeature_errors
+
+REPO_ROOT = Path(gfd.outputs.__file__).resolve().parents[2]
+NS, NODE, POD = "gpu-operator", "node-1", "gfd-x7k2p"
+NAME = "nvidia-features-for-node-1"
+NF_PATH = f"/apis/nfd.k8s-sigs.io/v1alpha1/namespaces/{NS}/nodefeatures"
+DS_OWNER = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "name": "gpu-feature-discovery",
+    "uid": "0f6ad5b1-0000-4000-8000-000000000001",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp")
+LABELS = {"nvidia.com/gpu.count": "8", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+
+MakeOutput = Callable[..., NodeFeatureOutput]
+
+
+@pytest.fixture
+def make_output(kubeconfig: str) -> Iterator[MakeOutput]:
+    made: list[NodeFeatureOutput] = []
+
+    def make(
+        node: str = NODE, namespace: str = NS, pod: str = "", config: str | None = None
+    ) -> NodeFeatureOutput:
+        out = NodeFeatureOutput(
+            node, namespace, pod, kubeconfig if config is None else config, 5, 10
+        )
+        made.append(out)
+        return out
+
+    yield make
+    for out in made:
+        out.close()  # before the server stops: no sockets left to the GC
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Callable[[], list[tuple[str, str]]]:
+    caplog.set_level(logging.INFO, logger="gfd.outputs")
+    return lambda: [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("gfd.")
+    ]
+
+
+def stored(server: FakeApiServer) -> dict[str, Any] | None:
+    """The stored object without the fields the server stamps."""
+    obj = server.fake.nodefeature(NS, NAME)
+    if obj is not None:
+        for field in SERVER_FIELDS:
+            obj["metadata"].pop(field)
+    return obj
+
+
+def expected_object(labels: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": NAME,
+        "namespace": NS,
+        "labels": {"nfd.node.kubernetes.io/node-name": NODE},
+    }
+    if owners:
+        metadata["ownerReferences"] = copy.deepcopy(owners)
+    return {
+        "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
+        "kind": "NodeFeature",
+        "metadata": metadata,
+        "spec": {
+            "features": {"flags": {}, "attributes": {}, "instances": {}},
+            "labels": dict(labels),
+        },
+    }
+
+
+# --- preconditions ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("node", "namespace", "message"),
+    [
+        pytest.param("", NS, "required flag node-name not set", id="no-node-name"),
+        pytest.param(NODE, "", "required flag namespace not set", id="no-namespace"),
+        pytest.param(
+            "n" * 234,
+            NS,
+            f'NodeFeature object name "nvidia-features-for-{"n" * 234}" is longer than 253',
+            id="object-name-over-253",
+        ),
+        pytest.param(
+            "n" * 64, NS, f'node name "{"n" * 64}" is not a valid label value', id="node-64"
+        ),
+        pytest.param("node-", NS, 'node name "node-" is not a valid label value', id="bad-end"),
+    ],
+)
+def test_preconditions_fail_before_any_request(
+    api_server: FakeApiServer, kubeconfig: str, node: str, namespace: str, message: str
+) -> None:
+    with pytest.raises(OutputError) as caught:
+        NodeFeatureOutput(node, namespace, POD, kubeconfig, 5, 10)
+    assert str(caught.value).startswith(message)
+    assert list(api_server.fake._requests) == []
+
+
+def test_node_name_at_limits_is_accepted(
+    api_server: FakeApiServer, make_output: MakeOutput
+) -> None:
+    node = "n" * 63
+    make_output(node=node).write(LABELS)
+    assert api_server.fake.nodefeature(NS, f"nvidia-features-for-{node}") is not None
+    assert api_server.fake.rejections == []
+
+
+def test_unreadable_kubeconfig(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"^unable to load Kubernetes client config: "):
+        NodeFeatureOutput(NODE, NS, "", str(tmp_path / "missing"), 5, 10)
+
+
+# --- the write algorithm ----------------------------------------------------------
+
+
+def test_created_once_with_the_exact_object(
+    api_server: FakeApiServer, make_output: MakeOutput, logs: Callable[[], list[tuple[str, str]]]
+) -> None:
+    api_server.fake.put_pod(NS, POD, [DS_OWNER])
+    out = make_output(pod=POD)
+    out.write(LABELS)
+    ds = {k: v for k, v in DS_OWNER.items() if k != "blockOwnerDeletion"}
+    assert stored(api_server) == expected_object(LABELS, [ds])
+    assert api_server.fake.calls("POST") == [("POST", NF_PATH)]
+    assert api_server.fake.calls("PUT") == []
+    assert api_server.fake.rejections == []
+    assert logs() == [
+        ("INFO", f"creating NodeFeature object {NAME}"),
+        ("INFO", f"created NodeFeature object {NS}/{NAME}"),
+    ]
+
+
+def test_unchanged_labels_send_no_update(
+    api_server: FakeApiServer, make_output: MakeOutput, logs: Callable[[], list[tuple[str, str]]]
+) -> None:
+    out = make_output()
+    out.write(LABELS)
+    out.write(dict(reversed(LABELS.items())))  # same labels, other order
+    out.write(LABELS)
+    assert api_server.fake.calls("POST") == [("POST", NF_PATH)]
+    assert api_server.fake.calls("PUT") == api_server.fake.calls("PATCH") == []
+    assert logs()[-2:] == [("INFO", f"no changes in NodeFeature object {NAME}")] * 2
+
+
+def test_changed_label_sends_exactly_one_put(
+    api_server: FakeApiServer, make_output: MakeOutput, logs: Callable[[], list[tuple[str, str]]]
+) -> None:
+    out = make_output()
+    out.write(LABELS)
+    version = api_server.fake.nodefeature(NS, NAME)["metadata"]["resourceVersion"]  # type: ignore[index]
+    changed = {"nvidia.com/gpu.count": "4"}  # one changed, one removed
+    out.write(changed)
+    assert api_server.fake.calls("PUT") == [("PUT", f"{NF_PATH}/{NAME}")]
+    assert stored(api_server) == expected_object(changed, [])
+    after = api_server.fake.nodefeature(NS, NAME)["metadata"]["resourceVersion"]  # type: ignore[index]
+    assert after != version
+    assert logs()[-1] == ("INFO", f"Updating NodeFeature object {NAME}")
+    out.write(changed)
+    assert len(api_server.fake.calls("PUT")) == 1
+    assert api_server.fake.rejections == []
+
+
+def preexisting(server: FakeApiServer, obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    meta.update(uid="11111111-2222-4333-8444-555555555555", resourceVersion="41")
+    meta["creationTimestamp"] = "2025-01-01T00:00:00Z"
+    server.fake.objects[NODEFEATURES, NS, NAME] = obj
+
+
+def test_null_and_empty_maps_are_equal(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    """As a Go client leaves it: null features, extra annotations, no owners."""
+    obj = expected_object(LABELS, [])
+    obj["metadata"]["annotations"] = {"example.com/note": "kept"}
+    obj["metadata"]["ownerReferences"] = None
+    obj["spec"]["features"] = {"flags": None, "attributes": {}, "instances": None}
+    preexisting(api_server, obj)
+    make_output().write(LABELS)
+    assert api_server.fake.calls("PUT") == api_server.fake.calls("POST") == []
+
+
+def test_update_replaces_labels_and_owners_whole(
+    api_server: FakeApiServer, make_output: MakeOutput
+) -> None:
+    """An object upstream wrote (DaemonSet + Pod owners) loses the Pod owner and stray
+    metadata labels, keeps annotations, and is PUT with the resourceVersion read."""
+    pod_owner = {"apiVersion": "v1", "kind": "Pod", "name": "gfd-old", "uid": "pod-uid"}
+    obj = expected_object(LABELS, [DS_OWNER, pod_owner])
+    obj["metadata"]["labels"]["stray"] = "x"
+    obj["metadata"]["annotations"] = {"example.com/note": "kept"}
+    preexisting(api_server, obj)
+    api_server.fake.put_pod(NS, POD, [DS_OWNER])
+    make_output(pod=POD).write(LABELS)
+    put = [r for r in api_server.fake._requests if r.method == kmock.method.PUT]
+    assert len(put) == 1
+    assert put[0].data["metadata"]["resourceVersion"] == "41"
+    ds = {k: v for k, v in DS_OWNER.items() if k != "blockOwnerDeletion"}
+    want = expected_object(LABELS, [ds])
+    want["metadata"]["annotations"] = {"example.com/note": "kept"}
+    assert stored(api_server) == want
+    assert api_server.fake.rejections == []
+
+
+def test_cleanup_never_deletes(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    out = make_output()
+    out.write(LABELS)
+    out.cleanup()
+    assert api_server.fake.calls("DELETE") == []
+    assert api_server.fake.nodefeature(NS, NAME) is not None
+
+
+# --- API failures ---------------------------------------------------------------------
+
+
+def fault(code: int, reason: str, message: str) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details={"x": 1})
+
+
+FORBIDDEN = (
+    'nodefeatures.nfd.k8s-sigs.io "nvidia-features-for-node-1" is forbidden: User '
+    '"system:serviceaccount:gpu-operator:gfd" cannot get resource "nodefeatures"'
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "error"),
+    [
+        pytest.param(
+            "GET", f"{NF_PATH}/{NAME}", f"failed to get NodeFeature object: {FORBIDDEN}", id="get"
+        ),
+        pytest.param(
+            "POST",
+            NF_PATH,
+            f'failed to create NodeFeature object "{NAME}": {FORBIDDEN}',
+            id="create",
+        ),
+    ],
+)
+def test_api_errors(
+    api_server: FakeApiServer, make_output: MakeOutput, method: str, path: str, error: str
+) -> None:
+    api_server.fake.faults[method, path] = fault(403, "Forbidden", FORBIDDEN)
+    with pytest.raises(OutputError) as caught:
+        make_output().write(LABELS)
+    assert str(caught.value) == error
+
+
+def test_update_error(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    out = make_output()
+    out.write(LABELS)
+    conflict = 'Operation cannot be fulfilled on nodefeatures.nfd.k8s-sigs.io "x": modified'
+    api_server.fake.faults["PUT", f"{NF_PATH}/{NAME}"] = fault(409, "Conflict", conflict)
+    with pytest.raises(OutputError) as caught:
+        out.write({"a.b/c": "d"})
+    assert str(caught.value) == f'failed to update NodeFeature object "{NAME}": {conflict}'
+
+
+def test_error_without_status_body(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    out = make_output()
+    api_server.fake.faults["GET", f"{NF_PATH}/{NAME}"] = fault(500, "InternalError", "")
+    with pytest.raises(OutputError, match=r"^failed to get NodeFeature object: \S"):
+        out.write(LABELS)
+
+
+def test_invalid_body_is_rejected_by_the_double(
+    api_server: FakeApiServer, make_output: MakeOutput
+) -> None:
+    with pytest.raises(OutputError) as caught:
+        make_output().write({"nvidia.com/gpu.count": 8})  # type: ignore[dict-item]
+    assert str(caught.value).startswith(f'failed to create NodeFeature object "{NAME}": ')
+    assert "spec.labels[nvidia.com/gpu.count]: must be string" in str(caught.value)
+    assert [r[0] for r in api_server.fake.rejections] == ["POST"]
+
+
+def test_unreachable_server(kubeconfig: str) -> None:
+    with FakeApiServer() as server:
+        out = NodeFeatureOutput(NODE, NS, "", server.write_kubeconfig(Path(kubeconfig)), 5, 10)
+    try:
+        with pytest.raises(OutputError, match=r"^failed to get NodeFeature object: "):
+            out.write(LABELS)
+    finally:
+        out.close()
+
+
+# --- owner references ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pod", "owners", "want", "log"),
+    [
+        pytest.param(
+            "",
+            None,
+            [],
+            ("INFO", "Pod name not provided, skipping owner reference resolution"),
+            id="no-pod-name",
+        ),
+        pytest.param(
+            POD,
+            None,
+            [],
+            (
+                "WARNING",
+                f"Failed to resolve owner references: failed to get pod {NS}/{POD}: "
+                f'pods "{POD}" not found',
+            ),
+            id="pod-get-fails",
+        ),
+        pytest.param(
+            POD,
+            [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "rs",
+                    "uid": "u",
+                    "controller": True,
+                }
+            ],
+            [],
+            ("INFO", "Pod is not owned by a DaemonSet, skipping owner reference resolution"),
+            id="replicaset-owner",
+        ),
+        pytest.param(
+            POD,
+            [],
+            [],
+            ("INFO", "Pod is not owned by a DaemonSet, skipping owner reference resolution"),
+            id="no-owner",
+        ),
+        pytest.param(
+            POD,
+            [{"apiVersion": "v1", "kind": "Node", "name": NODE, "uid": "n"}, DS_OWNER],
+            [{k: v for k, v in DS_OWNER.items() if k != "blockOwnerDeletion"}],
+            None,
+            id="daemonset-owner",
+        ),
+    ],
+)
+def test_owner_resolution(
+    api_server: FakeApiServer,
+    make_output: MakeOutput,
+    logs: Callable[[], list[tuple[str, str]]],
+    pod: str,
+    owners: list[dict[str, Any]] | None,
+    want: list[dict[str, Any]],
+    log: tuple[str, str] | None,
+) -> None:
+    if owners is not None:
+        api_server.fake.put_pod(NS, POD, owners)
+    if pod and owners is None:  # the pod GET fails
+        message = f'pods "{POD}" not found'
+        api_server.fake.faults["GET", f"/api/v1/namespaces/{NS}/pods/{POD}"] = fault(
+            404, "NotFound", message
+        )
+    out = make_output(pod=pod)
+    assert out.owner_references == want
+    assert logs() == ([log] if log else [])
+    out.write(LABELS)
+    assert stored(api_server) == expected_object(LABELS, want)
+    pod_gets = api_server.fake.calls("GET", "/api/v1/")
+    assert pod_gets == ([("GET", f"/api/v1/namespaces/{NS}/pods/{POD}")] if pod else [])
+
+
+# --- the `auto` probe ---------------------------------------------------------------
+
+
+def test_probe_true(kubeconfig: str, logs: Callable[[], list[tuple[str, str]]]) -> None:
+    assert api_serves_nodefeatures(kubeconfig, {}) is True
+    assert logs() == [
+        (
+            "INFO",
+            f"API discovery with kubeconfig {kubeconfig}: "
+            "nfd.k8s-sigs.io/v1alpha1 nodefeatures served",
+        )
+    ]
+
+
+def test_probe_false_without_the_resource(tmp_path: Path) -> None:
+    with FakeApiServer(serve_nodefeatures=False) as server:
+        config = server.write_kubeconfig(tmp_path / "kubeconfig")
+        assert api_serves_nodefeatures(config, {}) is False  # no such group: 404
+        server.fake.resources["nfd.k8s-sigs.io/v1alpha1/nodefeaturerules"] = kmock.ResourceInfo(
+            kind="NodeFeatureRule", namespaced=False
+        )
+        assert api_serves_nodefeatures(config, {}) is False  # group served, resource not
+        assert server.fake.calls("GET") == [("GET", "/apis/nfd.k8s-sigs.io/v1alpha1")] * 2
+
+
+@pytest.mark.parametrize("failure", ["forbidden", "bad-token", "stopped", "missing-file"])
+def test_probe_false_on_failure(tmp_path: Path, failure: str) -> None:
+    with FakeApiServer() as server:
+        config = server.write_kubeconfig(tmp_path / "kubeconfig")
+        if failure == "forbidden":
+            server.fake.faults["GET", "/apis/nfd.k8s-sigs.io/v1alpha1"] = fault(
+                403, "Forbidden", "no"
+            )
+        if failure == "bad-token":
+            text = Path(config).read_text().replace("fake-token", "other-token")
+            Path(config).write_text(text)
+        if failure == "missing-file":
+            config = str(tmp_path / "missing")
+        if failure != "stopped":
+            assert api_serves_nodefeatures(config, {}) is False
+    if failure == "stopped":
+        assert api_serves_nodefeatures(config, {}) is False
+
+
+@pytest.mark.parametrize(
+    ("environ", "token", "log"),
+    [
+        pytest.param({}, True, "No Kubernetes client config", id="nothing"),
+        pytest.param(
+            {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, False, "No Kubernetes", id="no-token"
+        ),
+        pytest.param(
+            # A token but no ca.crt beside it: the in-cluster loader fails, no request is made.
+            {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "1"},
+            True,
+            "NodeFeature API not usable with in-cluster config: ",
+            id="in-cluster-broken",
+        ),
+    ],
+)
+def test_probe_without_kubeconfig(
+    tmp_path: Path,
+    logs: Callable[[], list[tuple[str, str]]],
+    environ: dict[str, str],
+    token: bool,
+    log: str,
+) -> None:
+    token_path = tmp_path / "token"
+    if token:
+        token_path.write_text("t")
+    assert api_serves_nodefeatures("", environ, token_path=str(token_path)) is False
+    assert [level for level, _ in logs()] == ["INFO"]
+    assert logs()[0][1].startswith(log)
+
+
+# --- the double's own checker --------------------------------------------------------
+
+
+def good_body() -> dict[str, Any]:
+    return expected_object(LABELS, [DS_OWNER])
+
+
+def mutate(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    body = good_body()
+    change(body)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(mutate(lambda b: b.pop("spec")), "spec: Required value", id="no-spec"),
+        pytest.param(
+            mutate(lambda b: b["spec"].update(extra=1)), "spec.extra: unknown field", id="unknown"
+        ),
+        pytest.param(
+            mutate(lambda b: b["spec"]["features"]["flags"].update(f={"elements": {"e": 1}})),
+            "spec.features.flags[f].elements[e]: must be object",
+            id="flag-element",
+        ),
+        pytest.param(
+            mutate(lambda b: b["spec"]["features"]["attributes"].update(a={})),
+            "spec.features.attributes[a].elements: Required value",
+            id="attribute-without-elements",
+        ),
+        pytest.param(
+            mutate(lambda b: b["spec"]["features"]["instances"].update(i={"elements": [{}]})),
+            "spec.features.instances[i].elements[0].attributes: Required value",
+            id="instance-without-attributes",
+        ),
+        pytest.param(
+            mutate(lambda b: b["metadata"].update(name="nvidia-features-for-")),
+            "metadata.name: Invalid value",
+            id="gfd-47-empty-node",
+        ),
+        pytest.param(
+            mutate(
+                lambda b: b["metadata"]["labels"].update(
+                    {"nfd.node.kubernetes.io/node-name": "x" * 64}
+                )
+            ),
+            "not a label value",
+            id="long-node-label",
+        ),
+        pytest.param(
+            mutate(lambda b: b["metadata"]["ownerReferences"].append(dict(DS_OWNER, uid="2"))),
+            "only one reference can have Controller set to true",
+            id="two-controllers",
+        ),
+        pytest.param(
+            mutate(lambda b: b["metadata"]["ownerReferences"][0].pop("uid")),
+            "metadata.ownerReferences[0].uid: Required value",
+            id="owner-without-uid",
+        ),
+        pytest.param(
+            mutate(lambda b: b.update(kind="Node")), "kind: must be NodeFeature", id="kind"
+        ),
+    ],
+)
+def test_double_rejects(body: dict[str, Any], reason: str) -> None:
+    errors = nodefeature_errors(body, NS, None, update=False)
+    assert any(reason in e for e in errors), errors
+
+
+def test_double_accepts_what_the_writer_builds() -> None:
+    assert nodefeature_errors(good_body(), NS, None, update=False) == []
+    nulls = mutate(lambda b: b["spec"].update(labels=None, features={"flags": None}))
+    assert nodefeature_errors(nulls, NS, None, update=False) == []
+    assert "must be specified for an update" in " ".join(
+        nodefeature_errors(good_body(), NS, NAME, update=True)
+    )
+
+
+# --- rate limiting and import weight --------------------------------------------------
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = _TokenBucket(2.0, 3, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        bucket.acquire()
+    assert slept == [0.5]  # three from the burst, the fourth waits 1/qps
+    now[0] += 10  # refills, but only up to the burst
+    for _ in range(3):
+        bucket.acquire()
+    assert slept == [0.5]
+    assert (_TokenBucket(0, 0).qps, _TokenBucket(0, 0).burst) == (5.0, 10)
+    unlimited = _TokenBucket(-1, 1, clock=lambda: 0.0, sleep=sleep)
+    for _ in range(5):
+        unlimited.acquire()
+    assert slept == [0.5]
+
+
+def test_client_imported_lazily_and_without_core_api(
+    kubeconfig: str, api_server: FakeApiServer
+) -> None:
+    """Importing the module costs nothing; a working output never loads CoreV1Api on
+    kubernetes >= 37, where it is lazy and costs ~0.6 s (stack.md §3.3)."""
+    api_server.fake.put_pod(NS, POD, [DS_OWNER])
+    code = (
+        "import sys\n"
+        "import gfd.outputs.nodefeature as nf\n"
+        "assert 'kubernetes' not in sys.modules\n"
+        f"out = nf.NodeFeatureOutput({NODE!r}, {NS!r}, {POD!r}, {kubeconfig!r}, 5, 10)\n"
+        "out.write({'a.b/c': 'd'})\n"
+        "out.close()\n"
+        "import kubernetes\n"
+        "eager = int(kubernetes.__version__.split('.')[0]) < 37\n"
+        "assert out.owner_references, out.owner_references\n"
+        "assert eager or 'kubernetes.client.api.core_v1_api' not in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert api_server.fake.nodefeature(NS, NAME) is not None
