@@ -1,0 +1,211 @@
+"""The `gpu-feature-discovery` command line, environment and config file, merged once.
+
+Every flag and variable keeps upstream's name, aliases and default (labels.md §18), and
+each option resolves as: command line > first set environment variable > config file >
+default. `--nvml-mock` / `NVML_MOCK` is the project's addition (DESIGN.md).
+
+This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
+only when a YAML config file is read, logging only when there is a warning to log.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from nvlib.config import Config, ConfigError, normalise, parse_config_file
+from nvlib.config.cliflags import Flag, apply_env, format_help, parse_argv
+from nvlib.config.schema import (
+    DEFAULT_MACHINE_TYPE_FILE,
+    DEFAULT_OUTPUT_FILE,
+    DEFAULT_SLEEP_INTERVAL,
+)
+from nvlib.config.validate import VALIDATE_PREFIX, check_device_discovery_strategy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+COMMAND = "gpu-feature-discovery"
+SUMMARY = "generate labels for NVIDIA devices"
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "mig-strategy", "string", "none",
+        "the desired strategy for exposing MIG devices on GPUs that support it:"
+        " [none | single | mixed]",
+        envs=("GFD_MIG_STRATEGY", "MIG_STRATEGY"),
+    ),
+    Flag(
+        "fail-on-init-error", "bool", True,
+        "fail the plugin if an error is encountered during initialization,"
+        " otherwise block indefinitely",
+        envs=("GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"),
+    ),
+    Flag("oneshot", "bool", False, "Label once and exit", envs=("GFD_ONESHOT",)),
+    Flag(
+        "no-timestamp", "bool", False, "Do not add the timestamp to the labels",
+        envs=("GFD_NO_TIMESTAMP",),
+    ),
+    Flag(
+        "sleep-interval", "duration", DEFAULT_SLEEP_INTERVAL,
+        "Time to sleep between labeling (a Go duration, or infinite)",
+        envs=("GFD_SLEEP_INTERVAL",),
+    ),
+    Flag(
+        "output-file", "string", DEFAULT_OUTPUT_FILE,
+        "the file to write the labels to; - for standard output",
+        aliases=("output", "o"), envs=("GFD_OUTPUT_FILE",),
+    ),
+    Flag(
+        "machine-type-file", "string", DEFAULT_MACHINE_TYPE_FILE,
+        "a path to a file that contains the DMI (SMBIOS) information for the node",
+        envs=("GFD_MACHINE_TYPE_FILE",),
+    ),
+    Flag(
+        "config-file", "string", "",
+        "the path to a config file as an alternative to command line options"
+        " or environment variables",
+        envs=("GFD_CONFIG_FILE", "CONFIG_FILE"),
+    ),
+    Flag(
+        "use-node-feature-api", "tristate", "auto",
+        "Use NFD NodeFeature API to publish labels: true, false or auto",
+        envs=("GFD_USE_NODE_FEATURE_API", "USE_NODE_FEATURE_API"),
+    ),
+    Flag(
+        "device-discovery-strategy", "string", "auto",
+        "the strategy to use to discover devices: 'auto' or 'nvml'",
+        envs=("DEVICE_DISCOVERY_STRATEGY",),
+    ),
+    Flag(
+        "driver-root-ctr-path", "string", "/driver-root",
+        "the path where the NVIDIA driver root is mounted in the container",
+        aliases=("container-driver-root",),
+        envs=("DRIVER_ROOT_CTR_PATH", "CONTAINER_DRIVER_ROOT"),
+    ),
+    Flag(
+        "kubeconfig", "string", "",
+        "Absolute path to the KUBECONFIG file. Either this flag or the KUBECONFIG env"
+        " variable need to be set if the driver is being run out of cluster.",
+        envs=("KUBECONFIG",),
+    ),
+    Flag(
+        "kube-api-qps", "float", 5.0,
+        "QPS to use while communicating with the Kubernetes apiserver.",
+        envs=("KUBE_API_QPS",),
+    ),
+    Flag(
+        "kube-api-burst", "int", 10,
+        "Burst to use while communicating with the Kubernetes apiserver.",
+        envs=("KUBE_API_BURST",),
+    ),
+    Flag(
+        "namespace", "string", "default", "The namespace used for the custom resources.",
+        envs=("NAMESPACE",),
+    ),
+    Flag("node-name", "string", "", "The name of the node to be worked on.", envs=("NODE_NAME",)),
+    Flag("pod-name", "string", "", "The name of the pod running GFD.", envs=("POD_NAME",)),
+    Flag(
+        "nvml-mock", "string", "",
+        "run against the built-in NVML simulator: a built-in machine name or the path"
+        " of a YAML machine profile",
+        envs=("NVML_MOCK",),
+    ),
+    Flag("help", "bool", False, "show help", aliases=("h",)),
+    Flag("version", "bool", False, "print the version", aliases=("v",)),
+)  # fmt: skip
+
+# Where each option lands in the config, as attribute paths; the others are GfdSettings.
+_TARGETS: dict[str, tuple[str, ...]] = {
+    "mig-strategy": ("flags", "mig_strategy"),
+    "fail-on-init-error": ("flags", "fail_on_init_error"),
+    "oneshot": ("flags", "gfd", "oneshot"),
+    "no-timestamp": ("flags", "gfd", "no_timestamp"),
+    "sleep-interval": ("flags", "gfd", "sleep_interval"),
+    "output-file": ("flags", "gfd", "output_file"),
+    "machine-type-file": ("flags", "gfd", "machine_type_file"),
+    "use-node-feature-api": ("flags", "use_node_feature_api"),
+    "device-discovery-strategy": ("flags", "device_discovery_strategy"),
+    "driver-root-ctr-path": ("flags", "plugin", "container_driver_root"),
+}
+
+
+@dataclass
+class GfdSettings:
+    config: Config
+    config_file: str
+    output_file_explicit: bool  # --output-file/--output/-o or GFD_OUTPUT_FILE (§17.1)
+    kubeconfig: str
+    kube_api_qps: float
+    kube_api_burst: int
+    namespace: str
+    node_name: str
+    pod_name: str
+    nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
+    show_version: bool
+    warnings: list[str] = field(default_factory=list)  # normalise()'s, already logged
+
+
+def usage() -> str:
+    return format_help(COMMAND, SUMMARY, FLAGS)
+
+
+def _assign(config: Config, target: tuple[str, ...], value: object) -> None:
+    owner: object = config
+    for attr in target[:-1]:
+        owner = getattr(owner, attr)
+    setattr(owner, target[-1], value)
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
+    """Resolve every option; raise ConfigError, with upstream's text where it has one.
+
+    `argv` excludes the program name. `-h`/`--help` prints the usage to standard output
+    and exits 0. With `--version` the config file is not read, so the version prints even
+    when the file is broken.
+    """
+    parsed = parse_argv(argv, FLAGS)
+    if parsed.values.get("help"):
+        sys.stdout.write(usage())
+        raise SystemExit(0)
+    if parsed.args:
+        # urfave/cli would silently stop reading flags here, so `--oneshot false --x y`
+        # would ignore `--x y`; refusing is kinder than labelling with the wrong options.
+        raise ConfigError(
+            parsed.args[0],
+            parsed.args[0],
+            f"unexpected argument: {COMMAND} takes only flags (write --flag=false for a boolean)",
+        )
+    apply_env(parsed, environ, FLAGS)
+    show_version = bool(parsed["version"])
+    config_file = str(parsed["config-file"])
+    config = parse_config_file(config_file) if config_file and not show_version else Config()
+    for name, target in _TARGETS.items():
+        if parsed.is_set(name):  # set on the command line or in the environment
+            _assign(config, target, parsed[name])
+    if not show_version:
+        try:
+            check_device_discovery_strategy(config.flags.device_discovery_strategy)
+        except ConfigError as err:
+            raise err.wrapped(f"unable to load config: {VALIDATE_PREFIX}") from err
+    warnings = normalise(config)
+    if warnings:
+        import logging
+
+        for warning in warnings:
+            logging.getLogger("gfd").warning(warning)
+    return GfdSettings(
+        config=config,
+        config_file=config_file,
+        output_file_explicit=parsed.is_set("output-file"),
+        kubeconfig=str(parsed["kubeconfig"]),
+        kube_api_qps=float(parsed["kube-api-qps"]),  # type: ignore[arg-type]
+        kube_api_burst=int(parsed["kube-api-burst"]),  # type: ignore[call-overload]
+        namespace=str(parsed["namespace"]),
+        node_name=str(parsed["node-name"]),
+        pod_name=str(parsed["pod-name"]),
+        nvml_mock=str(parsed["nvml-mock"]) or None,
+        show_version=show_version,
+        warnings=warnings,
+    )

@@ -1,0 +1,40 @@
+"""The one error type of the config layer.
+
+A `ConfigError` carries the field it is about (`path`), the offending `value` and the
+`reason`, so a caller can log or test them apart from the text. The text (`str(err)`)
+is upstream's exact wording wherever spec/ quotes one, because users grep logs for
+those lines; otherwise it reads `<path>: <reason> (got <value>)` (STYLE.md §7).
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A bad flag, environment variable or config-file value, or an unreadable file."""
+
+    path: str
+    value: object
+    reason: str
+    message: str
+
+    def __init__(
+        self, path: str, value: object, reason: str, *, message: str | None = None
+    ) -> None:
+        text = message if message is not None else f"{path}: {reason} (got {value!r})"
+        super().__init__(text)
+        self.path, self.value, self.reason, self.message = path, value, reason, text
+
+    @classmethod
+    def upstream(cls, path: str, value: object, text: str) -> ConfigError:
+        """An error whose whole text is upstream's own wording, kept word for word."""
+        return cls(path, value, text, message=text)
+
+    def wrapped(self, prefix: str) -> ConfigError:
+        """The same fault with `prefix: ` in front of its text, as Go's `%v` wrapping reads.
+
+        The caller raises the result `from` this error, so the chain stays intact.
+        """
+        return ConfigError(self.path, self.value, self.reason, message=f"{prefix}: {self.message}")
+
+    def __str__(self) -> str:
+        return self.message
