@@ -1,0 +1,3 @@
+"""Shared core: NVML access, the device model, the simulator and the v1 config."""
+
+__version__ = "0.1.0"

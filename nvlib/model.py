@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def sysfs_bus_id(nvml_bus_id: str) -> str:
+    """`00000000:3B:00.0` -> `0000:3b:00.0`, the name under /sys/bus/pci/devices."""
+    domain, _, rest = nvml_bus_id.partition(":")
+    return f"{domain[-4:]}:{rest}".lower()
+
+
 @dataclass(frozen=True)
 class MigDevice:
     """One MIG device (a compute instance inside a GPU instance) of a parent GPU."""
@@ -46,7 +52,7 @@ class Gpu:
     memory_total_bytes: int | None  # None when NVML could not say (labels.md §7.1)
     compute_major: int
     compute_minor: int
-    minor: int  # /dev/nvidia<minor>
+    minor: int  # /dev/nvidia<minor>; -1 when NVML does not say
     pci_bus_id: str  # NVML form, "00000000:07:00.0"
     mig_capable: bool
     mig_enabled: bool
@@ -57,9 +63,7 @@ class Gpu:
 
     @property
     def sysfs_bus_id(self) -> str:
-        """`00000000:3B:00.0` -> `0000:3b:00.0`, the name under /sys/bus/pci/devices."""
-        domain, _, rest = self.pci_bus_id.partition(":")
-        return f"{domain[-4:]}:{rest}".lower()
+        return sysfs_bus_id(self.pci_bus_id)
 
     @property
     def memory_mib(self) -> int:

@@ -1,0 +1,25 @@
+"""`nvidia.com/gpu.mode` from the PCI class of every GPU (spec/labels.md §12)."""
+
+from __future__ import annotations
+
+import logging
+
+from nvlib.config import Config
+from nvlib.model import Machine
+
+log = logging.getLogger(__name__)
+
+COMPUTE_CLASS = "0x030200"  # 3D controller; MIG devices always count as one
+_MODES = {"0x030000": "graphics", COMPUTE_CLASS: "compute"}
+
+
+def mode_labels(machine: Machine, _config: Config) -> dict[str, str]:
+    classes = [COMPUTE_CLASS if gpu.mig_enabled else gpu.pci_class for gpu in machine.gpus]
+    if None in classes:
+        return {"nvidia.com/gpu.mode": "unknown"}  # discovery logged the read failure
+    distinct = set(classes)
+    if len(distinct) > 1:
+        log.info("Not all GPU devices belong to the same class %s", sorted(distinct))
+        return {"nvidia.com/gpu.mode": "unknown"}
+    mode = _MODES.get(distinct.pop(), "unknown") if distinct else "unknown"
+    return {"nvidia.com/gpu.mode": mode}

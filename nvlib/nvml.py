@@ -1,0 +1,75 @@
+"""The one module that imports `pynvml`.
+
+It owns NVML init/shutdown, bytes-to-str, and the translation of `NVMLError_*` into the
+project's errors, so that nothing outside `nvlib` holds a handle or catches a pynvml
+exception. Whether the library underneath is a real libnvidia-ml or the simulator makes no
+difference here: both answer the same C calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import pynvml
+
+T = TypeVar("T")
+
+NVMLError = pynvml.NVMLError
+
+
+class NvmlError(RuntimeError):
+    """An NVML call failed in a way the caller cannot treat as "feature absent"."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NvmlInitError(NvmlError):
+    """NVML could not be loaded or initialised (no driver, or the simulator refused)."""
+
+
+def error_text(err: BaseException) -> str:
+    """NVML's own wording (`Not Supported`, `Unknown Error`), as upstream logs it."""
+    return str(err)
+
+
+def is_absent(err: pynvml.NVMLError) -> bool:
+    """NotSupported / FunctionNotFound mean this GPU or driver lacks the feature."""
+    return isinstance(err, pynvml.NVMLError_NotSupported | pynvml.NVMLError_FunctionNotFound)
+
+
+def optional(call: Callable[[], T]) -> T | None:
+    """Run an NVML query whose NotSupported answer means "absent", not failure."""
+    try:
+        return call()
+    except pynvml.NVMLError as err:
+        if is_absent(err):
+            return None
+        raise
+
+
+def text(value: str | bytes) -> str:
+    """pynvml returns str from most wrappers but bytes from some struct fields."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace").rstrip("\0")
+    return value
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """nvmlInit ... nvmlShutdown around one discovery pass (upstream does the same per pass)."""
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as err:
+        raise NvmlInitError(error_text(err), getattr(err, "value", None)) from err
+    try:
+        yield
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            # A failed shutdown must not hide the pass's own result or error.
+            pass
