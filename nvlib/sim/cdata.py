@@ -1,0 +1,51 @@
+"""Writing answers into the caller's memory, as the NVML C functions do.
+
+The callbacks get raw addresses (`c_void_p` arguments). Strings honour the caller's
+buffer size; structures are pynvml's own classes laid over the caller's memory, so a
+layout that pynvml and the simulator disagree on cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import TypeVar
+
+import pynvml
+
+S = TypeVar("S", bound=ctypes.Structure)
+P = TypeVar("P")
+
+SUCCESS = pynvml.NVML_SUCCESS
+INVALID_ARGUMENT = pynvml.NVML_ERROR_INVALID_ARGUMENT
+
+
+def put_text(address: int | None, size: int, text: str) -> int:
+    """Copy `text` and its NUL into a `size`-byte buffer, or say the buffer is too small."""
+    if not address:
+        return INVALID_ARGUMENT
+    data = text.encode() + b"\0"
+    if len(data) > size:
+        return pynvml.NVML_ERROR_INSUFFICIENT_SIZE
+    ctypes.memmove(address, data, len(data))
+    return SUCCESS
+
+
+def put(address: int | None, ctype: type[ctypes._SimpleCData], value: object) -> int:  # type: ignore[type-arg]
+    if not address:
+        return INVALID_ARGUMENT
+    ctype.from_address(address).value = value
+    return SUCCESS
+
+
+def put_handle(address: int | None, handle: int) -> int:
+    return put(address, ctypes.c_void_p, handle)
+
+
+def at(address: int, struct: type[S]) -> S:
+    """pynvml's structure class laid over the caller's memory: writes go to the caller."""
+    return struct.from_address(address)
+
+
+def as_pointer(handle: int, pointer_type: type[P]) -> P:
+    """A handle value as the pointer type a pynvml structure field holds."""
+    return ctypes.cast(handle, pointer_type)

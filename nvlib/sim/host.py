@@ -1,0 +1,327 @@
+"""The host tree a profile implies: sysfs PCI devices, DMI, procfs MIG minors, driver root.
+
+Tools read these through a `root` instead of `/`, so in simulation they find the same
+files they would on the machine. Placeholder device nodes are empty regular files;
+`build_host_tree` returns the (major, minor) each stands for, keyed by its path
+relative to the driver root. Files are written with plain os calls, directories made
+once: activating dgx-a100 writes about 200 entries and should cost a few ms.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from nvlib.sim.profile import GpuSpec, PciAddress, Profile, VGpuSpec
+
+PCI_DEVICES = "sys/bus/pci/devices"
+DRIVER_ROOT = "driver"
+LIB_DIR = "usr/lib/x86_64-linux-gnu"
+NVIDIA_VENDOR = 0x10DE
+_HOST_BRIDGE = PciAddress(0, 0, 0, 0)
+
+# mig-minors numbering of the real driver: config 1, monitor 2, then per GPU minor 15
+# GPU instances of 1 + 8 entries (the GI's access, then its 8 CIs').
+_GIS_PER_GPU, _CIS_PER_GI = 15, 8
+_PER_GI = 1 + _CIS_PER_GI
+_PER_GPU = _GIS_PER_GPU * _PER_GI
+
+# Driver libraries: (stem, SONAME suffix or None when the file is its own SONAME,
+# whether a development `.so` link is installed too).
+_LIBRARIES: tuple[tuple[str, str | None, bool], ...] = (
+    ("libcuda.so", "1", True),
+    ("libcudadebugger.so", "1", False),
+    ("libnvidia-ml.so", "1", True),
+    ("libnvidia-ptxjitcompiler.so", "1", True),
+    ("libnvidia-nvvm.so", "4", True),
+    ("libnvidia-opencl.so", "1", False),
+    ("libnvidia-cfg.so", "1", True),
+    ("libnvidia-allocator.so", "1", True),
+    ("libnvidia-encode.so", "1", True),
+    ("libnvcuvid.so", "1", True),
+    ("libnvidia-opticalflow.so", "1", True),
+    ("libnvidia-fbc.so", "1", True),
+    ("libnvidia-ngx.so", "1", False),
+    ("libnvoptix.so", "1", False),
+    ("libGLX_nvidia.so", "0", False),
+    ("libEGL_nvidia.so", "0", False),
+    ("libGLESv2_nvidia.so", "2", False),
+    ("libGLESv1_CM_nvidia.so", "1", False),
+    ("libnvidia-glcore.so", None, False),
+    ("libnvidia-eglcore.so", None, False),
+    ("libnvidia-glsi.so", None, False),
+    ("libnvidia-tls.so", None, False),
+    ("libnvidia-glvkspirv.so", None, False),
+    ("libnvidia-rtcore.so", None, False),
+    ("libnvidia-gpucomp.so", None, False),
+    ("libnvidia-pkcs11.so", None, False),
+    ("libnvidia-pkcs11-openssl3.so", None, False),
+    ("libnvidia-wayland-client.so", None, False),
+    ("libnvidia-vulkan-producer.so", None, False),
+)
+_BINARIES = (
+    "nvidia-smi",
+    "nvidia-debugdump",
+    "nvidia-persistenced",
+    "nvidia-cuda-mps-control",
+    "nvidia-cuda-mps-server",
+)
+_FIRMWARE = ("gsp_ga10x.bin", "gsp_tu10x.bin")
+
+
+class _Tree:
+    """Entries to write under one root: files, symlinks and executables."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.dirs: set[str] = set()
+        self.files: list[tuple[str, bytes, int]] = []
+        self.links: list[tuple[str, str]] = []
+
+    def file(self, path: str, data: bytes | str = b"", mode: int = 0o644) -> None:
+        self.dirs.add(os.path.dirname(path))
+        self.files.append((path, data.encode() if isinstance(data, str) else data, mode))
+
+    def link(self, path: str, target: str) -> None:
+        self.dirs.add(os.path.dirname(path))
+        self.links.append((path, target))
+
+    def write(self) -> None:
+        for d in sorted(self.dirs):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        for path, data, mode in self.files:
+            fd = os.open(os.path.join(self.root, path), flags, mode)
+            try:
+                if data:
+                    os.write(fd, data)
+            finally:
+                os.close(fd)
+            if mode & 0o022:  # the umask would have taken world/group write from a node
+                os.chmod(os.path.join(self.root, path), mode)
+        for path, target in self.links:
+            full = os.path.join(self.root, path)
+            if os.path.lexists(full):
+                os.unlink(full)
+            os.symlink(target, full)
+
+
+def build_host_tree(root: Path, profile: Profile) -> dict[str, tuple[int, int]]:
+    """Write the host tree under `root`; return the placeholder device nodes."""
+    tree = _Tree(root)
+    _sysfs(tree, profile)
+    if profile.machine is not None:
+        tree.file("sys/class/dmi/id/product_name", profile.machine + "\n")
+    _procfs(tree, profile)
+    nodes = _device_nodes(profile)
+    for path in nodes:
+        tree.file(f"{DRIVER_ROOT}/{path}", mode=0o666)
+    _driver_files(tree, profile)
+    tree.write()
+    return nodes
+
+
+def _sysfs(tree: _Tree, profile: Profile) -> None:
+    taken = {g.bus for g in profile.gpus} | {s.bus for s in profile.nvswitches}
+    if _HOST_BRIDGE not in taken:  # something not NVIDIA, for readers that filter by vendor
+        _pci_device(tree, _HOST_BRIDGE, 0x8086, 0x09A2, 0x060000, 0x8086, 0x0000, 0, None)
+    for gpu in profile.gpus:
+        _pci_device(
+            tree,
+            gpu.bus,
+            NVIDIA_VENDOR,
+            gpu.pci_device_id >> 16,
+            gpu.pci_class,
+            gpu.pci_subsystem_id & 0xFFFF,
+            gpu.pci_subsystem_id >> 16,
+            gpu.numa_node,
+            gpu.vgpu,
+        )
+    for switch in profile.nvswitches:
+        _pci_device(
+            tree,
+            switch.bus,
+            NVIDIA_VENDOR,
+            switch.device_id,
+            0x068000,
+            NVIDIA_VENDOR,
+            0x0000,
+            switch.numa_node,
+            None,
+        )
+
+
+def _pci_device(
+    tree: _Tree,
+    bus: PciAddress,
+    vendor: int,
+    device: int,
+    pci_class: int,
+    subsystem_vendor: int,
+    subsystem_device: int,
+    numa_node: int | None,
+    vgpu: VGpuSpec | None,
+) -> None:
+    base = f"{PCI_DEVICES}/{bus.sysfs}"
+    tree.file(f"{base}/vendor", f"0x{vendor:04x}\n")
+    tree.file(f"{base}/device", f"0x{device:04x}\n")
+    tree.file(f"{base}/subsystem_vendor", f"0x{subsystem_vendor:04x}\n")
+    tree.file(f"{base}/subsystem_device", f"0x{subsystem_device:04x}\n")
+    tree.file(f"{base}/class", f"0x{pci_class:06x}\n")
+    tree.file(f"{base}/numa_node", f"{-1 if numa_node is None else numa_node}\n")
+    config = pci_config(vendor, device, pci_class, subsystem_vendor, subsystem_device, vgpu)
+    tree.file(f"{base}/config", config)
+
+
+def pci_config(
+    vendor: int,
+    device: int,
+    pci_class: int,
+    subsystem_vendor: int,
+    subsystem_device: int,
+    vgpu: VGpuSpec | None = None,
+) -> bytes:
+    """A 256-byte type-0 configuration header with a capability list.
+
+    The list is power management, MSI and PCI Express; a vGPU guest's GPU adds the
+    vendor-specific capability (id 0x09) that labels.md §14 walks: signature `VF` at
+    bytes 3-4, then from byte 5 a host-driver record (id 0, length 22) holding the
+    10-byte version and the 10-byte branch, NUL padded: 27 bytes in all.
+    """
+    config = bytearray(256)
+    struct.pack_into("<HHHH", config, 0, vendor, device, 0x0006, 0x0010)  # status: cap list
+    config[0x08] = 0xA1  # revision
+    config[0x09:0x0C] = pci_class.to_bytes(3, "little")
+    struct.pack_into("<II", config, 0x10, 0xFA000000, 0x0000000C)  # BAR0, BAR1 (64-bit pref.)
+    struct.pack_into("<HH", config, 0x2C, subsystem_vendor, subsystem_device)
+    config[0x34] = 0x60
+    config[0x3C:0x3E] = b"\xff\x01"  # interrupt line, pin A
+    config[0x60:0x64] = bytes((0x01, 0x68, 0x03, 0x00))  # power management
+    config[0x68:0x6C] = bytes((0x05, 0x78, 0x80, 0x01))  # MSI, 64-bit
+    vendor_cap = 0xB4
+    config[0x78:0x7C] = bytes((0x10, vendor_cap if vgpu else 0x00, 0x02, 0x00))  # PCIe v2
+    if vgpu is not None:
+        record = (
+            bytes((0x00, 22))
+            + vgpu.host_driver_version.encode().ljust(10, b"\0")
+            + vgpu.host_driver_branch.encode().ljust(10, b"\0")
+        )
+        capability = bytes((0x09, 0x00, 5 + len(record))) + b"VF" + record
+        config[vendor_cap : vendor_cap + len(capability)] = capability
+    return bytes(config)
+
+
+def mig_minor(gpu_minor: int, gi: int, ci: int | None = None) -> int:
+    """The nvidia-caps minor of a GI's or CI's access file, as the driver numbers them."""
+    base = 3 + gpu_minor * _PER_GPU + gi * _PER_GI
+    return base if ci is None else base + 1 + ci
+
+
+def _procfs(tree: _Tree, profile: Profile) -> None:
+    tree.file(
+        "proc/driver/nvidia/version",
+        f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {profile.driver_version}  "
+        "Release Build  (dvs-builder@U16-I3-B03-4-3)\nGCC version:  gcc version 12.2.0\n",
+    )
+    lines = ["config 1", "monitor 2"]
+    for gpu in profile.gpus:
+        for gi in range(_GIS_PER_GPU):
+            lines.append(f"gpu{gpu.minor}/gi{gi}/access {mig_minor(gpu.minor, gi)}")
+            lines.extend(
+                f"gpu{gpu.minor}/gi{gi}/ci{ci}/access {mig_minor(gpu.minor, gi, ci)}"
+                for ci in range(_CIS_PER_GI)
+            )
+    tree.file("proc/driver/nvidia-caps/mig-minors", "\n".join(lines) + "\n")
+    caps = "proc/driver/nvidia/capabilities"
+    if any(g.mig_capable for g in profile.gpus):
+        tree.file(f"{caps}/mig/config", _cap_file(1, 0o400))
+        tree.file(f"{caps}/mig/monitor", _cap_file(2, 0o444))
+    for gpu, gi, ci in _mig_instances(profile):
+        base = f"{caps}/gpu{gpu.minor}/mig/gi{gi}"
+        tree.file(f"{base}/access", _cap_file(mig_minor(gpu.minor, gi), 0o444))
+        tree.file(f"{base}/ci{ci}/access", _cap_file(mig_minor(gpu.minor, gi, ci), 0o444))
+
+
+def _cap_file(minor: int, mode: int) -> str:
+    return f"DeviceFileMinor: {minor}\nDeviceFileMode: {mode}\nDeviceFileModify: 1\n"
+
+
+def _mig_instances(profile: Profile) -> list[tuple[GpuSpec, int, int]]:
+    return [
+        (gpu, mig.gi_id, mig.ci_id)
+        for gpu in profile.gpus
+        if gpu.mig_enabled
+        for mig in gpu.mig_devices
+    ]
+
+
+def _device_nodes(profile: Profile) -> dict[str, tuple[int, int]]:
+    majors = profile.device_majors
+    nodes = {
+        "dev/nvidiactl": (majors.nvidia, 255),
+        "dev/nvidia-modeset": (majors.nvidia, 254),
+        "dev/nvidia-uvm": (majors.nvidia_uvm, 0),
+        "dev/nvidia-uvm-tools": (majors.nvidia_uvm, 1),
+    }
+    nodes.update({f"dev/nvidia{g.minor}": (majors.nvidia, g.minor) for g in profile.gpus})
+    if any(g.mig_capable for g in profile.gpus):
+        nodes["dev/nvidia-caps/nvidia-cap1"] = (majors.nvidia_caps, 1)
+        nodes["dev/nvidia-caps/nvidia-cap2"] = (majors.nvidia_caps, 2)
+    for gpu, gi, ci in _mig_instances(profile):
+        for minor in (mig_minor(gpu.minor, gi), mig_minor(gpu.minor, gi, ci)):
+            nodes[f"dev/nvidia-caps/nvidia-cap{minor}"] = (majors.nvidia_caps, minor)
+    if any(g.fabric is not None for g in profile.gpus):
+        nodes["dev/nvidia-caps-imex-channels/channel0"] = (majors.nvidia_caps_imex_channels, 0)
+    return nodes
+
+
+def _driver_files(tree: _Tree, profile: Profile) -> None:
+    version = profile.driver_version
+    d = f"{DRIVER_ROOT}/{LIB_DIR}"
+    for stem, soname, dev_link in _LIBRARIES:
+        real = f"{stem}.{version}"
+        tree.file(f"{d}/{real}", _placeholder(real))
+        if soname is not None:
+            tree.link(f"{d}/{stem}.{soname}", real)
+            if dev_link:
+                tree.link(f"{d}/{stem}", f"{stem}.{soname}")
+    tree.file(f"{d}/vdpau/libvdpau_nvidia.so.{version}", _placeholder("libvdpau_nvidia"))
+    tree.link(f"{d}/vdpau/libvdpau_nvidia.so.1", f"libvdpau_nvidia.so.{version}")
+    for name in ("libnvidia-egl-gbm.so.1.1.1", "libnvidia-egl-wayland.so.1.1.13"):
+        tree.file(f"{d}/{name}", _placeholder(name))
+        tree.link(f"{d}/{name.split('.so.')[0]}.so.1", name)
+    tree.link(f"{d}/gbm/nvidia-drm_gbm.so", "../libnvidia-allocator.so.1")
+    tree.file(f"{d}/nvidia/xorg/nvidia_drv.so", _placeholder("nvidia_drv.so"))
+    tree.file(f"{d}/nvidia/xorg/libglxserver_nvidia.so.{version}", _placeholder("glxserver"))
+    tree.link(f"{d}/nvidia/xorg/libglxserver_nvidia.so", f"libglxserver_nvidia.so.{version}")
+    for firmware in _FIRMWARE:
+        tree.file(f"{DRIVER_ROOT}/lib/firmware/nvidia/{version}/{firmware}", _placeholder(firmware))
+    fabric = any(g.fabric is not None for g in profile.gpus)
+    for binary in (*_BINARIES, *(("nvidia-imex", "nvidia-imex-ctl") if fabric else ())):
+        tree.file(f"{DRIVER_ROOT}/usr/bin/{binary}", f"#!/bin/sh\n# {binary} placeholder\n", 0o755)
+    _config_files(tree)
+    tree.file(f"{DRIVER_ROOT}/run/nvidia-persistenced/socket")
+    if profile.nvswitches:
+        tree.file(f"{DRIVER_ROOT}/run/nvidia-fabricmanager/socket")
+
+
+def _placeholder(name: str) -> bytes:
+    # Not ELF on purpose: readers that need a SONAME must cope with a library they cannot parse.
+    return f"nvlib.sim placeholder for {name}\n".encode()
+
+
+def _config_files(tree: _Tree) -> None:
+    icd = (
+        '{"file_format_version": "1.0.1", "ICD": {"library_path": "libGLX_nvidia.so.0", '
+        '"api_version": "1.3.277"}}\n'
+    )
+    egl = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
+    r = DRIVER_ROOT
+    tree.file(f"{r}/etc/vulkan/icd.d/nvidia_icd.json", icd)
+    tree.file(f"{r}/etc/vulkan/implicit_layer.d/nvidia_layers.json", icd)
+    tree.file(f"{r}/etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\n")
+    tree.file(f"{r}/usr/share/glvnd/egl_vendor.d/10_nvidia.json", egl)
+    for platform in ("15_nvidia_gbm.json", "10_nvidia_wayland.json"):
+        tree.file(f"{r}/usr/share/egl/egl_external_platform.d/{platform}", egl)
+    tree.file(f"{r}/usr/share/nvidia/nvoptix.bin", _placeholder("nvoptix.bin"))
