@@ -1,0 +1,191 @@
+"""Benchmarks: `python bench/run.py` (from the venv the project is installed in).
+
+Each line prints a figure, the floor measured in the same run, their ratio and the goal:
+
+- gfd-oneshot: `gpu-feature-discovery --oneshot --nvml-mock dgx-a100 --output-file -`,
+  wall time and max RSS, against `python -c "import pynvml"` (the interpreter plus the
+  binding every run needs).
+- gfd-pass: one in-process labelling pass (discovery + labels) on the simulated
+  dgx-a100 against the bare pynvml queries that pass makes.
+- gfd-daemon-rss: the periodic job after several passes, writing the feature file, and
+  writing NodeFeature objects to a local fake API server, against the floor's RSS.
+
+Timings are medians over repeated runs; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
+BIN = Path(sys.executable).parent
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and max RSS (KiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark command failed: {argv}")
+    return wall, usage.ru_maxrss
+
+
+def _median_run(argv: list[str]) -> tuple[float, int]:
+    _run(argv)  # warm the page cache and .pyc files
+    runs = [_run(argv) for _ in range(REPEAT)]
+    return statistics.median(w for w, _ in runs), max(r for _, r in runs)
+
+
+def _line(name: str, figure: float, floor: float, unit: str, goal: float) -> None:
+    ratio = figure / floor if floor else float("inf")
+    verdict = "ok" if ratio <= goal else "OVER"
+    print(
+        f"{name:<28} {figure:9.2f} {unit:<3} floor {floor:9.2f} {unit:<3} "
+        f"ratio {ratio:5.2f}x  goal <= {goal}x  {verdict}",
+        flush=True,
+    )
+
+
+def _rss_line(name: str, kib: int, floor_kib: int, goal_mib: float | None = None) -> None:
+    """Memory figures: absolute goals in MiB, the floor shown for scale."""
+    goal = ""
+    if goal_mib is not None:
+        goal = f"  goal <= {goal_mib:g} MiB  {'ok' if kib <= goal_mib * 1024 else 'OVER'}"
+    print(
+        f"{name:<28} {kib / 1024:9.2f} MiB floor {floor_kib / 1024:9.2f} MiB "
+        f"ratio {kib / floor_kib:5.2f}x{goal}",
+        flush=True,
+    )
+
+
+def bench_oneshot() -> int:
+    floor_wall, floor_rss = _median_run([sys.executable, "-c", "import pynvml"])
+    gfd = [str(BIN / "gpu-feature-discovery"), "--oneshot", "--nvml-mock", "dgx-a100"]
+    wall, rss = _median_run([*gfd, "--output-file", "-"])
+    _line("gfd-oneshot dgx-a100 wall", wall * 1000, floor_wall * 1000, "ms", 2.0)
+    _rss_line("gfd-oneshot dgx-a100 max RSS", rss, floor_rss)
+    return floor_rss
+
+
+def _best_of(fn: Callable[[], object], rounds: int = 200) -> float:
+    fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _bare_queries() -> None:
+    """The NVML calls one dgx-a100 pass makes, with nothing of ours around them."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    pynvml.nvmlSystemGetDriverVersion()
+    pynvml.nvmlSystemGetCudaDriverVersion()
+    for index in range(pynvml.nvmlDeviceGetCount()):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        pynvml.nvmlDeviceGetName(handle)
+        pynvml.nvmlDeviceGetUUID(handle)
+        pynvml.nvmlDeviceGetPciInfo(handle)
+        pynvml.nvmlDeviceGetMinorNumber(handle)
+        pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+        pynvml.nvmlDeviceGetMemoryInfo(handle)
+        pynvml.nvmlDeviceGetMigMode(handle)
+        info = pynvml.c_nvmlGpuFabricInfo_v2_t()
+        try:
+            pynvml.nvmlDeviceGetGpuFabricInfoV(handle, pynvml.byref(info))
+        except pynvml.NVMLError_NotSupported:
+            pass
+    pynvml.nvmlShutdown()
+
+
+def bench_pass() -> None:
+    from gfd.labels import compute_labels
+    from nvlib import host, sim
+    from nvlib.config import Config
+    from nvlib.discover import discover
+
+    with sim.activate("dgx-a100") as simulation:
+        dmi = str(host.in_root(simulation.root, host.DEFAULT_MACHINE_TYPE_FILE))
+        config = Config()
+
+        def labelling_pass() -> None:
+            compute_labels(discover(simulation.root, dmi), config, 0)
+
+        floor = _best_of(_bare_queries)
+        figure = _best_of(labelling_pass)
+    _line("gfd-pass dgx-a100", figure * 1e3, floor * 1e3, "ms", 1.5)
+
+
+def _daemon_rss(argv: list[str], env: dict[str, str], settle: float = 4.0) -> int:
+    """VmHWM (KiB) of the daemon after `settle` seconds of passes every 0.5 s."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        time.sleep(settle)
+        if proc.poll() is not None:
+            raise SystemExit(f"daemon exited early: {proc.stderr.read().decode()[-2000:]}")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+        )
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def bench_daemon(floor_rss: int) -> None:
+    gfd = [
+        str(BIN / "gpu-feature-discovery"),
+        "--nvml-mock",
+        "dgx-a100",
+        "--sleep-interval",
+        "500ms",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        rss = _daemon_rss([*gfd, "--output-file", str(Path(tmp) / "gfd")], env)
+    _rss_line("gfd-daemon file RSS", rss, floor_rss, 40)
+    rss = _nodefeature_daemon_rss(gfd)
+    if rss is not None:
+        _rss_line("gfd-daemon NodeFeature RSS", rss, floor_rss, 75)
+
+
+def _nodefeature_daemon_rss(gfd: list[str]) -> int | None:
+    """The daemon writing NodeFeatures to the test suite's fake API server (kmock)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gfd"))
+    try:
+        from kubefake import FakeApiServer  # type: ignore[import-not-found]
+    except ImportError:
+        print("gfd-daemon NodeFeature RSS: skipped (install the test extra for kmock)")
+        return None
+    with FakeApiServer() as server, tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = server.write_kubeconfig(Path(tmp) / "kubeconfig", "gpu")
+        env = dict(os.environ, NODE_NAME="node-1", NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        return _daemon_rss([*gfd, "--use-node-feature-api", "true"], env, settle=6.0)
+
+
+def main() -> None:
+    floor_rss = bench_oneshot()
+    bench_pass()
+    bench_daemon(floor_rss)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""`gpu-feature-discovery` / `python -m gfd`: label this node (spec/labels.md)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from gfd.cli import parse
+from nvlib import __version__
+from nvlib.config import ConfigError
+
+log = logging.getLogger("gfd")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Logs go to standard error: standard output carries only label lines.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    args = sys.argv[1:] if argv is None else argv
+    environ = dict(os.environ)
+    try:
+        settings = parse(args, environ)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 1
+    if settings.show_version:
+        print(f"gpu-feature-discovery {__version__}")
+        return 0
+    from gfd.daemon import Signals, run
+
+    signals = Signals()
+    signals.install()
+    log.info("Starting GPU Feature Discovery %s", __version__)
+    return run(args, environ, settings, signals)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The labelling loop: one pass at start, then one per `--sleep-interval`, until a signal.
+
+spec/labels.md §20 and spec/stack.md §6. The cadence is driven by `schedule`, used only
+in the safe way stack.md describes: signal handlers set an Event, the loop waits on that
+Event (never `time.sleep`), the job never lets an exception escape into `run_pending()`.
+A failed first pass exits 1; a later failed pass is logged, the last good labels stay
+published and it is retried at the next interval; 5 failures in a row exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from gfd.cli import GfdSettings
+from gfd.labels import compute_labels
+from gfd.outputs import Output
+from nvlib import host
+from nvlib.config import ConfigError
+from nvlib.discover import discover
+from nvlib.model import Machine
+from nvlib.nvml import NvmlInitError
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 5
+_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+
+
+class PassError(RuntimeError):
+    """A labelling pass failed; the message is what upstream would log."""
+
+
+@dataclass
+class Labeller:
+    """Everything one config load needs: the settings, the host root, the output."""
+
+    settings: GfdSettings
+    output: Output
+    root: Path = Path("/")
+    machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
+    timestamp: int | None = None
+    null_manager: bool = False  # set for good after an init failure with failOnInitError=false
+    last_written: dict[str, str] | None = field(default=None, repr=False)
+
+    def discover(self) -> Machine:
+        flags = self.settings.config.flags
+        if not self.null_manager:
+            try:
+                return discover(self.root, self.machine_type_file)
+            except NvmlInitError as err:
+                if flags.fail_on_init_error:
+                    raise PassError(
+                        f"error creating labeler: failed to initialize resource manager: {err}"
+                    ) from err
+                log.warning("Failed to initialize resource manager: %s", err)
+                log.info("using empty manager")
+                self.null_manager = True
+        return discover(self.root, self.machine_type_file, with_nvml=False)
+
+    def run_pass(self) -> None:
+        try:
+            machine = self.discover()
+            labels = compute_labels(machine, self.settings.config, self.timestamp)
+            self.output.write(labels)
+        except PassError:
+            raise
+        except Exception as err:  # every failure of a pass is reported the same way
+            raise PassError(str(err)) from err
+        self.last_written = labels
+
+
+class Signals:
+    """Handlers only record the signal and wake the loop (stack.md §6 pitfall 6)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for sig in _SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
+        self.wake.set()
+
+    def take(self) -> int | None:
+        received, self.received = self.received, None
+        self.wake.clear()
+        return received
+
+
+def serve(labeller: Labeller, signals: Signals) -> int | None:
+    """Run passes until a signal or a fatal failure.
+
+    Returns an exit code, or None when SIGHUP asks for a reload.
+    """
+    settings = labeller.settings.config.flags.gfd
+    try:
+        labeller.run_pass()
+    except PassError as err:
+        log.error("%s", err)
+        return 1
+    if settings.oneshot:
+        return 0
+
+    import schedule  # only the periodic mode needs it
+
+    failures = 0
+
+    def job() -> None:
+        nonlocal failures
+        try:
+            labeller.run_pass()
+            failures = 0
+        except PassError as err:
+            failures += 1
+            log.error(
+                "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
+            )
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                signals.wake.set()
+
+    scheduler = schedule.Scheduler()
+    if settings.sleep_interval.infinite:
+        log.info("Sleep interval is infinite, sleeping indefinitely")
+    else:
+        scheduler.every(settings.sleep_interval.seconds or 0.0).seconds.do(job)
+    while True:
+        idle = scheduler.idle_seconds
+        signals.wake.wait(None if idle is None else max(idle, 0.0))
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            log.error("Giving up after %d failed labelling passes", failures)
+            return 1
+        received = signals.take()
+        if received == signal.SIGHUP:
+            log.info("Received SIGHUP, restarting.")
+            return None
+        if received is not None:
+            log.info("Received signal %s, shutting down.", signal.Signals(received).name)
+            return 0
+        scheduler.run_pending()
+
+
+def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals: Signals) -> int:
+    """Config loads in a loop: SIGHUP re-reads flags, env and the config file."""
+    from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
+
+    settings: GfdSettings | None = first
+    while True:
+        if settings is None:
+            from gfd.cli import parse
+
+            try:
+                settings = parse(argv, environ)
+            except ConfigError as err:
+                log.error("%s", err)
+                return 1
+        try:
+            labeller, cleanup = build_labeller(settings, environ)
+        except (ConfigError, PassError, OSError, ValueError) as err:
+            log.error("%s", err)
+            return 1
+        if not settings.config.flags.gfd.no_timestamp:
+            labeller.timestamp = int(time.time())
+        code = serve(labeller, signals)
+        if code is not None:
+            cleanup()
+            return code
+        settings = None

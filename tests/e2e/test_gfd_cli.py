@@ -1,0 +1,389 @@
+"""`gpu-feature-discovery` as installed, on every built-in simulated machine.
+
+Matrix: each built-in profile's headline labels (DESIGN.md's machine table), standard
+output discipline (labels on stdout, logs on stderr), the feature file (mode 0644, not
+rewritten when unchanged, removed on SIGTERM), SIGHUP reload, the periodic job's exit
+latency, init failures with and without --fail-on-init-error, unsupported discovery
+strategies, and the NodeFeature object written once to a validating fake API server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.gfd.kubefake import FakeApiServer
+
+GFD = Path(sys.executable).parent / "gpu-feature-discovery"
+A100 = "NVIDIA-A100-SXM4-40GB"
+
+
+def gfd(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    if not GFD.exists():
+        pytest.fail(f"{GFD} is missing: install the project (pip install .) into this venv")
+    return subprocess.run(
+        [str(GFD), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or _env(),
+        cwd=cwd,
+    )
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GFD_", "NVML_MOCK"))}
+    env.pop("KUBECONFIG", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    return env | extra
+
+
+def parse(stdout: str) -> dict[str, str]:
+    lines = stdout.splitlines()
+    assert lines == sorted(lines), "label lines are sorted by key"
+    return dict(line.split("=", 1) for line in lines)
+
+
+def oneshot(profile: str, *args: str) -> dict[str, str]:
+    result = gfd("--oneshot", "--nvml-mock", profile, "--output-file", "-", *args)
+    assert result.returncode == 0, result.stderr
+    return parse(result.stdout)
+
+
+COMMON = {
+    "nvidia.com/cuda.driver-version.full": "550.54.15",
+    "nvidia.com/cuda.runtime-version.full": "12.4",
+    "nvidia.com/gpu.mode": "compute",
+    "nvidia.com/mps.capable": "false",
+    "nvidia.com/vgpu.present": "false",
+}
+
+
+@pytest.mark.parametrize(
+    ("profile", "args", "expected"),
+    [
+        pytest.param(
+            "dgx-a100",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.count": "8",
+                "nvidia.com/gpu.product": A100,
+                "nvidia.com/gpu.memory": "40960",
+                "nvidia.com/gpu.family": "ampere",
+                "nvidia.com/gpu.machine": "NVIDIA-DGX-A100",
+                "nvidia.com/mig.capable": "true",
+                "nvidia.com/gpu.replicas": "1",
+            },
+            id="dgx-a100",
+        ),
+        pytest.param(
+            "dgx-a100-mig",
+            ("--mig-strategy", "mixed"),
+            COMMON
+            | {
+                "nvidia.com/mig.strategy": "mixed",
+                "nvidia.com/gpu.count": "8",
+                "nvidia.com/gpu.replicas": "0",
+                "nvidia.com/mig-3g.20gb.count": "8",
+                "nvidia.com/mig-2g.10gb.count": "8",
+                "nvidia.com/mig-1g.5gb.count": "16",
+                "nvidia.com/mig-1g.5gb.memory": "4864",
+                "nvidia.com/mig-3g.20gb.product": f"{A100}-MIG-3g.20gb",
+                "nvidia.com/mig-3g.20gb.multiprocessors": "42",
+            },
+            id="dgx-a100-mig-mixed",
+        ),
+        pytest.param(
+            "dgx-a100-mig",
+            ("--mig-strategy", "single"),
+            COMMON
+            | {
+                "nvidia.com/mig.strategy": "single",
+                "nvidia.com/gpu.product": f"{A100}-MIG-INVALID",
+                "nvidia.com/gpu.count": "0",
+            },
+            id="dgx-a100-mig-single-invalid",
+        ),
+        pytest.param(
+            "dgx-h100",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                "nvidia.com/gpu.memory": "81559",
+                "nvidia.com/gpu.family": "hopper",
+                "nvidia.com/gpu.machine": "NVIDIA-DGX-H100",
+            },
+            id="dgx-h100",
+        ),
+        pytest.param(
+            "gb200",
+            (),
+            COMMON
+            | {
+                "nvidia.com/cuda.driver-version.full": "570.124.06",
+                "nvidia.com/cuda.runtime-version.full": "12.8",
+                "nvidia.com/gpu.count": "4",
+                "nvidia.com/gpu.product": "NVIDIA-GB200",
+                "nvidia.com/gpu.memory": "189471",
+                "nvidia.com/gpu.family": "blackwell",
+            },
+            id="gb200",
+        ),
+        pytest.param(
+            "t4",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.product": "Tesla-T4",
+                "nvidia.com/gpu.family": "turing",
+                "nvidia.com/mig.capable": "false",
+            },
+            id="t4",
+        ),
+        pytest.param(
+            "l40s",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.count": "2",
+                "nvidia.com/gpu.product": "NVIDIA-L40S",
+                "nvidia.com/gpu.family": "ada-lovelace",
+                "nvidia.com/gpu.mode": "graphics",
+            },
+            id="l40s",
+        ),
+        pytest.param(
+            "mixed",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.count": "2",
+                "nvidia.com/gpu.product": "Tesla-T4",
+                "nvidia.com/gpu.memory": "15360",
+            },
+            id="mixed-majority-model",
+        ),
+        pytest.param(
+            "vgpu",
+            (),
+            COMMON
+            | {
+                "nvidia.com/gpu.product": A100,
+                "nvidia.com/mig.capable": "false",
+                "nvidia.com/vgpu.present": "true",
+                "nvidia.com/vgpu.host-driver-version": "535.161.05",
+                "nvidia.com/vgpu.host-driver-branch": "r535_00",
+            },
+            id="vgpu",
+        ),
+    ],
+)
+def test_builtin_machines(profile: str, args: tuple[str, ...], expected: dict[str, str]) -> None:
+    labels = oneshot(profile, *args)
+    assert {k: labels.get(k) for k in expected} == expected
+    assert labels["nvidia.com/gfd.timestamp"].isdigit()
+
+
+def test_gb200_clique() -> None:
+    labels = oneshot("gb200")
+    cluster, _, clique = labels["nvidia.com/gpu.clique"].rpartition(".")
+    assert len(cluster) == 36 and clique.isdigit()
+
+
+def test_no_gpu_node() -> None:
+    labels = oneshot("no-gpu")
+    assert set(labels) == {"nvidia.com/gfd.timestamp", "nvidia.com/vgpu.present"}
+
+
+def test_no_timestamp_and_env_mock() -> None:
+    result = gfd(
+        "--output-file", "-", env=_env(NVML_MOCK="t4", GFD_ONESHOT="true", GFD_NO_TIMESTAMP="1")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "nvidia.com/gfd.timestamp" not in parse(result.stdout)
+
+
+def test_stdout_carries_only_labels() -> None:
+    result = gfd("--oneshot", "--nvml-mock", "dgx-a100", "--output-file", "-")
+    assert result.returncode == 0
+    assert all(line.startswith("nvidia.com/") for line in result.stdout.splitlines())
+    assert "Running with config" in result.stderr
+
+
+def test_kubernetes_is_not_imported_in_file_mode(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from gfd.__main__ import main\n"
+        f"rc = main(['--oneshot', '--nvml-mock', 't4', '--output-file', '{tmp_path}/gfd'])\n"
+        "assert rc == 0\n"
+        "print('kubernetes' in sys.modules, 'schedule' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_feature_file_written_with_mode_0644(tmp_path: Path) -> None:
+    out = tmp_path / "features.d" / "gfd"
+    out.parent.mkdir()
+    os.umask(0o077)
+    try:
+        result = gfd("--oneshot", "--nvml-mock", "t4", "--output-file", str(out))
+    finally:
+        os.umask(0o022)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert parse(out.read_text())["nvidia.com/gpu.product"] == "Tesla-T4"
+    assert [p.name for p in out.parent.iterdir()] == ["gfd"]
+
+
+@contextmanager
+def daemon(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [str(GFD), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or _env(),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.02)
+
+
+def test_periodic_job_keeps_file_still_and_exits_on_sigterm(tmp_path: Path) -> None:
+    """Unchanged labels are not rewritten; SIGTERM exits 0 within 1 s and removes the file."""
+    out = tmp_path / "gfd"
+    with daemon(
+        "--nvml-mock", "dgx-a100", "--sleep-interval", "100ms", "--output-file", str(out)
+    ) as proc:
+        wait_for(out.exists)
+        first = out.stat()
+        time.sleep(0.6)  # several passes
+        assert proc.poll() is None
+        second = out.stat()
+        assert (second.st_ino, second.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - start < 1.0
+    assert not out.exists()
+
+
+def test_sighup_reloads_config(tmp_path: Path) -> None:
+    out = tmp_path / "gfd"
+    config = tmp_path / "config.yaml"
+    config.write_text("version: v1\n")
+    with daemon(
+        "--nvml-mock",
+        "t4",
+        "--sleep-interval",
+        "infinite",
+        "--output-file",
+        str(out),
+        "--config-file",
+        str(config),
+    ) as proc:
+        wait_for(out.exists)
+        assert parse(out.read_text())["nvidia.com/gpu.replicas"] == "1"
+        config.write_text(
+            "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
+            "    - name: nvidia.com/gpu\n      replicas: 4\n"
+        )
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: parse(out.read_text()).get("nvidia.com/gpu.replicas") == "4")
+        assert parse(out.read_text())["nvidia.com/gpu.product"] == "Tesla-T4-SHARED"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    # an infinite sleep interval keeps the file on exit (spec/labels.md §17.2)
+    assert out.exists()
+
+
+def test_init_failure_without_nvml() -> None:
+    """No libnvidia-ml here and no simulator: NVML init fails."""
+    result = gfd("--oneshot", "--output-file", "-")
+    assert result.returncode == 1
+    assert "failed to initialize resource manager" in result.stderr
+    relaxed = gfd("--oneshot", "--output-file", "-", "--fail-on-init-error=false")
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert "nvidia.com/gfd.timestamp" in parse(relaxed.stdout)
+    assert "using empty manager" in relaxed.stderr
+
+
+@pytest.mark.parametrize("strategy", ["tegra", "vfio"])
+def test_unsupported_discovery_strategy(strategy: str) -> None:
+    result = gfd("--oneshot", "--nvml-mock", "t4", "--device-discovery-strategy", strategy)
+    assert result.returncode == 1
+    assert f"invalid --device-discovery-strategy option {strategy}: not supported" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--sleep-interval", "5"), "--sleep-interval", id="bare-number"),
+        pytest.param(("--bogus",), "--bogus", id="unknown-flag"),
+        pytest.param(("--nvml-mock", "dgx-z9000"), "dgx-z9000", id="unknown-profile"),
+        pytest.param(("--mig-strategy", "bogus"), "unknown strategy: bogus", id="mig-strategy"),
+    ],
+)
+def test_bad_input_exits_1_naming_it(args: tuple[str, ...], message: str) -> None:
+    result = gfd(
+        "--oneshot",
+        "--output-file",
+        "-",
+        *(args if "--nvml-mock" in args else ("--nvml-mock", "t4", *args)),
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+NAME = "nvidia-features-for-node-1"
+
+
+def test_nodefeature_written_once(tmp_path: Path) -> None:
+    """Created once, never rewritten while the labels stay the same (no PUT)."""
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        env = _env(NODE_NAME="node-1", NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        with daemon("--nvml-mock", "dgx-a100", "--sleep-interval", "100ms", env=env) as proc:
+            wait_for(lambda: server.fake.nodefeature("gpu", NAME) is not None)
+            time.sleep(0.6)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        stored = server.fake.nodefeature("gpu", NAME)
+        assert stored is not None
+        assert stored["spec"]["labels"]["nvidia.com/gpu.product"] == A100
+        assert len(server.fake.calls("POST")) == 1
+        assert server.fake.calls("PUT") == []
+        assert server.fake.rejections == []
