@@ -1,0 +1,145 @@
+"""CDI specs for NVIDIA GPUs: generate, write, load and validate them (spec/cdi.md).
+
+The command is `nvidia-cdi generate / list / validate` (`python -m cdi`). The same steps
+are a library for the device plugin (device-plugin.md §7.4, §15):
+
+    import cdi
+    from nvlib.discover import discover
+
+    machine = discover()                                  # NVML, real or simulated
+    files = cdi.find_driver_files(machine, driver_root="/", dev_root="/")
+    options = cdi.GenerateOptions(
+        hook_path=cdi.find_hook_path("/usr/bin/nvidia-cdi-hook"),
+        full_gpus_for_mig_enabled=True,  # mig-strategy none: MIG-enabled GPUs whole too
+        no_all_device=True,
+    )
+    spec = cdi.generate_spec(machine, files, options)    # pure: same inputs, same spec
+    registry = cdi.load_specs(["/etc/cdi", "/var/run/cdi"])
+    missing = [n for n in wanted if not registry.defines(n)]
+    spec = cdi.select_devices(spec, [cdi.parse_qualified_name(n)[2] for n in missing])
+    cdi.write_spec(spec, "/var/run/cdi/nvidia-device-plugin.yaml")  # atomic, 0644
+
+Names are built only with `cdi.names` (`gpu_name(gpu, "uuid")` -> `nvidia.com/gpu=GPU-...`,
+`gpu_name(gpu, "index")` -> `nvidia.com/gpu=0`, `mig_name(gpu, mig, "index")` ->
+`nvidia.com/gpu=0:1`, `imex_channel_name(3)`), so Allocate answers and specs agree.
+
+Public API (imported lazily, so `import cdi` stays cheap):
+
+- `find_driver_files(machine, driver_root, dev_root, *, host_root, library_search_paths,
+  config_search_paths, placeholder_nodes, ...) -> DriverFiles`: the only host walk.
+- `find_hook_path(value=None) -> str`: `--nvidia-cdi-hook-path` resolution.
+- `generate_spec(machine, driver_files, options=GenerateOptions()) -> Spec`: pure.
+- `select_devices(spec, names) -> Spec`: keep the named devices, lowest version again.
+- `write_spec(spec, path, fmt=None) -> bool`: validate, then write atomically (`-`:
+  stdout); False when the file already held these bytes.
+- `spec_bytes(spec, fmt="yaml") -> bytes`, `to_yaml`, `to_json`: deterministic bytes.
+- `load_specs(dirs) -> Registry`: devices the spec dirs define, with CDI's precedence;
+  `Registry.defines(qualified_name)`, `.devices`, `.errors`.
+- `read_spec(path)`, `parse_spec(data)`, `validate_spec(spec) -> list[SpecError]`.
+- `minimum_version(spec) -> str`; errors `CdiError`, `SpecError`, `SpecErrors`,
+  `GenerateError`, `DriverFilesError`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cdi.driverfiles import DriverFiles, find_driver_files, find_hook_path
+    from cdi.encode import to_json, to_yaml
+    from cdi.errors import CdiError, DriverFilesError, GenerateError, SpecError, SpecErrors
+    from cdi.generate import GenerateOptions, generate_spec, select_devices
+    from cdi.load import parse_spec, read_spec
+    from cdi.names import (
+        gpu_name,
+        imex_channel_name,
+        mig_name,
+        parse_qualified_name,
+        qualified_name,
+    )
+    from cdi.registry import Registry, load_specs
+    from cdi.spec import Spec
+    from cdi.validate import validate as validate_spec
+    from cdi.version import minimum_version
+    from cdi.write import spec_bytes, write_spec
+
+_EXPORTS = {
+    "DriverFiles": "cdi.driverfiles",
+    "find_driver_files": "cdi.driverfiles",
+    "find_hook_path": "cdi.driverfiles",
+    "to_json": "cdi.encode",
+    "to_yaml": "cdi.encode",
+    "CdiError": "cdi.errors",
+    "DriverFilesError": "cdi.errors",
+    "GenerateError": "cdi.errors",
+    "SpecError": "cdi.errors",
+    "SpecErrors": "cdi.errors",
+    "GenerateOptions": "cdi.generate",
+    "generate_spec": "cdi.generate",
+    "select_devices": "cdi.generate",
+    "parse_spec": "cdi.load",
+    "read_spec": "cdi.load",
+    "gpu_name": "cdi.names",
+    "imex_channel_name": "cdi.names",
+    "mig_name": "cdi.names",
+    "parse_qualified_name": "cdi.names",
+    "qualified_name": "cdi.names",
+    "Registry": "cdi.registry",
+    "load_specs": "cdi.registry",
+    "Spec": "cdi.spec",
+    "validate_spec": "cdi.validate",
+    "minimum_version": "cdi.version",
+    "spec_bytes": "cdi.write",
+    "write_spec": "cdi.write",
+}
+
+__all__ = [
+    "CdiError",
+    "DriverFiles",
+    "DriverFilesError",
+    "GenerateError",
+    "GenerateOptions",
+    "Registry",
+    "Spec",
+    "SpecError",
+    "SpecErrors",
+    "find_driver_files",
+    "find_hook_path",
+    "generate_spec",
+    "gpu_name",
+    "imex_channel_name",
+    "load_specs",
+    "mig_name",
+    "minimum_version",
+    "parse_qualified_name",
+    "parse_spec",
+    "qualified_name",
+    "read_spec",
+    "select_devices",
+    "spec_bytes",
+    "to_json",
+    "to_yaml",
+    "validate_spec",
+    "write_spec",
+]
+
+
+_ALIASES = {"validate_spec": "validate"}  # `cdi.validate` is the submodule
+_SUBMODULES = frozenset(
+    {"driverfiles", "encode", "errors", "generate", "load", "names", "registry", "spec"}
+    | {"validate", "version", "write"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # `cdi.names.gpu_name(...)` after a bare `import cdi`
+        return import_module(f"cdi.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cdi' has no attribute {name!r}")
+    value = getattr(import_module(module), _ALIASES.get(name, name))
+    globals()[name] = value
+    return value

@@ -1,0 +1,247 @@
+"""The toolkit's locators (`pkg/lookup`), over one cached view of the file system.
+
+Each locator answers "where under this root is `pattern`?" the way `nvidia-ctk` does, so
+the same driver root yields the same files in the same order (spec/cdi.md §9):
+
+- file: glob `<root>/<search path>/<pattern>` per search path, each directory's matches
+  sorted (Go's `filepath.Glob`), kept if the filter accepts them, optionally the first N;
+- symlink: the file locator's matches with their symlinks resolved, de-duplicated;
+- library: `--library-search-path` alone if given, else the standard directories, else
+  `<root>/etc/ld.so.cache` (64-bit entries);
+- executable: the generator's `$PATH` then the standard bin directories, first match.
+
+One generate pass globs the same few directories many times, so `Fs` caches each
+directory listing and `stat` for the pass: a realistic driver root is walked once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+
+from cdi._ldcache import LdCacheError, parse_ld_cache
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "LIBRARY_DIRS",
+    "Fs",
+    "bin_dirs",
+    "in_root",
+    "relative_to_root",
+]
+
+# The library locator's standard directories, in its order (spec/cdi.md §9.1).
+LIBRARY_DIRS: tuple[str, ...] = (
+    "/",
+    "/usr/lib64",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu/nvidia/current",
+    "/usr/lib/aarch64-linux-gnu/nvidia/current",
+    "/lib64",
+    "/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/lib/x86_64-linux-gnu/nvidia/current",
+    "/lib/aarch64-linux-gnu/nvidia/current",
+)
+_STANDARD_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+_MAGIC = frozenset("*?[")
+
+
+def in_root(root: str, path: str) -> str:
+    """Go's `filepath.Join(root, path)`: `path` is inside `root` even when absolute."""
+    return os.path.normpath(os.path.join(root, path.lstrip("/")))
+
+
+def relative_to_root(root: str, path: str) -> str:
+    """The container path of a host path: the root prefix removed, on a path boundary.
+
+    (The toolkit trims the prefix as a string; `/driver` would wrongly match
+    `/driver-backup/...`, spec/cdi.md §15.1 "root-transform boundary fix".)
+    """
+    if root in ("", "/"):
+        return path
+    if path == root:
+        return "/"
+    if path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
+def bin_dirs(environ_path: str | None = None) -> list[str]:
+    """`$PATH` then the standard bin directories, duplicates removed (executable locator)."""
+    path = os.environ.get("PATH", "") if environ_path is None else environ_path
+    dirs: list[str] = []
+    for d in (*path.split(":"), *_STANDARD_BIN_DIRS):
+        if d and d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def _has_magic(pattern: str) -> bool:
+    return not _MAGIC.isdisjoint(pattern)
+
+
+class Fs:
+    """Cached directory listings and stats for one pass over a driver root."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, tuple[str, ...]] = {}
+        self._stats: dict[str, os.stat_result | None] = {}
+        self._ld_caches: dict[str, list[str]] = {}
+        self._real_dirs: dict[str, str] = {}
+
+    def listdir(self, directory: str) -> tuple[str, ...]:
+        names = self._listings.get(directory)
+        if names is None:
+            try:
+                names = tuple(sorted(os.listdir(directory)))
+            except OSError:
+                names = ()
+            self._listings[directory] = names
+        return names
+
+    def stat(self, path: str) -> os.stat_result | None:
+        """`os.stat` (symlinks followed), None when missing; cached."""
+        if path in self._stats:
+            return self._stats[path]
+        try:
+            result: os.stat_result | None = os.stat(path)
+        except OSError:
+            result = None
+        self._stats[path] = result
+        return result
+
+    def realpath(self, path: str) -> str:
+        """`os.path.realpath`, with each directory resolved once per pass."""
+        directory, name = os.path.split(path)
+        real_dir = self._real_dirs.get(directory)
+        if real_dir is None:
+            real_dir = self._real_dirs[directory] = os.path.realpath(directory)
+        candidate = os.path.join(real_dir, name)
+        try:
+            if not stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return candidate
+        except OSError:
+            pass
+        return os.path.realpath(candidate)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Go's `filepath.Glob`: matches sorted per directory; no magic means "exists?"."""
+        if not _has_magic(pattern):
+            return [pattern] if os.path.lexists(pattern) else []
+        directory, name = os.path.split(pattern)
+        parents = self.glob(directory) if _has_magic(directory) else [directory]
+        found = []
+        for parent in parents:
+            for entry in self.listdir(parent):
+                if fnmatch.fnmatchcase(entry, name):
+                    found.append(os.path.join(parent, entry))
+        return found
+
+    # --- filters (the toolkit's assertFile / assertExecutable / assertCharDevice) ---
+
+    def is_file(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and not stat.S_ISDIR(st.st_mode)
+
+    def is_executable(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and not stat.S_ISDIR(st.st_mode) and bool(st.st_mode & 0o111)
+
+    # --- locators ---
+
+    def locate(
+        self,
+        root: str,
+        search_paths: Sequence[str],
+        pattern: str,
+        accept: Callable[[str], bool] | None = None,
+        count: int = 0,
+    ) -> list[str]:
+        """The file locator: every match of `pattern` under each `<root>/<search path>`."""
+        accept = accept or self.is_file
+        prefixes: list[str] = []
+        for search in search_paths or ("",):
+            prefix = in_root(root, search)
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+        found: list[str] = []
+        for prefix in prefixes:
+            for candidate in self.glob(in_root(prefix, pattern)):
+                if accept(candidate):
+                    found.append(candidate)
+                    if count and len(found) == count:
+                        return found
+        return found
+
+    def locate_resolved(self, root: str, search_paths: Sequence[str], pattern: str) -> list[str]:
+        """The symlink locator: matches with symlinks resolved, first occurrence kept."""
+        return _unique(self.realpath(p) for p in self.locate(root, search_paths, pattern))
+
+    def locate_library(
+        self, root: str, pattern: str, search_paths: Sequence[str] = ()
+    ) -> list[str]:
+        """The library locator (spec/cdi.md §9.1): host paths, symlinks resolved."""
+        if search_paths:
+            # Explicit search paths are host paths: the root does not apply to them.
+            return self.locate_resolved("/", search_paths, pattern)
+        found = self.locate_resolved(root, LIBRARY_DIRS, pattern)
+        return found or self._locate_in_ld_cache(root, pattern)
+
+    def _locate_in_ld_cache(self, root: str, pattern: str) -> list[str]:
+        libraries = self._ld_cache(root)
+        if "/" in pattern:
+            full = in_root(root, pattern)
+            matches = (lib for lib in libraries if fnmatch.fnmatchcase(lib, full))
+        else:
+            matches = (
+                lib for lib in libraries if fnmatch.fnmatchcase(os.path.basename(lib), pattern)
+            )
+        return _unique(os.path.realpath(lib) for lib in matches if os.path.exists(lib))
+
+    def _ld_cache(self, root: str) -> list[str]:
+        """64-bit entries of `<root>/etc/ld.so.cache`, each with its symlink chain."""
+        if root in self._ld_caches:
+            return self._ld_caches[root]
+        path = in_root(root, "/etc/ld.so.cache")
+        libraries: list[str] = []
+        try:
+            with open(path, "rb") as f:
+                _libs32, libs64 = parse_ld_cache(f.read())
+        except (OSError, LdCacheError) as err:
+            log.debug("no usable ld cache at %s: %s", path, err)
+            libs64 = []
+        for library in libs64:
+            libraries.extend(_symlink_chain(in_root(root, library)))
+        self._ld_caches[root] = libraries
+        return libraries
+
+    def locate_executable(self, root: str, name: str, dirs: Sequence[str]) -> str | None:
+        found = self.locate(root, dirs, name, accept=self.is_executable, count=1)
+        return found[0] if found else None
+
+
+def _symlink_chain(path: str) -> list[str]:
+    """The path and every link target on the way to a non-link (toolkit ResolveChain)."""
+    chain: list[str] = []
+    current = path
+    while current not in chain:
+        try:
+            is_link = stat.S_ISLNK(os.lstat(current).st_mode)
+        except OSError:
+            break  # a cache entry whose file is gone: skipped, as the toolkit warns and skips
+        chain.append(current)
+        if not is_link:
+            break
+        target = os.readlink(current)
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return chain
+
+
+def _unique(paths: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(paths))

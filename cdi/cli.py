@@ -1,0 +1,277 @@
+"""The `nvidia-cdi` command line: `generate`, `list`, `validate`.
+
+`generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
+and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
+`--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
+`--nvml-mock`, `--watch`, `--interval` are added (DESIGN.md). Each option resolves as
+command line > environment > default. Repeatable flags also take comma-separated lists,
+as urfave/cli does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from cdi import names
+
+__all__ = ["GenerateSettings", "ListSettings", "ValidateSettings", "parse"]
+
+DEFAULT_OUTPUT = "/var/run/cdi/nvidia.yaml"
+DEFAULT_INTERVAL = "30s"
+DEFAULT_INTERVAL_NS = 30_000_000_000
+FEATURE_FLAGS = (
+    "enable-explicit-driver-libraries",
+    "disable-nvsandboxutils",
+    "disable-nvsandbox-utils",  # upstream's alias for the typo
+    "enable-coherent-annotations",
+    "disable-multiple-csv-devices",
+    "no-additional-gids-for-device-nodes",
+    "disable-ipc-discoverer",
+)
+# Flags that change nothing in this generator: no nvsandboxutils, no CSV (Tegra) mode.
+IGNORED_FEATURE_FLAGS = frozenset(
+    {"disable-nvsandboxutils", "disable-nvsandbox-utils", "disable-multiple-csv-devices"}
+)
+
+
+class GenerateSettings(NamedTuple):
+    """`generate`'s options, resolved (a NamedTuple: cheap to define at start-up)."""
+
+    output: str = DEFAULT_OUTPUT
+    format: str | None = None  # None: from the output's extension
+    driver_root: str | None = None  # None: "/", or the simulated profile's driver root
+    dev_root: str | None = None  # None: the driver root
+    library_search_paths: tuple[str, ...] = ()
+    config_search_paths: tuple[str, ...] = ()
+    hook_path: str | None = None  # None: searched for (driverfiles.find_hook_path)
+    ldconfig_path: str | None = None
+    device_name_strategies: tuple[str, ...] = names.DEFAULT_STRATEGIES
+    vendor: str = names.DEFAULT_VENDOR
+    device_class: str = names.DEFAULT_CLASS
+    disabled_hooks: tuple[str, ...] = ()
+    enabled_hooks: tuple[str, ...] = ()
+    feature_flags: tuple[str, ...] = ()
+    no_all_device: bool = False
+    nvml_mock: str | None = None
+    watch: bool = False
+    interval_ns: int = DEFAULT_INTERVAL_NS
+
+
+class ListSettings(NamedTuple):
+    spec_dirs: tuple[str, ...]
+
+
+class ValidateSettings(NamedTuple):
+    paths: tuple[str, ...]
+
+
+class UsageError(ValueError):
+    """A flag or environment value the command cannot use; exit status 2."""
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """Repeated flags and comma lists, flattened, empties dropped (urfave StringSlice)."""
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+def _bool_env(name: str, value: str) -> bool:
+    if value.lower() in ("1", "t", "true"):
+        return True
+    if value.lower() in ("0", "f", "false", ""):
+        return False
+    raise UsageError(f"{name}: invalid boolean {value!r}")
+
+
+def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "generate",
+        help="write the CDI spec for this node's GPUs",
+        description="Generate the CDI spec for the NVIDIA GPUs of this node.",
+    )
+    a = p.add_argument
+    a("--output", help=f"spec file to write; - for standard output (default {DEFAULT_OUTPUT})")
+    a("--format", help="yaml or json (default: from the output's extension, else yaml)")
+    a("--mode", "--discovery-mode", help="discovery mode: auto or nvml (others unsupported)")
+    a("--driver-root", help="root of the driver installation (default /)")
+    a("--dev-root", help="root of the device nodes (default: the driver root)")
+    a("--library-search-path", action="append", default=[], help="directory to find libraries in")
+    a("--config-search-path", action="append", default=[], help="directory to find configs in")
+    a("--nvidia-cdi-hook-path", "--nvidia-ctk-path", dest="hook_path", help="hook binary path")
+    a("--ldconfig-path", help="ldconfig for the update-ldcache hook")
+    a(
+        "--device-name-strategy",
+        action="append",
+        default=[],
+        help="index, uuid or type-index; repeatable (default: index and uuid)",
+    )
+    a("--vendor", "--cdi-vendor", help=f"CDI vendor (default {names.DEFAULT_VENDOR})")
+    a(
+        "--class",
+        "--cdi-class",
+        dest="device_class",
+        help=f"CDI class (default {names.DEFAULT_CLASS})",
+    )
+    a(
+        "--disable-hook",
+        "--disable-hooks",
+        action="append",
+        default=[],
+        help="hook to leave out; all",
+    )
+    a("--enable-hook", "--enable-hooks", action="append", default=[], help="hook to add (chmod)")
+    a("--feature-flag", "--feature-flags", action="append", default=[], help="toolkit feature flag")
+    a("--no-all-device", action="store_true", default=None, help="leave out the `all` device")
+    a("--nvml-mock", help="simulate a built-in machine (or a YAML profile) instead of NVML")
+    a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
+    a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
+    for action in p._actions:  # name each option's environment variable in --help
+        variables = _GENERATE_ENV.get(action.dest)
+        if variables and action.help:
+            action.help += f" [${', $'.join(variables)}]"
+
+
+# flag dest -> environment variables, first set wins (spec/cdi.md §7)
+_GENERATE_ENV: dict[str, tuple[str, ...]] = {
+    "output": ("NVIDIA_CTK_CDI_OUTPUT_FILE_PATH",),
+    "format": ("NVIDIA_CTK_CDI_GENERATE_OUTPUT_FORMAT",),
+    "mode": ("NVIDIA_CTK_CDI_GENERATE_MODE",),
+    "driver_root": ("NVIDIA_CTK_DRIVER_ROOT",),
+    "dev_root": ("NVIDIA_CTK_DEV_ROOT",),
+    "library_search_path": ("NVIDIA_CTK_CDI_GENERATE_LIBRARY_SEARCH_PATHS",),
+    "config_search_path": ("NVIDIA_CTK_CDI_GENERATE_CONFIG_SEARCH_PATHS",),
+    "hook_path": ("NVIDIA_CTK_CDI_HOOK_PATH",),
+    "ldconfig_path": ("NVIDIA_CTK_CDI_GENERATE_LDCONFIG_PATH",),
+    "device_name_strategy": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_NAME_STRATEGIES",),
+    "vendor": ("NVIDIA_CTK_CDI_GENERATE_VENDOR",),
+    "device_class": ("NVIDIA_CTK_CDI_GENERATE_CLASS",),
+    "disable_hook": ("NVIDIA_CTK_CDI_GENERATE_DISABLED_HOOKS",),
+    "enable_hook": ("NVIDIA_CTK_CDI_GENERATE_ENABLED_HOOKS",),
+    "feature_flag": ("NVIDIA_CTK_CDI_GENERATE_FEATURE_FLAGS",),
+    "no_all_device": ("NVIDIA_CTK_CDI_GENERATE_NO_ALL_DEVICE",),
+    "nvml_mock": ("NVML_MOCK",),
+}
+
+
+def _apply_env(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
+    for dest, variables in _GENERATE_ENV.items():
+        current = getattr(ns, dest)
+        if current not in (None, []):
+            continue  # set on the command line
+        for variable in variables:
+            if variable in env:
+                value = env[variable]
+                if isinstance(current, list):
+                    setattr(ns, dest, [value])
+                elif dest == "no_all_device":
+                    setattr(ns, dest, _bool_env(variable, value))
+                else:
+                    setattr(ns, dest, value)
+                break
+
+
+def _interval(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_INTERVAL_NS
+    from nvlib.config.durations import parse_go_duration  # only when given: not light
+
+    try:
+        interval = parse_go_duration(text)
+    except ValueError as err:
+        raise UsageError(f"--interval: {err}") from err
+    if interval <= 0:
+        raise UsageError(f"--interval {text}: must be positive")
+    return interval
+
+
+def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
+    mode = (ns.mode or "auto").lower()
+    if mode not in ("auto", "nvml"):
+        raise UsageError(f"--mode {mode}: only the nvml mode (auto) is supported")
+    fmt = ns.format.lower() if ns.format else None
+    if fmt not in (None, "yaml", "json"):
+        raise UsageError(f"--format {ns.format}: want yaml or json")
+    strategies = _split(ns.device_name_strategy) or [*names.DEFAULT_STRATEGIES]
+    for s in strategies:
+        if s not in names.STRATEGIES:
+            raise UsageError(f"invalid device name strategy: {s}")
+    from cdi.generate import HOOK_NAMES  # the generate path imports it anyway
+
+    for hook in _split(ns.disable_hook) + _split(ns.enable_hook):
+        if hook not in (*HOOK_NAMES, "all"):
+            raise UsageError(f"unknown hook {hook!r}: want {', '.join(HOOK_NAMES)} or all")
+    flags = _split(ns.feature_flag)
+    for flag in flags:
+        if flag not in FEATURE_FLAGS:
+            raise UsageError(f"unknown feature flag: {flag}")
+    return GenerateSettings(
+        output=ns.output or DEFAULT_OUTPUT,
+        format=fmt,
+        driver_root=ns.driver_root or None,
+        dev_root=ns.dev_root or None,
+        library_search_paths=tuple(_split(ns.library_search_path)),
+        config_search_paths=tuple(_split(ns.config_search_path)),
+        hook_path=ns.hook_path or None,
+        ldconfig_path=ns.ldconfig_path or None,
+        device_name_strategies=tuple(dict.fromkeys(strategies)),
+        vendor=ns.vendor or names.DEFAULT_VENDOR,
+        device_class=ns.device_class or names.DEFAULT_CLASS,
+        disabled_hooks=tuple(_split(ns.disable_hook)),
+        enabled_hooks=tuple(_split(ns.enable_hook)),
+        feature_flags=tuple(flags),
+        no_all_device=bool(ns.no_all_device),
+        nvml_mock=ns.nvml_mock or None,
+        watch=ns.watch,
+        interval_ns=_interval(ns.interval),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nvidia-cdi",
+        description="Write, list and check CDI specs for NVIDIA GPUs.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="{generate,list,validate}")
+    _generate_parser(sub)
+    lister = sub.add_parser("list", help="list the CDI devices the spec directories define")
+    lister.add_argument(
+        "--spec-dir",
+        action="append",
+        default=[],
+        help="spec directory, lowest priority first (default /etc/cdi, /var/run/cdi)",
+    )
+    checker = sub.add_parser("validate", help="check spec files as strictly as the CDI library")
+    checker.add_argument("paths", nargs="+", metavar="PATH", help="spec file or directory")
+    return parser
+
+
+def parse(
+    argv: Sequence[str], environ: Mapping[str, str] | None = None
+) -> GenerateSettings | ListSettings | ValidateSettings | None:
+    """Settings for the command `argv` names; None for `--version`.
+
+    argparse exits 2 with a usage message for unknown flags; UsageError covers values.
+    """
+    env = os.environ if environ is None else environ
+    parser = _parser()
+    ns = parser.parse_args(list(argv))
+    if ns.version:
+        return None
+    if ns.command == "generate":
+        _apply_env(ns, env)
+        return _to_generate(ns)
+    if ns.command == "list":
+        dirs = _split(ns.spec_dir)
+        if not dirs and env.get("NVIDIA_CTK_CDI_SPEC_DIRS"):
+            dirs = _split([env["NVIDIA_CTK_CDI_SPEC_DIRS"]])
+        from cdi.registry import DEFAULT_SPEC_DIRS
+
+        return ListSettings(tuple(dirs) or DEFAULT_SPEC_DIRS)
+    if ns.command == "validate":
+        return ValidateSettings(tuple(ns.paths))
+    parser.print_help(sys.stderr)  # no command: a usage error, so not on stdout
+    raise SystemExit(2)

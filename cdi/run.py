@@ -1,0 +1,242 @@
+"""The edges of `nvidia-cdi generate`: simulation, discovery, the write, and `--watch`.
+
+One pass is discover -> find driver files -> generate (pure) -> write (DESIGN.md). A pass
+that fails at any step writes nothing, so a failed discovery never replaces a good spec.
+`--watch` keeps the spec in step with the node: it re-discovers every `--interval` and
+regenerates only when the driver version, the set of GPUs or the MIG layout changed
+(`node_state`), so a stable node sees no writes and its engines no rescans. A failed
+check is logged and retried at the next interval, leaving the last good spec in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from types import FrameType, MappingProxyType
+from typing import NamedTuple
+
+from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
+from cdi.errors import CdiError
+from cdi.generate import GenerateOptions, generate_spec
+from cdi.spec import Spec
+from nvlib.model import Machine
+
+log = logging.getLogger("cdi")
+
+__all__ = ["Host", "WatchControl", "generate_once", "node_state", "resolve_host", "watch"]
+
+Discover = Callable[["Host"], Machine]
+
+
+class Host(NamedTuple):
+    """Where this run reads from: the host tree, the driver root, the dev root."""
+
+    host_root: str = "/"
+    driver_root: str = "/"
+    dev_root: str = "/"
+    placeholder_nodes: Mapping[str, tuple[int, int]] = MappingProxyType({})
+
+
+def resolve_host(settings: GenerateSettings) -> Host:
+    """The roots to read; with `--nvml-mock` the simulated profile supplies them.
+
+    Explicit `--driver-root` / `--dev-root` beat the profile (DESIGN.md "The simulator").
+    In simulation the profile's placeholder nodes (regular files at the paths it names,
+    relative to the dev root) count as devices under whichever dev root is read, so a
+    test or benchmark can bring its own driver root; real character devices are always
+    read as they are.
+    """
+    if not settings.nvml_mock:
+        driver_root = settings.driver_root or "/"
+        return Host("/", driver_root, settings.dev_root or driver_root)
+    from nvlib import sim
+
+    simulation = sim.activate(settings.nvml_mock)  # replaces any active simulation
+    driver_root = settings.driver_root or str(simulation.driver_root)
+    dev_root = settings.dev_root or driver_root
+    return Host(str(simulation.root), driver_root, dev_root, dict(simulation.device_nodes))
+
+
+def discover_machine(host: Host) -> Machine:
+    """One NVML pass (real or simulated) under the host tree."""
+    from pathlib import Path
+
+    from nvlib.discover import discover
+
+    return discover(Path(host.host_root), machine_type_file="")
+
+
+def node_state(machine: Machine) -> tuple[object, ...]:
+    """What `--watch` compares: the driver version, the GPUs, the MIG layout."""
+    return (
+        machine.driver_version,
+        tuple(
+            (
+                gpu.uuid,
+                gpu.index,
+                gpu.minor,
+                gpu.pci_bus_id,
+                gpu.mig_enabled,
+                tuple((m.index, m.uuid, m.gi_id, m.ci_id, m.profile) for m in gpu.mig_devices),
+            )
+            for gpu in machine.gpus
+        ),
+    )
+
+
+def generate_options(settings: GenerateSettings) -> GenerateOptions:
+    from cdi.driverfiles import find_hook_path
+
+    flags = set(settings.feature_flags)
+    for flag in sorted(flags & IGNORED_FEATURE_FLAGS):
+        log.warning("Feature flag %s has no effect in this generator", flag)
+    if "enable-coherent-annotations" in flags:
+        log.warning("Feature flag enable-coherent-annotations is not supported; ignored")
+    return GenerateOptions(
+        vendor=settings.vendor,
+        device_class=settings.device_class,
+        device_name_strategies=tuple(settings.device_name_strategies),
+        hook_path=find_hook_path(settings.hook_path),
+        disabled_hooks=frozenset(settings.disabled_hooks),
+        enabled_hooks=frozenset(settings.enabled_hooks),
+        ldconfig_path=settings.ldconfig_path,
+        no_all_device=settings.no_all_device,
+        no_additional_gids="no-additional-gids-for-device-nodes" in flags,
+    )
+
+
+def build_spec(
+    machine: Machine, host: Host, settings: GenerateSettings, options: GenerateOptions
+) -> Spec:
+    from cdi.driverfiles import find_driver_files
+
+    flags = set(settings.feature_flags)
+    files = find_driver_files(
+        machine,
+        host.driver_root,
+        host.dev_root,
+        host_root=host.host_root,
+        library_search_paths=settings.library_search_paths,
+        config_search_paths=settings.config_search_paths,
+        placeholder_nodes=host.placeholder_nodes,
+        explicit_libraries="enable-explicit-driver-libraries" in flags,
+        ipc_sockets="disable-ipc-discoverer" not in flags,
+    )
+    log.info("Using driver version %s", files.version)
+    return generate_spec(machine, files, options)
+
+
+def _write(spec: Spec, settings: GenerateSettings) -> None:
+    from cdi.write import output_target, write_spec
+
+    path, fmt = output_target(settings.output, settings.format)
+    changed = write_spec(spec, path, fmt)
+    log.info("Generated CDI spec with version %s", spec.version)
+    if path != "-":
+        log.info("%s %s", "Wrote CDI spec to" if changed else "CDI spec unchanged:", path)
+
+
+def _pass(
+    host: Host, settings: GenerateSettings, options: GenerateOptions, discover: Discover
+) -> tuple[object, ...]:
+    """Discover, generate, write; returns the node state written for. Raises on failure."""
+    machine = discover(host)
+    spec = build_spec(machine, host, settings, options)
+    _write(spec, settings)
+    return node_state(machine)
+
+
+def _failure_text(err: BaseException) -> str:
+    from nvlib.nvml import NvmlInitError
+
+    text = str(err) or type(err).__name__
+    if isinstance(err, NvmlInitError):
+        return f"failed to initialize NVML: {text}"  # nvidia-ctk's wording
+    return text
+
+
+def generate_once(settings: GenerateSettings, discover: Discover = discover_machine) -> int:
+    """`nvidia-cdi generate`: one pass; 0 on success, 1 (nothing written) on failure."""
+    try:
+        host = resolve_host(settings)
+        options = generate_options(settings)
+        _pass(host, settings, options, discover)
+    except (CdiError, OSError, RuntimeError, ValueError) as err:
+        log.error("failed to generate CDI spec: %s", _failure_text(err))
+        return 1
+    return 0
+
+
+class WatchControl:
+    """How a signal handler (or a test) talks to the watch loop: set flags, wake it."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.forced = False
+        self.wake = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+    def regenerate(self) -> None:
+        self.forced = True
+        self.wake.set()
+
+    def install_signals(self) -> None:
+        """SIGTERM / SIGINT stop; SIGHUP regenerates now. Handlers only set flags."""
+
+        def on_stop(_signum: int, _frame: FrameType | None) -> None:
+            self.stop()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.regenerate()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+
+def watch(
+    settings: GenerateSettings,
+    discover: Discover = discover_machine,
+    control: WatchControl | None = None,
+) -> int:
+    """`generate --watch`: a pass now, then one whenever the node state changes.
+
+    Runs until `control.stop()` (SIGTERM / SIGINT when run as a command); SIGHUP
+    (`control.regenerate()`) forces a pass at once. Failures are logged and retried at
+    the next interval, never fatal: the spec on disk stays the last good one.
+    """
+    control = control or WatchControl()
+    interval = settings.interval_ns / 1e9
+    try:
+        host = resolve_host(settings)
+        options = generate_options(settings)
+    except (CdiError, OSError, RuntimeError, ValueError) as err:
+        log.error("failed to start: %s", _failure_text(err))
+        return 1
+    written: tuple[object, ...] | None = None
+    control.forced = True  # the first pass always writes (an unchanged file is kept)
+    while not control.stopped:
+        try:
+            machine = discover(host)
+        except Exception as err:  # whatever failed, the last good spec stays
+            log.error("discovery failed, keeping the current spec: %s", _failure_text(err))
+        else:
+            state = node_state(machine)
+            if control.forced or state != written:
+                if written is not None and state != written:
+                    log.info("Node changed (driver %s); regenerating", machine.driver_version)
+                try:
+                    _write(build_spec(machine, host, settings, options), settings)
+                    written, control.forced = state, False
+                except (CdiError, OSError, ValueError) as err:
+                    log.error("failed to generate CDI spec, keeping the current one: %s", err)
+                except Exception:  # a bug must not end the watch: log it, retry next time
+                    log.exception("failed to generate CDI spec, keeping the current one")
+        control.wake.wait(interval)
+        control.wake.clear()
+    return 0

@@ -1,0 +1,212 @@
+"""`generate --watch`: a new spec when the node changes, and only then (DESIGN.md).
+
+In process, the watch loop runs in a thread over the real simulator beneath pynvml
+(intervals of 50 ms, every wait bounded); the test swaps the simulated machine under
+it: a driver version change and a MIG layout change each produce exactly one new spec;
+an unchanged node, a new file in the driver root and a failing NVML call produce none,
+and a failed discovery leaves the last good spec in place. As a command, `--watch`
+writes at once, regenerates on SIGHUP and exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cdi_fixtures import DriverRoot, build_driver_root
+
+from cdi import run
+from cdi.cli import GenerateSettings
+from nvlib import sim
+
+OLD, NEW = "550.54.15", "560.35.03"
+T4_BUS = "0000:00:1e.0"
+
+
+def profile(tmp_path: Path, driver: str, mig: bool = False) -> Path:
+    """A one-A100 machine (MIG capable) with the given driver and MIG mode."""
+    path = tmp_path / f"a100-{driver}-{'mig' if mig else 'full'}.yaml"
+    mig_lines = "    mig: enabled\n    mig_devices: [3g.20gb, 3g.20gb]\n" if mig else ""
+    path.write_text(
+        f'driver: "{driver}"\ngpus:\n  - model: A100-SXM4-40GB\n    bus_ids: ["{T4_BUS}"]\n'
+        + mig_lines
+    )
+    return path
+
+
+def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> DriverRoot:
+    """Libraries of both driver versions, so either one yields a spec."""
+    r = build_driver_root(tmp_path / "driver", gpus=1, libraries=("libcuda.so", "libnvidia-ml.so"))
+    for name in ("libcuda.so", "libnvidia-ml.so"):
+        (r.path / "usr/lib/x86_64-linux-gnu" / f"{name}.{NEW}").write_bytes(b"new driver\n")
+    return r
+
+
+class Watcher:
+    """The watch loop in a thread, over whatever simulation is active."""
+
+    def __init__(self, settings: GenerateSettings, host: run.Host) -> None:
+        self.control = run.WatchControl()
+        self.checks = 0
+        # Held by the test while it swaps the simulated machine, so that no discovery
+        # pass straddles two machines.
+        self.lock = threading.Lock()
+
+        def discover(h: run.Host) -> object:
+            with self.lock:
+                self.checks += 1
+                return run.discover_machine(h)
+
+        self._thread = threading.Thread(
+            target=run.watch,
+            args=(settings,),
+            kwargs={"discover": discover, "control": self.control},
+        )
+        self._host = host
+
+    def wait_checks(self, count: int) -> None:
+        target = self.checks + count
+        until(lambda: self.checks >= target)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.control.stop()
+        self._thread.join(5)
+        assert not self._thread.is_alive()
+
+
+@pytest.fixture
+def watcher(
+    tmp_path: Path, root: DriverRoot, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], Watcher]]:
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    settings = GenerateSettings(
+        output=str(out),
+        driver_root=str(root.path),
+        hook_path="/usr/bin/nvidia-cdi-hook",
+        interval_ns=50_000_000,
+    )
+    host = run.Host(str(tmp_path / "host"), str(root.path), str(root.path), root.nodes)
+    monkeypatch.setattr(run, "resolve_host", lambda _settings: host)
+    yield lambda: Watcher(settings, host)
+    current = sim.active()
+    if current is not None:
+        current.deactivate()
+
+
+def generated(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("Generated CDI spec" in r.getMessage() for r in caplog.records)
+
+
+def test_driver_change_and_only_that_regenerates(
+    tmp_path: Path,
+    root: DriverRoot,
+    watcher: Callable[[], Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdi")
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        until(out.exists)
+        first = out.stat()
+        assert f"libcuda.so.{OLD}" in out.read_text()
+        w.wait_checks(5)  # nothing changed: no new spec, not even a rewrite
+        (root.path / "usr/lib/x86_64-linux-gnu/libnvidia-extra.so.1").write_bytes(b"x")
+        w.wait_checks(3)  # a new file in the driver root is no node change either
+        assert generated(caplog) == 1
+        assert (out.stat().st_ino, out.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+
+        with w.lock:
+            sim.activate(profile(tmp_path, NEW))  # the driver was upgraded
+        until(lambda: f"libcuda.so.{NEW}" in out.read_text())
+        w.wait_checks(5)
+        assert generated(caplog) == 2
+        assert f"libcuda.so.{OLD}" not in out.read_text()
+        assert f"--host-driver-version={NEW}" in out.read_text()
+
+
+def test_mig_layout_change_regenerates(
+    tmp_path: Path,
+    root: DriverRoot,
+    watcher: Callable[[], Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdi")
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        until(out.exists)
+        assert 'name: "0"' in out.read_text()
+        with w.lock:
+            sim.activate(profile(tmp_path, OLD, mig=True))
+        until(lambda: 'name: "0:1"' in out.read_text())
+        w.wait_checks(3)
+        assert generated(caplog) == 2
+        assert 'name: "0"\n' not in out.read_text()  # MIG enabled: no full-GPU entry
+
+
+def test_failed_discovery_keeps_the_spec(
+    tmp_path: Path, watcher: Callable[[], Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdi")
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    simulation = sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        until(out.exists)
+        good = out.read_bytes()
+        simulation.fail_call("nvmlSystemGetDriverVersion", "UNKNOWN")
+        w.wait_checks(4)
+        assert any(
+            "discovery failed, keeping the current spec" in r.getMessage() for r in caplog.records
+        )
+        assert out.read_bytes() == good
+        simulation.clear_faults()
+        w.wait_checks(3)
+        assert generated(caplog) == 1  # back to the same node: still nothing to write
+
+
+def test_watch_command_lifecycle(tmp_path: Path) -> None:
+    """The command: writes at once, SIGHUP regenerates, SIGTERM exits 0."""
+    out = tmp_path / "nvidia.yaml"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdi", "generate", "--watch", "--interval", "100ms",
+         "--nvml-mock", "t4", "--output", str(out), "--nvidia-cdi-hook-path", "/bin/hook"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        until(out.exists, timeout=20)
+        time.sleep(0.4)  # a few intervals: nothing changes
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    with proc.stderr:
+        log = proc.stderr.read()
+    assert log.count("Generated CDI spec") == 2  # the first pass and the SIGHUP
+    assert "CDI spec unchanged" in log  # the forced pass found the same bytes
