@@ -47,13 +47,16 @@ class Labeller:
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
-    last_written: dict[str, str] | None = field(default=None, repr=False)
+    facts: host.HostFacts = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.facts = host.HostFacts(self.root, self.machine_type_file)
 
     def discover(self) -> Machine:
         flags = self.settings.config.flags
         if not self.null_manager:
             try:
-                return discover(self.root, self.machine_type_file)
+                return discover(self.root, facts=self.facts)
             except NvmlInitError as err:
                 if flags.fail_on_init_error:
                     raise PassError(
@@ -62,7 +65,7 @@ class Labeller:
                 log.warning("Failed to initialize resource manager: %s", err)
                 log.info("using empty manager")
                 self.null_manager = True
-        return discover(self.root, self.machine_type_file, with_nvml=False)
+        return discover(self.root, with_nvml=False, facts=self.facts)
 
     def run_pass(self) -> None:
         try:
@@ -73,7 +76,6 @@ class Labeller:
             raise
         except Exception as err:  # every failure of a pass is reported the same way
             raise PassError(str(err)) from err
-        self.last_written = labels
 
 
 class Signals:

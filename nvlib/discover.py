@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pynvml
 
 from nvlib import host
-from nvlib.model import Fabric, Gpu, Machine, MigDevice, VGpuInfo, sysfs_bus_id
+from nvlib.model import Fabric, Gpu, Machine, MigDevice, sysfs_bus_id
 from nvlib.nvml import error_text, is_absent, optional, session, text
 
 log = logging.getLogger(__name__)
@@ -77,14 +76,21 @@ def discover(
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE,
     *,
     with_nvml: bool = True,
+    facts: host.HostFacts | None = None,
 ) -> Machine:
     """One pass over NVML (unless `with_nvml` is false) and the host under `root`.
 
     Raises NvmlInitError when NVML cannot be initialised and DiscoveryError for a fatal
     NVML answer. Without NVML the machine has no GPUs but still carries the vGPU facts,
-    which upstream reads from PCI independently of NVML.
+    which upstream reads from PCI independently of NVML. A long-running caller passes
+    the same `facts` every pass so that static host files are read once.
     """
-    vgpu = _vgpu(root)
+    if facts is None:
+        facts = host.HostFacts(root, machine_type_file)
+    try:
+        vgpu = facts.vgpu()
+    except host.DriverRecordError as err:
+        raise DiscoveryError(str(err)) from err
     if not with_nvml:
         return Machine(driver_version="", cuda_driver_version=0, vgpu=vgpu)
     with session():
@@ -94,22 +100,12 @@ def discover(
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as err:
             raise DiscoveryError(f"error querying NVML: {error_text(err)}") from err
-        gpus = tuple(_gpu(index, root) for index in range(count))
-    machine_type = host.machine_type(machine_type_file) if gpus else None
+        gpus = tuple(_gpu(index, facts) for index in range(count))
+    machine_type = facts.machine_type() if gpus else None
     return Machine(driver, cuda, gpus, machine_type, vgpu)
 
 
-def _vgpu(root: Path) -> VGpuInfo | None:
-    try:
-        return host.vgpu_devices(root)
-    except host.DriverRecordError as err:
-        raise DiscoveryError(str(err)) from err
-    except host.VGpuError as err:
-        log.warning("unable to get vGPU devices: %s", err)
-        return None
-
-
-def _gpu(index: int, root: Path) -> Gpu:
+def _gpu(index: int, facts: host.HostFacts) -> Gpu:
     try:
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         name = text(pynvml.nvmlDeviceGetName(handle))
@@ -142,17 +138,9 @@ def _gpu(index: int, root: Path) -> Gpu:
         mig_enabled=mig_enabled,
         mig_devices=migs,
         fabric=_fabric(handle),
-        pci_class=_pci_class(root, sysfs_id),
-        numa_node=host.numa_node(root, sysfs_id),
+        pci_class=facts.pci_class(sysfs_id),
+        numa_node=facts.numa_node(sysfs_id),
     )
-
-
-def _pci_class(root: Path, sysfs_id: str) -> str | None:
-    try:
-        return host.pci_class(root, sysfs_id)
-    except OSError as err:
-        log.warning("Failed to create GPU mode labeler: failed to get device classes: %s", err)
-        return None
 
 
 def _memory_total(handle: object) -> int | None:
@@ -196,7 +184,13 @@ def _fabric(handle: object) -> Fabric | None:
         or raw == bytes(16)
     ):
         return None
-    return Fabric(cluster_uuid=str(uuid.UUID(bytes=raw)), clique_id=int(info.cliqueId))
+    return Fabric(cluster_uuid=canonical_uuid(raw), clique_id=int(info.cliqueId))
+
+
+def canonical_uuid(raw: bytes) -> str:
+    """The 8-4-4-4-12 lower-case form, without importing uuid (platform, ~3 ms)."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _mig_devices(parent: object, parent_memory: int) -> tuple[MigDevice, ...]:

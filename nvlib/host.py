@@ -65,6 +65,58 @@ def machine_type(path: str) -> str | None:
         return None
 
 
+class HostFacts:
+    """Host facts the hardware fixes for the life of a process, read once on first use.
+
+    PCI class, NUMA node, vGPU config space and the DMI product name do not change
+    while a node runs, so the periodic job need not re-read sysfs on every pass; a
+    config reload (SIGHUP) builds a new instance and reads them again. A failure is
+    remembered too (its warning is logged once), except a missing vGPU driver record,
+    which fails every pass that meets it.
+    """
+
+    def __init__(self, root: Path, machine_type_file: str = DEFAULT_MACHINE_TYPE_FILE) -> None:
+        self.root = root
+        self.machine_type_file = machine_type_file
+        self._classes: dict[str, str | None] = {}
+        self._numa: dict[str, int | None] = {}
+        self._vgpu: tuple[VGpuInfo | None] | None = None
+        self._machine_type: tuple[str | None] | None = None
+
+    def pci_class(self, sysfs_bus_id: str) -> str | None:
+        if sysfs_bus_id not in self._classes:
+            try:
+                self._classes[sysfs_bus_id] = pci_class(self.root, sysfs_bus_id)
+            except OSError as err:
+                log.warning(
+                    "Failed to create GPU mode labeler: failed to get device classes: %s", err
+                )
+                self._classes[sysfs_bus_id] = None
+        return self._classes[sysfs_bus_id]
+
+    def numa_node(self, sysfs_bus_id: str) -> int | None:
+        if sysfs_bus_id not in self._numa:
+            self._numa[sysfs_bus_id] = numa_node(self.root, sysfs_bus_id)
+        return self._numa[sysfs_bus_id]
+
+    def vgpu(self) -> VGpuInfo | None:
+        """vGPU devices, or None when PCI enumeration failed (logged)."""
+        if self._vgpu is None:
+            try:
+                self._vgpu = (vgpu_devices(self.root),)
+            except DriverRecordError:
+                raise
+            except VGpuError as err:
+                log.warning("unable to get vGPU devices: %s", err)
+                self._vgpu = (None,)
+        return self._vgpu[0]
+
+    def machine_type(self) -> str | None:
+        if self._machine_type is None:
+            self._machine_type = (machine_type(self.machine_type_file),)
+        return self._machine_type[0]
+
+
 def vgpu_devices(root: Path) -> VGpuInfo:
     """NVIDIA GPUs in sysfs that carry the vGPU signature, in sorted PCI address order.
 
