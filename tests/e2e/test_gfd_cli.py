@@ -387,3 +387,47 @@ def test_nodefeature_written_once(tmp_path: Path) -> None:
         assert len(server.fake.calls("POST")) == 1
         assert server.fake.calls("PUT") == []
         assert server.fake.rejections == []
+
+
+def _faulty_profile(tmp_path: Path, after: str) -> Path:
+    profile = tmp_path / "faulty.yaml"
+    profile.write_text(
+        "gpus:\n  - model: T4\n"
+        "faults:\n"
+        f"  - {{call: nvmlDeviceGetCudaComputeCapability, error: UNKNOWN, after: {after}}}\n"
+    )
+    return profile
+
+
+def test_failed_first_pass_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "gfd"
+    result = gfd("--nvml-mock", str(_faulty_profile(tmp_path, "0s")), "--output-file", str(out))
+    assert result.returncode == 1
+    assert "failed to determine CUDA compute capability" in result.stderr
+    assert not out.exists()
+
+
+def test_later_failures_keep_labels_then_give_up(tmp_path: Path) -> None:
+    """spec/labels.md §20 [PROJECT]: retried each interval, last labels kept, 5 -> exit 1."""
+    out = tmp_path / "gfd"
+    profile = _faulty_profile(tmp_path, "1s")
+    with daemon(
+        "--nvml-mock",
+        str(profile),
+        "--sleep-interval",
+        "300ms",
+        "--output-file",
+        str(out),
+        "--no-timestamp",
+    ) as proc:
+        wait_for(out.exists)
+        good = out.read_text()
+        assert "nvidia.com/gpu.product=Tesla-T4" in good
+        time.sleep(1.5)  # the fault is on: passes fail, the file keeps the last labels
+        assert proc.poll() is None
+        assert out.read_text() == good
+        assert proc.wait(timeout=10) == 1
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert "Labelling pass failed (1 in a row)" in stderr
+    assert "Giving up after 5 failed labelling passes" in stderr
+    assert not out.exists()  # an exit on error removes the file, as upstream does
