@@ -171,9 +171,9 @@ def bench_daemon(floor_rss: int) -> None:
 
 def _nodefeature_daemon_rss(gfd: list[str]) -> int | None:
     """The daemon writing NodeFeatures to the test suite's fake API server (kmock)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gfd"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     try:
-        from kubefake import FakeApiServer  # type: ignore[import-not-found]
+        from tests.gfd.kubefake import FakeApiServer
     except ImportError:
         print("gfd-daemon NodeFeature RSS: skipped (install the test extra for kmock)")
         return None
