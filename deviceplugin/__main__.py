@@ -1,0 +1,54 @@
+"""`nvidia-device-plugin` / `python -m deviceplugin`: serve the kubelet device plugin API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from deviceplugin.cli import parse
+from nvlib import __version__
+from nvlib.config import ConfigError
+
+log = logging.getLogger("deviceplugin")
+
+
+def _without_openssl() -> None:
+    """Keep OpenSSL's libcrypto (about 4 MiB resident) out of the daemon.
+
+    grpc imports asyncio, which imports Python's `ssl` only to offer TLS to asyncio
+    streams, and `hashlib` prefers OpenSSL's digests. The plugin speaks plain gRPC on
+    unix sockets (grpc carries its own TLS library anyway) and needs no digest beyond
+    CPython's built-in ones; both importers treat an ImportError as "not available".
+    This is what keeps the daemon under its 45 MiB budget (bench/bench_plugin.py).
+    """
+    for name in ("ssl", "_hashlib"):
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]  # "import fails"
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Logs go to standard error; the plugin prints nothing else but --version / --help.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    args = sys.argv[1:] if argv is None else argv
+    environ = dict(os.environ)
+    try:
+        settings = parse(args, environ)
+    except ConfigError as err:
+        log.error("error starting plugins: %s", err)
+        return 1
+    if settings.show_version:
+        print(f"nvidia-device-plugin {__version__}")
+        return 0
+    _without_openssl()
+    from deviceplugin.daemon import Control, Daemon
+
+    control = Control()
+    control.install()
+    return Daemon(args, environ, settings).run(control)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

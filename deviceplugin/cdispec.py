@@ -1,0 +1,167 @@
+"""The plugin's CDI spec: make sure every name it hands out is defined (device-plugin.md §15).
+
+With a `cdi-*` strategy the plugin answers Allocate with names such as
+`nvidia.com/gpu=GPU-...`. A generator (`nvidia-cdi generate`, usually a DaemonSet)
+normally defines them in `nvidia.yaml`; the plugin checks the spec directories
+(`/etc/cdi`, then `--cdi-spec-dir`, the later winning as in CDI) at start and whenever
+their files change, and writes the names nobody defines, and only those, to its own
+`<cdi-spec-dir>/nvidia-device-plugin.yaml` with the `cdi` package: one generator, two
+callers. It never touches another file, never defines a name a file of its directory
+already defines (CDI drops a device defined twice in one directory), removes its file
+when nothing is missing, and rewrites it only when the set of missing names changes.
+A failed generation is logged; Allocate answers regardless.
+
+Reading, generating and writing specs is the `cdi` package's public API
+(`load_specs`, `generate_spec`, `select_devices`, `write_spec`); this module only
+decides which names are missing, imported lazily so that a plugin without a CDI
+strategy never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deviceplugin.watch import directory_signature
+from nvlib import fsutil
+from nvlib.model import Machine
+
+log = logging.getLogger(__name__)
+
+OWN_FILE = "nvidia-device-plugin.yaml"
+STATIC_DIR = "etc/cdi"  # under the host root: /etc/cdi, or the simulator's
+SPEC_SUFFIXES = (".json", ".yaml")  # what CDI reads; `.yml` is ignored (cdi.md §4)
+
+
+def defined_names(spec_dirs: Sequence[Path], skip: Path) -> tuple[set[str], set[str]]:
+    """(names resolvable without `skip`, names other files of `skip`'s directory define).
+
+    `cdi.load_specs` reads the files and reports what defines each name; the resolution
+    is redone here without the plugin's own file, since that file must not count as
+    "defined elsewhere". CDI's rules: the later directory wins, and a name defined by two
+    files of one directory is dropped, whatever a later directory says.
+    """
+    from cdi import load_specs
+
+    registry = load_specs([str(d) for d in spec_dirs])
+    per_dir: dict[int, dict[str, int]] = {}
+    for entry in registry.files:
+        if entry.spec is None or Path(entry.path) == skip:
+            continue
+        counts = per_dir.setdefault(entry.priority, {})
+        for device in entry.spec.devices:
+            name = f"{entry.spec.kind}={device.name}"
+            counts[name] = counts.get(name, 0) + 1
+    clashing = {n for counts in per_dir.values() for n, c in counts.items() if c > 1}
+    usable = {n for counts in per_dir.values() for n in counts} - clashing
+    own_priority = next((i for i, d in enumerate(spec_dirs) if d == skip.parent), None)
+    in_own_dir = set(per_dir.get(own_priority, {})) if own_priority is not None else set()
+    return usable, in_own_dir
+
+
+@dataclass
+class CdiKeeper:
+    """Keeps `<cdi-spec-dir>/nvidia-device-plugin.yaml` holding exactly the missing names."""
+
+    spec_dirs: tuple[Path, ...]  # lowest precedence first
+    own_path: Path
+    needed: tuple[str, ...]  # the qualified names Allocate hands out
+    generate: Callable[[frozenset[str]], bytes]  # our file's bytes for these names
+    identity: object = None  # what the names and bytes depend on: equal means reusable
+    _missing: frozenset[str] | None = field(default=None, init=False)
+    _signature: tuple | None = field(default=None, init=False)  # None: never checked
+
+    def check(self) -> None:
+        """Compare what the directories define with what is needed; write only on change."""
+        self._signature = directory_signature(self.spec_dirs, SPEC_SUFFIXES)
+        usable, in_own_dir = defined_names(self.spec_dirs, self.own_path)
+        missing = frozenset(n for n in self.needed if n not in usable)
+        clash = sorted(missing & in_own_dir)
+        if clash:
+            log.warning(
+                "CDI devices defined more than once in %s, so unusable: %s",
+                self.own_path.parent,
+                ", ".join(clash),
+            )
+        missing -= in_own_dir  # never a second definition in one directory
+        exists = self.own_path.exists()
+        if missing == self._missing and exists == bool(missing):
+            return
+        self._missing = missing
+        if not missing:
+            if exists:
+                log.info("Every CDI device is defined elsewhere: removing %s", self.own_path)
+                fsutil.remove_regular_file(self.own_path)
+            return
+        try:
+            data = self.generate(missing)
+            self.own_path.parent.mkdir(parents=True, exist_ok=True)
+            fsutil.write_atomic(self.own_path, data)
+        except Exception as err:  # logged, never fatal: Allocate still answers (§15)
+            log.error("Failed to write the CDI spec %s: %s", self.own_path, err)
+            self._missing = None  # try again at the next change
+            return
+        log.info("Wrote %d CDI devices to %s", len(missing), self.own_path)
+
+    def changed(self) -> bool:
+        """Never checked yet, or a spec file appeared, went, or changed size or mtime."""
+        return (
+            self._signature is None
+            or directory_signature(self.spec_dirs, SPEC_SUFFIXES) != self._signature
+        )
+
+    def recheck_if_changed(self) -> None:
+        if self.changed():
+            self.check()
+
+
+def spec_dirs(host_root: Path, cdi_spec_dir: str) -> tuple[Path, ...]:
+    """`/etc/cdi` (under the host root) then `--cdi-spec-dir`: the later one wins."""
+    static = host_root / STATIC_DIR
+    own = Path(cdi_spec_dir)
+    return (static, own) if static != own else (own,)
+
+
+@dataclass(frozen=True)
+class GenerateInput:
+    """What the generator needs besides the names: the plugin's own roots and options."""
+
+    machine: Machine
+    driver_root: str
+    dev_root: str
+    host_root: str
+    hook_path: str
+    id_strategy: str  # the one naming strategy the plugin hands out
+    full_gpus_for_mig_enabled: bool  # mig-strategy none advertises MIG-enabled GPUs whole
+    disabled_hooks: tuple[str, ...] = ()
+    feature_flags: tuple[str, ...] = ()
+    placeholder_nodes: Mapping[str, tuple[int, int]] | None = None  # the simulator's
+
+
+def generate_missing(source: GenerateInput, missing: frozenset[str]) -> bytes:
+    """Our file: the `cdi` generator's spec cut down to the missing devices, as YAML."""
+    import cdi
+
+    flags = set(source.feature_flags)
+    files = cdi.find_driver_files(
+        source.machine,
+        source.driver_root,
+        source.dev_root,
+        host_root=source.host_root,
+        placeholder_nodes=source.placeholder_nodes,
+        explicit_libraries="enable-explicit-driver-libraries" in flags,
+        ipc_sockets="disable-ipc-discoverer" not in flags,
+    )
+    options = cdi.GenerateOptions(
+        device_name_strategies=(source.id_strategy,),
+        hook_path=source.hook_path,
+        disabled_hooks=frozenset(source.disabled_hooks),
+        no_all_device=True,  # the plugin never hands out `all`
+        no_additional_gids="no-additional-gids-for-device-nodes" in flags,
+        full_gpus_for_mig_enabled=source.full_gpus_for_mig_enabled,
+    )
+    spec = cdi.generate_spec(source.machine, files, options)
+    names = [cdi.parse_qualified_name(n)[2] for n in sorted(missing)]
+    return cdi.spec_bytes(cdi.select_devices(spec, names), "yaml")

@@ -1,0 +1,258 @@
+"""The `nvidia-device-plugin` command line, environment and config file, merged once.
+
+Flags, aliases, variables and defaults are upstream's (device-plugin.md §13.1); each
+option resolves as command line > first set environment variable > config file >
+default, through nvlib.config's Go-compatible parsing (the same helpers as GFD).
+Additions: `--nvml-mock` / `NVML_MOCK` (DESIGN.md), `--cdi-spec-dir` / `CDI_SPEC_DIR`
+(§15), and `--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (§11.4, opt-in).
+
+Imports nothing heavy: this runs before every start and on every SIGHUP.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from nvlib.config import Config, ConfigError, Duration, normalise, parse_config_file
+from nvlib.config.cliflags import Flag, apply_env, format_help, parse_argv
+
+COMMAND = "nvidia-device-plugin"
+SUMMARY = "NVIDIA device plugin for Kubernetes"
+DEFAULT_KUBELET_SOCKET = "/var/lib/kubelet/device-plugins/kubelet.sock"
+DEFAULT_CDI_SPEC_DIR = "/var/run/cdi"
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "mig-strategy", "string", "none",
+        "the desired strategy for exposing MIG devices on GPUs that support it:"
+        " [none | single | mixed]",
+        envs=("MIG_STRATEGY",),
+    ),
+    Flag(
+        "fail-on-init-error", "bool", True,
+        "fail the plugin if an error is encountered during initialization,"
+        " otherwise block indefinitely",
+        envs=("FAIL_ON_INIT_ERROR",),
+    ),
+    Flag(
+        "driver-root", "string", "/", "the root path for the NVIDIA driver installation",
+        aliases=("nvidia-driver-root",), envs=("NVIDIA_DRIVER_ROOT",),
+    ),
+    Flag(
+        "dev-root", "string", "",
+        "the root path for the NVIDIA device nodes on the host (default: the driver root)",
+        aliases=("nvidia-dev-root",), envs=("NVIDIA_DEV_ROOT",),
+    ),
+    Flag(
+        "pass-device-specs", "bool", False,
+        "pass the list of DeviceSpecs to the kubelet on Allocate()",
+        envs=("PASS_DEVICE_SPECS",),
+    ),
+    Flag(
+        "device-list-strategy", "string-list", ["envvar"],
+        "the desired strategy for passing the device list to the underlying runtime:"
+        " [envvar | volume-mounts | cdi-annotations | cdi-cri]",
+        envs=("DEVICE_LIST_STRATEGY",),
+    ),
+    Flag(
+        "device-id-strategy", "string", "uuid",
+        "the desired strategy for passing device IDs to the underlying runtime: [uuid | index]",
+        envs=("DEVICE_ID_STRATEGY",),
+    ),
+    Flag(
+        "gdrcopy-enabled", "bool", False,
+        "ensure that containers that request NVIDIA GPU resources are started with"
+        " GDRCopy support",
+        envs=("GDRCOPY_ENABLED",),
+    ),
+    Flag(
+        "gds-enabled", "bool", False,
+        "ensure that containers that request NVIDIA GPU resources are started with"
+        " GPUDirect Storage support",
+        envs=("GDS_ENABLED",),
+    ),
+    Flag(
+        "mofed-enabled", "bool", False,
+        "ensure that containers that request NVIDIA GPU resources are started with"
+        " MOFED support",
+        envs=("MOFED_ENABLED",),
+    ),
+    Flag(
+        "cdi-annotation-prefix", "string", "cdi.k8s.io/",
+        "the prefix to use for CDI container annotation keys",
+        envs=("CDI_ANNOTATION_PREFIX",),
+    ),
+    Flag(
+        "nvidia-cdi-hook-path", "string", "/usr/bin/nvidia-ctk",
+        "the path to use for NVIDIA CDI hooks in the generated CDI specification",
+        aliases=("nvidia-ctk-path",), envs=("NVIDIA_CDI_HOOK_PATH", "NVIDIA_CTK_PATH"),
+    ),
+    Flag(
+        "driver-root-ctr-path", "string", "/driver-root",
+        "the path where the NVIDIA driver root is mounted in the container; used for"
+        " generating CDI specifications",
+        aliases=("container-driver-root",),
+        envs=("DRIVER_ROOT_CTR_PATH", "CONTAINER_DRIVER_ROOT"),
+    ),
+    Flag(
+        "mps-root", "string", "",
+        "the path on the host where MPS-specific mounts and files are created by the MPS"
+        " control daemon manager",
+        envs=("MPS_ROOT",),
+    ),
+    Flag(
+        "shared-devices-allocation-policy", "string", "distributed",
+        "the policy for allocating shared devices: [distributed | packed]",
+        envs=("SHARED_DEVICES_ALLOCATION_POLICY",),
+    ),
+    Flag(
+        "device-discovery-strategy", "string", "auto",
+        "the strategy to use to discover devices: 'auto' or 'nvml'",
+        envs=("DEVICE_DISCOVERY_STRATEGY",),
+    ),
+    Flag(
+        "imex-channel-ids", "int-list", [],
+        "a list of IMEX channels to inject", envs=("IMEX_CHANNEL_IDS",),
+    ),
+    Flag(
+        "imex-required", "bool", False,
+        "the specified IMEX channels are required", envs=("IMEX_REQUIRED",),
+    ),
+    Flag(
+        "kubelet-socket", "string", DEFAULT_KUBELET_SOCKET,
+        "the kubelet's registration socket; the plugin's own sockets go in its directory,"
+        " and an empty value skips registration",
+        envs=("KUBELET_SOCKET",),
+    ),
+    Flag(
+        "config-file", "string", "",
+        "the path to a config file as an alternative to command line options"
+        " or environment variables",
+        envs=("CONFIG_FILE",),
+    ),
+    Flag(
+        "cdi-feature-flags", "string-list", [],
+        "a set of feature flags to be passed to the CDI spec generation logic",
+        envs=("CDI_FEATURE_FLAGS",),
+    ),
+    Flag(
+        "cdi-disable-hooks", "string-list", [],
+        "the CDI hooks to leave out of a generated spec; 'all' leaves out every hook",
+        envs=("CDI_DISABLE_HOOKS",),
+    ),
+    Flag(
+        "cdi-spec-dir", "string", DEFAULT_CDI_SPEC_DIR,
+        "where the plugin looks for, and if need be writes, the CDI spec that defines"
+        " the names it hands out",
+        envs=("CDI_SPEC_DIR",),
+    ),
+    Flag(
+        "health-recovery-period", "duration", Duration(None),
+        "mark an unhealthy GPU healthy again after this long without a critical XID, if"
+        " NVML still reaches it (a Go duration; infinite, the default, never does)",
+        envs=("DP_HEALTH_RECOVERY_PERIOD",),
+    ),
+    Flag(
+        "nvml-mock", "string", "",
+        "run against the built-in NVML simulator: a built-in machine name or the path"
+        " of a YAML machine profile",
+        envs=("NVML_MOCK",),
+    ),
+    Flag("help", "bool", False, "show help", aliases=("h",)),
+    Flag("version", "bool", False, "print the version", aliases=("v",)),
+)  # fmt: skip
+
+# Where each option lands in the config; the others are PluginSettings fields.
+_TARGETS: dict[str, tuple[str, ...]] = {
+    "mig-strategy": ("flags", "mig_strategy"),
+    "fail-on-init-error": ("flags", "fail_on_init_error"),
+    "driver-root": ("flags", "nvidia_driver_root"),
+    "dev-root": ("flags", "nvidia_dev_root"),
+    "pass-device-specs": ("flags", "plugin", "pass_device_specs"),
+    "device-list-strategy": ("flags", "plugin", "device_list_strategy"),
+    "device-id-strategy": ("flags", "plugin", "device_id_strategy"),
+    "gdrcopy-enabled": ("flags", "gdrcopy_enabled"),
+    "gds-enabled": ("flags", "gds_enabled"),
+    "mofed-enabled": ("flags", "mofed_enabled"),
+    "cdi-annotation-prefix": ("flags", "plugin", "cdi_annotation_prefix"),
+    "nvidia-cdi-hook-path": ("flags", "plugin", "nvidia_ctk_path"),
+    "driver-root-ctr-path": ("flags", "plugin", "container_driver_root"),
+    "mps-root": ("flags", "mps_root"),
+    "shared-devices-allocation-policy": ("flags", "plugin", "shared_devices_allocation_policy"),
+    "device-discovery-strategy": ("flags", "device_discovery_strategy"),
+    "imex-channel-ids": ("imex", "channel_ids"),
+    "imex-required": ("imex", "required"),
+}
+
+
+@dataclass
+class PluginSettings:
+    config: Config
+    config_file: str
+    kubelet_socket: str  # "" = do not register
+    cdi_spec_dir: str
+    cdi_feature_flags: list[str]
+    cdi_disable_hooks: list[str]
+    health_recovery_period: Duration
+    nvml_mock: str | None  # None when not given or empty
+    driver_root_explicit: bool  # --driver-root / NVIDIA_DRIVER_ROOT set (beats a profile's)
+    show_version: bool
+    warnings: list[str] = field(default_factory=list)  # normalise()'s, for the caller to log
+
+
+def usage() -> str:
+    return format_help(COMMAND, SUMMARY, FLAGS)
+
+
+def _assign(config: Config, target: tuple[str, ...], value: object) -> None:
+    owner: object = config
+    for attr in target[:-1]:
+        owner = getattr(owner, attr)
+    setattr(owner, target[-1], value)
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
+    """Resolve every option; raise ConfigError with upstream's text where it has one.
+
+    `argv` excludes the program name; `-h` prints the usage and exits 0. Flag
+    validation (§13.4) needs to know whether NVML loads, so it happens at start.
+    """
+    parsed = parse_argv(argv, FLAGS)
+    if parsed.values.get("help"):
+        sys.stdout.write(usage())
+        raise SystemExit(0)
+    if parsed.args:
+        raise ConfigError(
+            parsed.args[0],
+            parsed.args[0],
+            f"unexpected argument: {COMMAND} takes only flags (write --flag=false for a boolean)",
+        )
+    apply_env(parsed, environ, FLAGS)
+    show_version = bool(parsed["version"])
+    config_file = str(parsed["config-file"])
+    config = parse_config_file(config_file) if config_file and not show_version else Config()
+    file_flags = config.flags
+    for name, target in _TARGETS.items():
+        if parsed.is_set(name):
+            _assign(config, target, parsed[name])
+    # Upstream fills an option the file leaves unset from the flag's default (§13.3).
+    if file_flags.nvidia_driver_root is None:
+        file_flags.nvidia_driver_root = "/"
+    if file_flags.mps_root == "":
+        file_flags.mps_root = None
+    warnings = normalise(config)
+    return PluginSettings(
+        config=config,
+        config_file=config_file,
+        kubelet_socket=str(parsed["kubelet-socket"]),
+        cdi_spec_dir=str(parsed["cdi-spec-dir"]),
+        cdi_feature_flags=list(parsed["cdi-feature-flags"]),  # type: ignore[call-overload]
+        cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]
+        health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]
+        nvml_mock=str(parsed["nvml-mock"]) or None,
+        driver_root_explicit=parsed.is_set("driver-root"),
+        show_version=show_version,
+        warnings=warnings,
+    )

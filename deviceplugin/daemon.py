@@ -1,0 +1,175 @@
+"""The plugin's life: start, watch for restarts and signals, stop (device-plugin.md §2, §12).
+
+`Daemon.run` is upstream's event loop. Each tick (100 ms) it looks at what asked for
+attention: a signal (SIGHUP restarts with the re-read config; SIGINT, SIGTERM and
+SIGQUIT stop and exit 0), the kubelet's socket created anew (a kubelet restart:
+restart and register again, well within a second), the 30 s retry after a plugin
+failed to start, and changed CDI spec files. Signal handlers only record the signal
+(`Control`), so all work happens in the loop's thread; tests drive the same loop from
+a thread of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
+from deviceplugin.driverroot import preload_nvml
+from deviceplugin.errors import PluginError
+from deviceplugin.plugins import Host, Remembered, Running, start_plugins
+from deviceplugin.watch import POLL_SECONDS, CreationWatch
+from nvlib import __version__
+from nvlib.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
+SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+
+
+class Control:
+    """What asks the loop to act; set from signal handlers or from a test."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self._pending: int | None = None
+
+    def send(self, signum: int) -> None:
+        self._pending = signum
+        self.wake.set()
+
+    def take(self) -> int | None:
+        signum, self._pending = self._pending, None
+        self.wake.clear()
+        return signum
+
+    def install(self) -> None:
+        """Route the process's signals here (main thread only)."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            self.send(signum)
+
+        for sig in SIGNALS:
+            signal.signal(sig, handle)
+
+
+class Daemon:
+    """One process's plugins across restarts; `run` returns the exit code."""
+
+    def __init__(
+        self, argv: Sequence[str], environ: Mapping[str, str], first: PluginSettings
+    ) -> None:
+        self._argv = list(argv)
+        self._environ = dict(environ)
+        self._settings = first
+        self._remembered = Remembered()
+        self._simulation: tuple[str, object] | None = None
+        self._own_simulation: object = None  # one this daemon activated, to deactivate
+        self.retry_seconds = RETRY_SECONDS
+        self.running = Running()
+        self.started = threading.Event()  # set after each start: tests wait on it
+        self.starts = 0
+
+    def run(self, control: Control) -> int:
+        log.info("Starting NVIDIA Device Plugin %s", __version__)
+        socket = self._settings.kubelet_socket
+        try:
+            Path(socket or DEFAULT_KUBELET_SOCKET).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            log.warning("cannot create the socket directory: %s", err)
+        watch = CreationWatch(socket) if socket else None
+        try:
+            return self._loop(control, watch)
+        finally:
+            self.running.stop()
+            if watch is not None:
+                watch.close()
+            if self._own_simulation is not None:
+                self._own_simulation.deactivate()  # type: ignore[attr-defined]
+
+    def _loop(self, control: Control, watch: CreationWatch | None) -> int:
+        retry_at = self._start()
+        if retry_at is None:
+            return 1
+        next_cdi = time.monotonic() + CDI_CHECK_SECONDS
+        while True:
+            control.wake.wait(POLL_SECONDS)
+            signum = control.take()
+            reason = None
+            if signum == signal.SIGHUP:
+                reason = "Received SIGHUP, restarting."
+            elif signum is not None:
+                log.info('Received signal "%s", shutting down.', signal.Signals(signum).name)
+                return 0
+            elif watch is not None and watch.created():
+                reason = f"inotify: {watch.path} created, restarting."
+            elif retry_at and time.monotonic() >= retry_at:
+                reason = "Restarting after failed plugin start."
+            if reason is None:
+                if self.running.cdi is not None and time.monotonic() >= next_cdi:
+                    next_cdi = time.monotonic() + CDI_CHECK_SECONDS
+                    self.running.cdi.recheck_if_changed()
+                continue
+            log.info("%s", reason)
+            self.running.stop()
+            try:  # every restart re-reads flags, environment and config file
+                self._settings = parse(self._argv, self._environ)
+            except ConfigError as err:
+                log.error("error starting plugins: %s", err)
+                return 1
+            retry_at = self._start()
+            if retry_at is None:
+                return 1
+
+    def _start(self) -> float | None:
+        """Start the plugins; the retry deadline (0: none), or None on a fatal error."""
+        try:
+            self.running = start_plugins(
+                self._settings, self._environ, self._host(), self._remembered
+            )
+        except PluginError as err:
+            log.error("error starting plugins: %s", err)
+            return None
+        self.starts += 1
+        self.started.set()
+        return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
+
+    def _host(self) -> Host:
+        """`/`, or the simulator's host tree (kept across restarts for one profile)."""
+        settings = self._settings
+        flags = settings.config.flags
+        driver_root = flags.nvidia_driver_root or "/"
+        dev_root = flags.nvidia_dev_root or driver_root
+        profile = settings.nvml_mock
+        if not profile:
+            preload_nvml(flags.plugin.container_driver_root)
+            return Host(driver_root=driver_root, dev_root=dev_root)
+        simulation = self._simulate(profile)
+        root = Path(simulation.root)  # type: ignore[attr-defined]
+        if not settings.driver_root_explicit:
+            driver_root = dev_root = str(simulation.driver_root)  # type: ignore[attr-defined]
+        nodes = getattr(simulation, "device_nodes", None)
+        return Host(root, driver_root, dev_root, nodes, control_root=dev_root)
+
+    def _simulate(self, profile: str) -> object:
+        """The simulator for `profile`. One already active (a test's, with its faults) is
+        used as it is; one this daemon activated is replaced when the profile changes."""
+        from nvlib import sim
+
+        if self._simulation is not None and self._simulation[0] == profile:
+            return self._simulation[1]
+        if self._own_simulation is not None:
+            self._own_simulation.deactivate()  # type: ignore[attr-defined]
+            self._own_simulation = None
+        simulation = sim.active()
+        if simulation is None:
+            simulation = self._own_simulation = sim.activate(profile)
+        self._simulation = (profile, simulation)
+        return simulation

@@ -1,0 +1,230 @@
+"""One resource's gRPC server: its socket, its kubelet registration, its RPCs (§4, §5).
+
+The synchronous gRPC server (spec/stack.md §4.3): every open ListAndWatch stream holds
+one executor thread, so the pool has room for the kubelet's stream, a few callers and
+spare. Errors go back with status UNKNOWN and upstream's text as the details, which is
+what the kubelet sees from a plain Go error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from deviceplugin.allocate import Allocator
+from deviceplugin.devices import Resource
+from deviceplugin.errors import PluginError, RequestError
+from deviceplugin.preferred import PreferredAllocator
+from deviceplugin.v1beta1 import api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1beta1"
+HEALTHY = "Healthy"
+UNHEALTHY = "Unhealthy"
+MAX_WORKERS = 10  # streams + unary callers; threads start only when needed
+DIAL_TIMEOUT = 5.0  # upstream's: own socket ready, kubelet dial, Register
+OPTIONS = api_pb2.DevicePluginOptions(
+    pre_start_required=False, get_preferred_allocation_available=True
+)
+
+
+def rpc_error_text(err: grpc.RpcError) -> str:
+    """A failed call as Go's gRPC prints one: `rpc error: code = Unknown desc = ...`."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    name = "".join(part.title() for part in code.name.split("_"))
+    details = err.details() if hasattr(err, "details") else str(err)  # type: ignore[attr-defined]
+    return f"rpc error: code = {name} desc = {details}"
+
+
+def unix_target(path: str | Path) -> str:
+    return f"unix://{os.path.abspath(path)}"
+
+
+class PluginServer(api_pb2_grpc.DevicePluginServicer):
+    """Serves one resource on `<socket_dir>/nvidia-<name>.sock`."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        allocator: Allocator,
+        preferred: PreferredAllocator,
+        socket_dir: Path,
+    ) -> None:
+        self.resource = resource
+        self.resource_name = resource.name
+        self.socket_path = socket_dir / resource.socket_name
+        self._allocator = allocator
+        self._preferred = preferred
+        self._server: grpc.Server | None = None
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._version = 0
+        self._healthy = {d.id: True for d in resource.devices}
+        self._messages = {
+            (d.id, ok): api_pb2.Device(ID=d.id, health=HEALTHY if ok else UNHEALTHY)
+            for d in resource.devices
+            for ok in (True, False)
+        }
+        for d in resource.devices:
+            if d.numa_node is not None:
+                for ok in (True, False):
+                    self._messages[d.id, ok].topology.nodes.add(ID=d.numa_node)
+        self._snapshot = self._list()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Listen on the socket and wait until it answers; PluginError if it does not."""
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        _remove(self.socket_path)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
+        api_pb2_grpc.add_DevicePluginServicer_to_server(self, server)
+        if not server.add_insecure_port(f"unix:{self.socket_path}"):
+            raise PluginError(f"error creating GRPC server socket: {self.socket_path}")
+        server.start()
+        self._server = server
+        log.info("Starting GRPC server for '%s'", self.resource_name)
+        # One real call, waiting for the connection: channel_ready_future polls its
+        # state and costs ~200 ms per dial, a fifth of the re-registration budget.
+        with grpc.insecure_channel(unix_target(self.socket_path)) as channel:
+            try:
+                api_pb2_grpc.DevicePluginStub(channel).GetDevicePluginOptions(
+                    api_pb2.Empty(), timeout=DIAL_TIMEOUT, wait_for_ready=True
+                )
+            except grpc.RpcError as err:
+                raise PluginError(
+                    f"unable to connect to GRPC server for '{self.resource_name}':"
+                    f" {rpc_error_text(err)}"
+                ) from err
+
+    def register(self, kubelet_socket: str) -> None:
+        """Tell the kubelet about this resource; PluginError (the plugin stops) if it fails."""
+        request = api_pb2.RegisterRequest(
+            version=API_VERSION,
+            endpoint=self.socket_path.name,  # a basename: the kubelet joins its own dir
+            resource_name=self.resource_name,
+            options=OPTIONS,
+        )
+        with grpc.insecure_channel(unix_target(kubelet_socket)) as channel:
+            try:
+                api_pb2_grpc.RegistrationStub(channel).Register(
+                    request, timeout=DIAL_TIMEOUT, wait_for_ready=True
+                )
+            except grpc.RpcError as err:
+                raise PluginError(
+                    f"unable to register device plugin for '{self.resource_name}':"
+                    f" {rpc_error_text(err)}"
+                ) from err
+        log.info("Registered device plugin for '%s' with Kubelet", self.resource_name)
+
+    def stop(self) -> None:
+        """Stop serving, end the streams and remove the socket."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        if self._server is not None:
+            self._server.stop(grace=None).wait(timeout=DIAL_TIMEOUT)
+            self._server = None
+            log.info("Stopping to serve '%s' on %s", self.resource_name, self.socket_path)
+        _remove(self.socket_path)
+
+    # -- health ----------------------------------------------------------------------
+
+    def set_health(self, device_ids: Sequence[str], healthy: bool) -> None:
+        """From the health monitor: flip devices, wake every ListAndWatch stream."""
+        changed = [i for i in device_ids if self._healthy.get(i, healthy) != healthy]
+        if not changed:
+            return
+        word = "healthy" if healthy else "unhealthy"
+        for device_id in changed:
+            log.info("'%s' device marked %s: %s", self.resource_name, word, device_id)
+        with self._changed:
+            for device_id in changed:
+                self._healthy[device_id] = healthy
+            self._snapshot = self._list()
+            self._version += 1
+            self._changed.notify_all()
+
+    def health(self) -> dict[str, bool]:
+        with self._changed:
+            return dict(self._healthy)
+
+    def _list(self) -> api_pb2.ListAndWatchResponse:
+        return api_pb2.ListAndWatchResponse(
+            devices=[self._messages[d.id, self._healthy[d.id]] for d in self.resource.devices]
+        )
+
+    # -- RPCs ------------------------------------------------------------------------
+
+    def GetDevicePluginOptions(
+        self, request: api_pb2.Empty, context: grpc.ServicerContext
+    ) -> api_pb2.DevicePluginOptions:
+        return OPTIONS
+
+    def ListAndWatch(
+        self, request: api_pb2.Empty, context: grpc.ServicerContext
+    ) -> Iterator[api_pb2.ListAndWatchResponse]:
+        """The full list at once, then again after every health change, until stopped."""
+
+        def wake() -> None:
+            with self._changed:
+                self._changed.notify_all()
+
+        context.add_callback(wake)  # a cancelled stream must not hold its thread
+        seen = -1
+        while True:
+            with self._changed:
+                while seen == self._version and not self._stopped and context.is_active():
+                    self._changed.wait()
+                if self._stopped or not context.is_active():
+                    return
+                seen, snapshot = self._version, self._snapshot
+            yield snapshot
+
+    def GetPreferredAllocation(
+        self, request: api_pb2.PreferredAllocationRequest, context: grpc.ServicerContext
+    ) -> api_pb2.PreferredAllocationResponse:
+        response = api_pb2.PreferredAllocationResponse()
+        for container in request.container_requests:
+            try:
+                ids = self._preferred.preferred(
+                    container.available_deviceIDs,
+                    container.must_include_deviceIDs,
+                    container.allocation_size,
+                )
+            except RequestError as err:
+                context.abort(
+                    grpc.StatusCode.UNKNOWN,
+                    f"error getting list of preferred allocation devices: {err}",
+                )
+                raise  # abort() raised already; this only tells type checkers
+            response.container_responses.add(deviceIDs=ids)
+        return response
+
+    def Allocate(
+        self, request: api_pb2.AllocateRequest, context: grpc.ServicerContext
+    ) -> api_pb2.AllocateResponse:
+        try:
+            return self._allocator.allocate(request)
+        except RequestError as err:
+            context.abort(grpc.StatusCode.UNKNOWN, str(err))
+            raise  # abort() raised already; this only tells type checkers
+
+    def PreStartContainer(
+        self, request: api_pb2.PreStartContainerRequest, context: grpc.ServicerContext
+    ) -> api_pb2.PreStartContainerResponse:
+        return api_pb2.PreStartContainerResponse()
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

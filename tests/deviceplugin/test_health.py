@@ -1,0 +1,208 @@
+"""Health checking on the simulator (device-plugin.md §11), faults injected at run time.
+
+Matrix: a critical XID marks every replica of its GPU (upstream marks one) and nothing
+else, within one second; default-ignored XIDs and DP_ENABLE_HEALTHCHECKS; MIG events
+for one GPU/compute instance and for the whole GPU; a GPU falling off the bus; the
+opt-in recovery after a quiet period, and none for a GPU still lost; a failing event
+wait; a GPU whose event registration fails or is not supported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from deviceplugin.devices import build_device_map
+from deviceplugin.health import HealthMonitor, Watched
+from deviceplugin.migcaps import read_mig_minors
+from deviceplugin.xids import XidPolicy
+from nvlib import sim
+from nvlib.config import Sharing
+from nvlib.discover import discover
+
+try:
+    from nvlib.sim import Simulation
+except ImportError:  # pragma: no cover - the simulator exports it lazily
+    Simulation = object  # type: ignore[assignment,misc]
+
+
+class Sink:
+    """A plugin stand-in: records health reports and lets a test wait for one."""
+
+    resource_name = "nvidia.com/gpu"
+
+    def __init__(self) -> None:
+        self.health: dict[str, bool] = {}
+        self.reports: list[tuple[float, tuple[str, ...], bool]] = []
+        self._changed = threading.Condition()
+
+    def set_health(self, device_ids: Sequence[str], healthy: bool) -> None:
+        with self._changed:
+            self.reports.append((time.monotonic(), tuple(device_ids), healthy))
+            self.health.update(dict.fromkeys(device_ids, healthy))
+            self._changed.notify_all()
+
+    def wait(self, ids: Sequence[str], healthy: bool, timeout: float = 2.0) -> float:
+        """When every one of `ids` reached `healthy`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not all(self.health.get(i) is healthy for i in ids):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{ids} not {healthy}: {self.health}")
+                self._changed.wait(left)
+            return time.monotonic()
+
+    def unhealthy(self) -> set[str]:
+        return {i for i, ok in self.health.items() if not ok}
+
+
+def monitor_for(
+    simulation: object,
+    mig_strategy: str = "none",
+    replicas: int = 0,
+    environ: dict[str, str] | None = None,
+    recovery: float | None = None,
+) -> tuple[HealthMonitor, Sink, list[list[str]]]:
+    """A started monitor over the simulated machine; device IDs grouped per GPU."""
+    root = simulation.root  # type: ignore[attr-defined]
+    machine = discover(root, "")
+    sharing = Sharing()
+    if replicas:
+        from nvlib.config import ReplicatedResource, ReplicatedResources
+
+        sharing = Sharing(
+            time_slicing=ReplicatedResources([ReplicatedResource("nvidia.com/gpu", replicas)])
+        )
+    built = build_device_map(machine, mig_strategy, sharing, read_mig_minors(root))
+    sink = Sink()
+    devices = [d for r in built.resources for d in r.devices]
+    watched = [Watched(d.id, d.gpu_uuid, d.mig, sink) for d in devices]
+    monitor = HealthMonitor(
+        watched, XidPolicy.from_environ(environ or {}), recovery_period=recovery
+    )
+    monitor.start()
+    per_gpu = [[d.id for d in devices if d.gpu_index == g.index] for g in machine.gpus]
+    return monitor, sink, per_gpu
+
+
+@pytest.fixture
+def dgx() -> Iterator[object]:
+    with sim.activate("dgx-a100") as simulation:
+        yield simulation
+
+
+@pytest.fixture
+def dgx_mig() -> Iterator[object]:
+    with sim.activate("dgx-a100-mig") as simulation:
+        yield simulation
+
+
+def test_xid_marks_every_replica_within_a_second(dgx: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx, replicas=4)
+    try:
+        start = time.monotonic()
+        dgx.inject_xid(3, 48)  # type: ignore[attr-defined]
+        assert sink.wait(per_gpu[3], healthy=False) - start < 1.0
+        assert sink.unhealthy() == set(per_gpu[3])
+        assert len(per_gpu[3]) == 4
+    finally:
+        monitor.stop(wait=True)
+
+
+@pytest.mark.parametrize(
+    ("environ", "xid", "marked"),
+    [
+        pytest.param({}, 13, False, id="default-ignored"),
+        pytest.param({}, 79, True, id="critical"),
+        pytest.param({"DP_ENABLE_HEALTHCHECKS": "13"}, 13, True, id="enabled"),
+        pytest.param({"DP_DISABLE_HEALTHCHECKS": "79"}, 79, False, id="disabled"),
+        pytest.param(
+            {"DP_DISABLE_HEALTHCHECKS": "all", "DP_ENABLE_HEALTHCHECKS": "48"}, 48, True,
+            id="all-but-enabled",
+        ),
+    ],
+)  # fmt: skip
+def test_ignore_lists(dgx: object, environ: dict[str, str], xid: int, marked: bool) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx, environ=environ)
+    try:
+        dgx.inject_xid(1, xid)  # type: ignore[attr-defined]
+        dgx.inject_xid(2, 48 if not marked else xid)  # type: ignore[attr-defined]
+        sink.wait(per_gpu[2], healthy=False)  # events are handled in order
+        assert (per_gpu[1][0] in sink.unhealthy()) is marked
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_mig_event_marks_only_its_instance(dgx_mig: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx_mig, mig_strategy="mixed")
+    try:
+        dgx_mig.inject_xid(2, 48, mig=1)  # type: ignore[attr-defined]
+        sink.wait([per_gpu[2][1]], healthy=False)
+        assert sink.unhealthy() == {per_gpu[2][1]}
+        dgx_mig.inject_xid(5, 48)  # the whole GPU: all its MIG devices  # type: ignore[attr-defined]
+        sink.wait(per_gpu[5], healthy=False)
+        assert sink.unhealthy() == {per_gpu[2][1], *per_gpu[5]}
+        assert len(per_gpu[5]) == 4
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_lost_gpu_is_marked_alone_and_recovers_only_when_back(dgx: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx, recovery=0.2)
+    try:
+        dgx.fall_off_bus(6)  # type: ignore[attr-defined]
+        sink.wait(per_gpu[6], healthy=False)
+        time.sleep(0.6)  # quiet for longer than the period, but still off the bus
+        assert sink.unhealthy() == set(per_gpu[6])
+        dgx.recover(6)  # type: ignore[attr-defined]
+        sink.wait(per_gpu[6], healthy=True, timeout=3.0)
+        assert sink.unhealthy() == set()
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_recovery_waits_for_a_quiet_period(dgx: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx, replicas=2, recovery=0.5)
+    try:
+        dgx.inject_xid(0, 48)  # type: ignore[attr-defined]
+        marked = sink.wait(per_gpu[0], healthy=False)
+        time.sleep(0.3)
+        dgx.inject_xid(0, 48)  # a second fault restarts the quiet period  # type: ignore[attr-defined]
+        back = sink.wait(per_gpu[0], healthy=True, timeout=3.0)
+        assert back - marked >= 0.3 + 0.5 - 0.05
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_without_recovery_unhealthy_is_permanent(dgx: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx)
+    try:
+        dgx.inject_xid(4, 48)  # type: ignore[attr-defined]
+        sink.wait(per_gpu[4], healthy=False)
+        time.sleep(0.6)
+        assert sink.unhealthy() == set(per_gpu[4])
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_failing_wait_marks_all_when_every_gpu_answers(dgx: object) -> None:
+    monitor, sink, per_gpu = monitor_for(dgx)
+    try:
+        dgx.fail_call("nvmlEventSetWait_v2", "UNKNOWN")  # type: ignore[attr-defined]
+        sink.wait([i for ids in per_gpu for i in ids], healthy=False)
+    finally:
+        monitor.stop(wait=True)
+
+
+def test_registration_failure_marks_that_gpu(dgx: object) -> None:
+    dgx.fail_call("nvmlDeviceGetSupportedEventTypes", "UNKNOWN", gpu=1)  # type: ignore[attr-defined]
+    dgx.fail_call("nvmlDeviceRegisterEvents", "NOT_SUPPORTED", gpu=2)  # type: ignore[attr-defined]
+    monitor, sink, per_gpu = monitor_for(dgx)
+    try:
+        assert sink.unhealthy() == set(per_gpu[1])  # NOT_SUPPORTED only logs (§11.2)
+    finally:
+        monitor.stop(wait=True)
