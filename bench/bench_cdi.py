@@ -103,7 +103,7 @@ def bench_in_process(root: Path) -> None:
     from nvlib.discover import discover
 
     with sim.activate(PROFILE) as simulation:
-        machine = discover(simulation.root, machine_type_file="")
+        machine = discover(simulation.root, machine_type_file="", with_vgpu=False)
         options = cdi.GenerateOptions(hook_path="/usr/bin/nvidia-cdi-hook")
 
         def generate() -> bytes:

@@ -201,9 +201,10 @@ def bench_xid(tmp: Path) -> None:
     from kubelet_double import KubeletDouble
 
     from deviceplugin.cli import parse
-    from deviceplugin.daemon import Control, Daemon
+    from deviceplugin.daemon import Daemon
     from deviceplugin.watch import POLL_SECONDS
     from nvlib import sim
+    from nvlib.signals import Signals as Control
 
     floor = []
     with sim.activate("dgx-a100") as simulation:

@@ -28,6 +28,9 @@ Public API (imported lazily, so `import cdi` stays cheap):
 - `find_driver_files(machine, driver_root, dev_root, *, host_root, library_search_paths,
   config_search_paths, placeholder_nodes, ...) -> DriverFiles`: the only host walk.
 - `find_hook_path(value=None) -> str`: `--nvidia-cdi-hook-path` resolution.
+- `feature_options(flags) -> FeatureOptions`: what feature flags change, for
+  `find_driver_files` (`explicit_libraries`, `ipc_sockets`) and `GenerateOptions`
+  (`no_additional_gids`).
 - `generate_spec(machine, driver_files, options=GenerateOptions()) -> Spec`: pure.
 - `select_devices(spec, names) -> Spec`: keep the named devices, lowest version again.
 - `write_spec(spec, path, fmt=None) -> bool`: validate, then write atomically (`-`:
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from cdi.driverfiles import DriverFiles, find_driver_files, find_hook_path
     from cdi.encode import to_json, to_yaml
     from cdi.errors import CdiError, DriverFilesError, GenerateError, SpecError, SpecErrors
+    from cdi.features import FeatureOptions, feature_options
     from cdi.generate import GenerateOptions, generate_spec, select_devices
     from cdi.load import parse_spec, read_spec
     from cdi.names import (
@@ -77,6 +81,8 @@ _EXPORTS = {
     "GenerateError": "cdi.errors",
     "SpecError": "cdi.errors",
     "SpecErrors": "cdi.errors",
+    "FeatureOptions": "cdi.features",
+    "feature_options": "cdi.features",
     "GenerateOptions": "cdi.generate",
     "generate_spec": "cdi.generate",
     "select_devices": "cdi.generate",
@@ -100,12 +106,14 @@ __all__ = [
     "CdiError",
     "DriverFiles",
     "DriverFilesError",
+    "FeatureOptions",
     "GenerateError",
     "GenerateOptions",
     "Registry",
     "Spec",
     "SpecError",
     "SpecErrors",
+    "feature_options",
     "find_driver_files",
     "find_hook_path",
     "generate_spec",
@@ -129,8 +137,8 @@ __all__ = [
 
 _ALIASES = {"validate_spec": "validate"}  # `cdi.validate` is the submodule
 _SUBMODULES = frozenset(
-    {"driverfiles", "encode", "errors", "generate", "load", "names", "registry", "spec"}
-    | {"validate", "version", "write"}
+    {"driverfiles", "encode", "errors", "features", "generate", "load", "names", "registry"}
+    | {"spec", "validate", "version", "write"}
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from cdi._elf import read_soname
 from cdi._locate import Fs, bin_dirs, in_root, relative_to_root
 from cdi.errors import DriverFilesError
+from nvlib.migcaps import cap_device, mig_cap_keys, read_mig_minors
 from nvlib.model import Machine
 
 log = logging.getLogger(__name__)
@@ -200,22 +201,6 @@ def find_hook_path(value: str | None = None, path_env: str | None = None) -> str
         if found is not None:
             return found
     return DEFAULT_HOOK_PATH
-
-
-def parse_mig_minors(text: str) -> dict[str, int]:
-    """`gpu0/gi1/access 12` lines -> {"gpu0/gi1/access": 12} (spec/cdi.md §16)."""
-    minors: dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, minor = line.strip().rpartition(" ")
-        if name and minor.isdigit():
-            minors[name.strip()] = int(minor)
-    return minors
-
-
-def mig_cap_keys(gpu_minor: int, gi_id: int, ci_id: int) -> tuple[str, str]:
-    """The mig-minors names of a MIG device's GI and CI access capabilities."""
-    gi = f"gpu{gpu_minor}/gi{gi_id}/access"
-    return gi, f"gpu{gpu_minor}/gi{gi_id}/ci{ci_id}/access"
 
 
 class _Walk:
@@ -430,7 +415,7 @@ def _device_nodes(
         for mig in gpu.mig_devices:
             for key in mig_cap_keys(gpu.minor, mig.gi_id, mig.ci_id):
                 if key in mig_minors:
-                    wanted.append(f"/dev/nvidia-caps/nvidia-cap{mig_minors[key]}")
+                    wanted.append(cap_device(mig_minors[key]))
     nodes: dict[str, DeviceNodeInfo] = {}
     for path in dict.fromkeys(wanted):
         node = walk.char_device(path)
@@ -477,7 +462,7 @@ def find_driver_files(
     version = _driver_version(walk, machine.driver_version, search)
     lib_dirs = _lib_dirs(walk, version, search)
     graphics, xorg = _graphics(walk, version, lib_dirs, search)
-    mig_minors = parse_mig_minors(walk.host_file("/proc/driver/nvidia-caps/mig-minors") or "")
+    mig_minors = read_mig_minors(walk.host_root)  # spec/cdi.md §16
     nodes, drm, links = _device_nodes(walk, machine, mig_minors)
     return DriverFiles(
         driver_root=driver_root,

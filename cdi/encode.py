@@ -122,8 +122,11 @@ def _yaml_string(s: str) -> str:
     return _double_quoted(s)
 
 
-def _emit_mapping(out: list[str], mapping: dict[str, Any], indent: int, first: str) -> None:
-    """Write `mapping`'s entries at column `indent`; the first line starts with `first`."""
+def _emit_mapping(
+    out: list[str], mapping: dict[str, Any], first: str, rest: str, nested: int
+) -> None:
+    """Write `mapping`'s entries: the first line starts with `first`, the others with
+    `rest`, and nested blocks start at column `nested`."""
     prefix = first
     for key, value in mapping.items():
         if isinstance(value, dict):
@@ -131,16 +134,17 @@ def _emit_mapping(out: list[str], mapping: dict[str, Any], indent: int, first: s
                 out.append(f"{prefix}{key}: {{}}\n")
             else:
                 out.append(f"{prefix}{key}:\n")
-                _emit_mapping(out, value, indent + 4, " " * (indent + 4))
+                pad = " " * nested
+                _emit_mapping(out, value, pad, pad, nested + 4)
         elif isinstance(value, list):
             if not value:
                 out.append(f"{prefix}{key}: []\n")
             else:
                 out.append(f"{prefix}{key}:\n")
-                _emit_sequence(out, value, indent + 4)
+                _emit_sequence(out, value, nested)
         else:
             out.append(f"{prefix}{key}: {yaml_scalar(value)}\n")
-        prefix = " " * indent
+        prefix = rest
 
 
 def _emit_sequence(out: list[str], items: list[Any], indent: int) -> None:
@@ -148,30 +152,9 @@ def _emit_sequence(out: list[str], items: list[Any], indent: int) -> None:
     for item in items:
         if isinstance(item, dict):
             # yaml.v3: the item's keys follow the dash, its nested blocks go 4 past it.
-            _emit_mapping_in_item(out, item, indent)
+            _emit_mapping(out, item, dash, " " * (indent + 2), indent + 4)
         else:
             out.append(f"{dash}{yaml_scalar(item)}\n")
-
-
-def _emit_mapping_in_item(out: list[str], mapping: dict[str, Any], dash_col: int) -> None:
-    prefix = " " * dash_col + "- "
-    key_col = " " * (dash_col + 2)
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            if not value:
-                out.append(f"{prefix}{key}: {{}}\n")
-            else:
-                out.append(f"{prefix}{key}:\n")
-                _emit_mapping(out, value, dash_col + 4, " " * (dash_col + 4))
-        elif isinstance(value, list):
-            if not value:
-                out.append(f"{prefix}{key}: []\n")
-            else:
-                out.append(f"{prefix}{key}:\n")
-                _emit_sequence(out, value, dash_col + 4)
-        else:
-            out.append(f"{prefix}{key}: {yaml_scalar(value)}\n")
-        prefix = key_col
 
 
 def to_yaml(spec: Spec) -> bytes:
@@ -180,7 +163,7 @@ def to_yaml(spec: Spec) -> bytes:
     if not data["containerEdits"]:
         del data["containerEdits"]  # yaml.v3 omits an empty struct; Go's JSON keeps `{}`
     out = ["---\n"]
-    _emit_mapping(out, data, 0, "")
+    _emit_mapping(out, data, "", "", 4)
     return "".join(out).encode("utf-8")
 
 

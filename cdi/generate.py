@@ -23,12 +23,12 @@ from cdi.driverfiles import (
     DriverFiles,
     FileMount,
     Library,
-    mig_cap_keys,
     so_link_name,
 )
 from cdi.errors import GenerateError
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
 from cdi.version import minimum_version
+from nvlib.migcaps import cap_device, mig_cap_keys
 from nvlib.model import Gpu, Machine, MigDevice
 
 __all__ = ["HOOK_NAMES", "GenerateOptions", "generate_spec", "select_devices", "simplify"]
@@ -188,7 +188,7 @@ def _mig_edits(
     for key in mig_cap_keys(gpu.minor, mig.gi_id, mig.ci_id):
         minor = files.mig_minors.get(key)
         if minor is not None:
-            paths.append(f"/dev/nvidia-caps/nvidia-cap{minor}")
+            paths.append(cap_device(minor))
     gfx = "+gfx" in mig.profile  # DRM nodes only for graphics-capable MIG profiles
     if gfx:
         paths += _drm_paths(gpu, files)

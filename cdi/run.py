@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
+from cdi.features import feature_options
 from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
@@ -51,9 +52,9 @@ def resolve_host(settings: GenerateSettings) -> Host:
     if not settings.nvml_mock:
         driver_root = settings.driver_root or "/"
         return Host("/", driver_root, settings.dev_root or driver_root)
-    from nvlib import sim
+    from nvlib import mock
 
-    simulation = sim.activate(settings.nvml_mock)  # replaces any active simulation
+    simulation = mock.simulation(settings.nvml_mock)
     driver_root = settings.driver_root or str(simulation.driver_root)
     dev_root = settings.dev_root or driver_root
     return Host(str(simulation.root), driver_root, dev_root, dict(simulation.device_nodes))
@@ -65,7 +66,7 @@ def discover_machine(host: Host) -> Machine:
 
     from nvlib.discover import discover
 
-    return discover(Path(host.host_root), machine_type_file="")
+    return discover(Path(host.host_root), machine_type_file="", with_vgpu=False)
 
 
 def node_state(machine: Machine) -> tuple[object, ...]:
@@ -94,6 +95,7 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
         log.warning("Feature flag %s has no effect in this generator", flag)
     if "enable-coherent-annotations" in flags:
         log.warning("Feature flag enable-coherent-annotations is not supported; ignored")
+    features = feature_options(flags)
     return GenerateOptions(
         vendor=settings.vendor,
         device_class=settings.device_class,
@@ -103,7 +105,7 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
         enabled_hooks=frozenset(settings.enabled_hooks),
         ldconfig_path=settings.ldconfig_path,
         no_all_device=settings.no_all_device,
-        no_additional_gids="no-additional-gids-for-device-nodes" in flags,
+        no_additional_gids=features.no_additional_gids,
     )
 
 
@@ -112,7 +114,7 @@ def build_spec(
 ) -> Spec:
     from cdi.driverfiles import find_driver_files
 
-    flags = set(settings.feature_flags)
+    features = feature_options(settings.feature_flags)
     files = find_driver_files(
         machine,
         host.driver_root,
@@ -121,8 +123,8 @@ def build_spec(
         library_search_paths=settings.library_search_paths,
         config_search_paths=settings.config_search_paths,
         placeholder_nodes=host.placeholder_nodes,
-        explicit_libraries="enable-explicit-driver-libraries" in flags,
-        ipc_sockets="disable-ipc-discoverer" not in flags,
+        explicit_libraries=features.explicit_libraries,
+        ipc_sockets=features.ipc_sockets,
     )
     log.info("Using driver version %s", files.version)
     return generate_spec(machine, files, options)

@@ -43,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nvidia-device-plugin {__version__}")
         return 0
     _without_openssl()
-    from deviceplugin.daemon import Control, Daemon
+    from deviceplugin.daemon import Daemon
+    from nvlib.signals import Signals
 
-    control = Control()
-    control.install()
-    return Daemon(args, environ, settings).run(control)
+    signals = Signals()
+    signals.install()
+    return Daemon(args, environ, settings).run(signals)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ when nothing is missing, and rewrites it only when the set of missing names chan
 A failed generation is logged; Allocate answers regardless.
 
 Reading, generating and writing specs is the `cdi` package's public API
-(`load_specs`, `generate_spec`, `select_devices`, `write_spec`); this module only
-decides which names are missing, imported lazily so that a plugin without a CDI
-strategy never loads it.
+(`load_specs`, `feature_options`, `generate_spec`, `select_devices`, `write_spec`);
+this module only decides which names are missing, imported lazily so that a plugin
+without a CDI strategy never loads it.
 """
 
 from __future__ import annotations
@@ -144,22 +144,22 @@ def generate_missing(source: GenerateInput, missing: frozenset[str]) -> bytes:
     """Our file: the `cdi` generator's spec cut down to the missing devices, as YAML."""
     import cdi
 
-    flags = set(source.feature_flags)
+    features = cdi.feature_options(source.feature_flags)
     files = cdi.find_driver_files(
         source.machine,
         source.driver_root,
         source.dev_root,
         host_root=source.host_root,
         placeholder_nodes=source.placeholder_nodes,
-        explicit_libraries="enable-explicit-driver-libraries" in flags,
-        ipc_sockets="disable-ipc-discoverer" not in flags,
+        explicit_libraries=features.explicit_libraries,
+        ipc_sockets=features.ipc_sockets,
     )
     options = cdi.GenerateOptions(
         device_name_strategies=(source.id_strategy,),
         hook_path=source.hook_path,
         disabled_hooks=frozenset(source.disabled_hooks),
         no_all_device=True,  # the plugin never hands out `all`
-        no_additional_gids="no-additional-gids-for-device-nodes" in flags,
+        no_additional_gids=features.no_additional_gids,
         full_gpus_for_mig_enabled=source.full_gpus_for_mig_enabled,
     )
     spec = cdi.generate_spec(source.machine, files, options)

@@ -5,8 +5,8 @@ attention: a signal (SIGHUP restarts with the re-read config; SIGINT, SIGTERM an
 SIGQUIT stop and exit 0), the kubelet's socket created anew (a kubelet restart:
 restart and register again, well within a second), the 30 s retry after a plugin
 failed to start, and changed CDI spec files. Signal handlers only record the signal
-(`Control`), so all work happens in the loop's thread; tests drive the same loop from
-a thread of their own.
+(`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
+same loop from a thread of their own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
 from deviceplugin.driverroot import preload_nvml
@@ -26,38 +25,12 @@ from deviceplugin.plugins import Host, Remembered, Running, start_plugins
 from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
+from nvlib.signals import Signals
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
 CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
-SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
-
-
-class Control:
-    """What asks the loop to act; set from signal handlers or from a test."""
-
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self._pending: int | None = None
-
-    def send(self, signum: int) -> None:
-        self._pending = signum
-        self.wake.set()
-
-    def take(self) -> int | None:
-        signum, self._pending = self._pending, None
-        self.wake.clear()
-        return signum
-
-    def install(self) -> None:
-        """Route the process's signals here (main thread only)."""
-
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            self.send(signum)
-
-        for sig in SIGNALS:
-            signal.signal(sig, handle)
 
 
 class Daemon:
@@ -70,14 +43,13 @@ class Daemon:
         self._environ = dict(environ)
         self._settings = first
         self._remembered = Remembered()
-        self._simulation: tuple[str, object] | None = None
-        self._own_simulation: object = None  # one this daemon activated, to deactivate
+        self._simulated = False  # --nvml-mock was used: release the simulation at the end
         self.retry_seconds = RETRY_SECONDS
         self.running = Running()
         self.started = threading.Event()  # set after each start: tests wait on it
         self.starts = 0
 
-    def run(self, control: Control) -> int:
+    def run(self, control: Signals) -> int:
         log.info("Starting NVIDIA Device Plugin %s", __version__)
         socket = self._settings.kubelet_socket
         try:
@@ -91,10 +63,12 @@ class Daemon:
             self.running.stop()
             if watch is not None:
                 watch.close()
-            if self._own_simulation is not None:
-                self._own_simulation.deactivate()  # type: ignore[attr-defined]
+            if self._simulated:
+                from nvlib import mock
 
-    def _loop(self, control: Control, watch: CreationWatch | None) -> int:
+                mock.release()  # only one it activated itself; a test's stays active
+
+    def _loop(self, control: Signals, watch: CreationWatch | None) -> int:
         retry_at = self._start()
         if retry_at is None:
             return 1
@@ -151,25 +125,14 @@ class Daemon:
         if not profile:
             preload_nvml(flags.plugin.container_driver_root)
             return Host(driver_root=driver_root, dev_root=dev_root)
-        simulation = self._simulate(profile)
-        root = Path(simulation.root)  # type: ignore[attr-defined]
+        from nvlib import mock
+
+        # One already active (a test's, with its faults) is used as it is; one activated
+        # here is kept across restarts and replaced when the profile changes.
+        simulation = mock.simulation(profile)
+        self._simulated = True
+        root = Path(simulation.root)
         if not settings.driver_root_explicit:
-            driver_root = dev_root = str(simulation.driver_root)  # type: ignore[attr-defined]
-        nodes = getattr(simulation, "device_nodes", None)
+            driver_root = dev_root = str(simulation.driver_root)
+        nodes = simulation.device_nodes
         return Host(root, driver_root, dev_root, nodes, control_root=dev_root)
-
-    def _simulate(self, profile: str) -> object:
-        """The simulator for `profile`. One already active (a test's, with its faults) is
-        used as it is; one this daemon activated is replaced when the profile changes."""
-        from nvlib import sim
-
-        if self._simulation is not None and self._simulation[0] == profile:
-            return self._simulation[1]
-        if self._own_simulation is not None:
-            self._own_simulation.deactivate()  # type: ignore[attr-defined]
-            self._own_simulation = None
-        simulation = sim.active()
-        if simulation is None:
-            simulation = self._own_simulation = sim.activate(profile)
-        self._simulation = (profile, simulation)
-        return simulation

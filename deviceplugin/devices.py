@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from deviceplugin.errors import PluginError
-from deviceplugin.migcaps import capability_device, ci_capability, gi_capability
 from nvlib.config import Sharing
+from nvlib.migcaps import capability_device, ci_capability, gi_capability
 from nvlib.model import Gpu, Machine, MigDevice
 
 RESOURCE_PREFIX = "nvidia.com/"

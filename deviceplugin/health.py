@@ -12,12 +12,12 @@ procedure is upstream's (device-plugin.md §11.2) with the project's fixes:
 - a failing wait marks unhealthy only the GPUs that then fail a probe, and all of them
   (as upstream) only when none does; a lost GPU never stops the loop.
 
-The monitor reports through `HealthSink.set_health`; it never touches gRPC.
+The monitor reports through `HealthSink.set_health`; it never touches gRPC. NVML itself
+(the event set, the probe, decoding an event) is `nvlib.events`; this module is the policy.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -25,20 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import pynvml
-
 from deviceplugin.errors import PluginError
 from deviceplugin.xids import XidPolicy
-from nvlib.nvml import error_text, text
+from nvlib import events
+from nvlib.events import ALL_INSTANCES, Event, EventSet, RegistrationError
+from nvlib.nvml import NvmlError, NvmlInitError
 
 log = logging.getLogger(__name__)
 
-ALL_INSTANCES = 0xFFFFFFFF  # GPU/compute instance of an event on the whole GPU
-EVENT_MASK = (
-    pynvml.nvmlEventTypeXidCriticalError
-    | pynvml.nvmlEventTypeDoubleBitEccError
-    | pynvml.nvmlEventTypeSingleBitEccError
-)
 # Short waits: a stop or a recovery check never waits behind NVML for long, and an
 # event still wakes the wait at once.
 WAIT_MS = 250
@@ -86,9 +80,8 @@ class HealthMonitor:
             self._by_gpu.setdefault(w.gpu_uuid, []).append(w)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._event_set: object = None
+        self._events: EventSet | None = None
         self._registered: set[str] = set()
-        self._by_handle: dict[int | None, str] = {}  # handle address -> GPU UUID
         self._last_bad: dict[str, float] = {}  # GPU UUID -> monotonic time of its last fault
         self._last_probe: dict[str, float] = {}
         self._unhealthy: set[Watched] = set()
@@ -100,17 +93,14 @@ class HealthMonitor:
         as upstream does.
         """
         try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as err:
+            self._events = EventSet.open()
+        except NvmlInitError as err:
             if self._fail_on_init_error:
-                raise PluginError(f"failed to initialize NVML: {error_text(err)}") from err
-            log.warning("NVML init failed: %s; health checks disabled", error_text(err))
+                raise PluginError(f"failed to initialize NVML: {err}") from err
+            log.warning("NVML init failed: %s; health checks disabled", err)
             return
-        try:
-            self._event_set = pynvml.nvmlEventSetCreate()
-        except pynvml.NVMLError as err:
-            _shutdown()
-            raise PluginError(f"failed to create event set: {error_text(err)}") from err
+        except NvmlError as err:
+            raise PluginError(f"failed to create event set: {err}") from err
         log.info("Ignoring the following XIDs for health checks: %s", self._policy)
         for gpu_uuid in self._by_gpu:
             self._register(gpu_uuid)
@@ -132,47 +122,35 @@ class HealthMonitor:
 
     def _register(self, gpu_uuid: str) -> bool:
         """Register the GPU's critical events; a failure marks its devices unhealthy."""
+        assert self._events is not None
         try:
-            handle = pynvml.nvmlDeviceGetHandleByUUID(gpu_uuid)
-        except pynvml.NVMLError as err:
-            log.info(
-                "unable to get device handle from UUID: %s; marking it as unhealthy",
-                error_text(err),
-            )
+            registered = self._events.register(gpu_uuid)
+        except RegistrationError as err:
+            if err.step == "handle":
+                log.info("unable to get device handle from UUID: %s; marking it as unhealthy", err)
+            elif err.step == "supported":
+                log.info(
+                    "unable to determine the supported events for %s: %s; marking it as unhealthy",
+                    gpu_uuid,
+                    err,
+                )
+            else:
+                log.info("Marking device %s as unhealthy: %s", gpu_uuid, err)
             self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
             return False
-        try:
-            supported = pynvml.nvmlDeviceGetSupportedEventTypes(handle)
-        except pynvml.NVMLError as err:
-            log.info(
-                "unable to determine the supported events for %s: %s; marking it as unhealthy",
-                gpu_uuid,
-                error_text(err),
-            )
-            self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
-            return False
-        try:
-            pynvml.nvmlDeviceRegisterEvents(handle, EVENT_MASK & supported, self._event_set)
-        except pynvml.NVMLError_NotSupported:
+        if not registered:
             log.warning("Device %s is too old to support healthchecking.", gpu_uuid)
             return True
-        except pynvml.NVMLError as err:
-            log.info("Marking device %s as unhealthy: %s", gpu_uuid, error_text(err))
-            self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
-            return False
         self._registered.add(gpu_uuid)
-        self._by_handle[_address(handle)] = gpu_uuid
         return True
 
     @staticmethod
     def _probe(gpu_uuid: str) -> bool:
         """Does NVML still reach this GPU? Handle, PCI info and memory must all answer."""
         try:
-            handle = pynvml.nvmlDeviceGetHandleByUUID(gpu_uuid)
-            pynvml.nvmlDeviceGetPciInfo(handle)
-            pynvml.nvmlDeviceGetMemoryInfo(handle)
-        except pynvml.NVMLError as err:
-            log.debug("probe of %s failed: %s", gpu_uuid, error_text(err))
+            events.probe(gpu_uuid)
+        except NvmlError as err:
+            log.debug("probe of %s failed: %s", gpu_uuid, err)
             return False
         return True
 
@@ -187,58 +165,51 @@ class HealthMonitor:
                     log.exception("health check iteration failed")
                     self._stop.wait(WAIT_ERROR_BACKOFF)
         finally:
-            try:
-                pynvml.nvmlEventSetFree(self._event_set)
-            except pynvml.NVMLError as err:  # NVML may be shut down under a stopping monitor
-                log.debug("Failed to free event set: %s", error_text(err))
-            _shutdown()
+            assert self._events is not None
+            self._events.close()  # NVML may be shut down under a stopping monitor: logged
 
     def _step(self) -> None:
+        assert self._events is not None
         try:
-            event = pynvml.nvmlEventSetWait_v2(self._event_set, WAIT_MS)
-        except pynvml.NVMLError_Timeout:
-            self._recover()
-            return
-        except pynvml.NVMLError as err:
+            event = self._events.wait(WAIT_MS)
+        except NvmlError as err:
             if not self._stop.is_set():  # stopping: NVML may be going away under us
                 self._wait_failed(err)
+            return
+        if event is None:  # timed out
+            self._recover()
             return
         if self._stop.is_set():
             return
         self._handle(event)
         self._recover()
 
-    def _wait_failed(self, err: pynvml.NVMLError) -> None:
+    def _wait_failed(self, err: NvmlError) -> None:
         lost = [u for u in self._by_gpu if not self._probe(u)]
         if lost:
-            log.info("Error waiting for event: %s; marking lost GPUs unhealthy", error_text(err))
+            log.info("Error waiting for event: %s; marking lost GPUs unhealthy", err)
         else:
-            log.info(
-                "Error waiting for event: %s; marking all devices as unhealthy", error_text(err)
-            )
+            log.info("Error waiting for event: %s; marking all devices as unhealthy", err)
         for gpu_uuid in lost or list(self._by_gpu):
             self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
         self._stop.wait(WAIT_ERROR_BACKOFF)
 
-    def _handle(self, event: pynvml.c_nvmlEventData_t) -> None:
-        if event.eventType != pynvml.nvmlEventTypeXidCriticalError:
+    def _handle(self, event: Event) -> None:
+        xid = event.xid
+        if xid is None:
             log.debug("Skipping non-nvmlEventTypeXidCriticalError event: %s", event)
             return
-        xid = int(event.eventData)
         if self._policy.ignores(xid):
             log.info("Skipping event Xid=%d", xid)
             return
-        # The handle we registered names the GPU without asking NVML, which a GPU that
-        # fell off the bus no longer answers (upstream then marks every GPU).
-        gpu_uuid = self._by_handle.get(_address(event.device))
-        try:
-            if gpu_uuid is None:
-                gpu_uuid = text(pynvml.nvmlDeviceGetUUID(event.device))
-        except pynvml.NVMLError as err:
+        # The event set names the GPU by the handle registered, without asking NVML, which
+        # a GPU that fell off the bus no longer answers (upstream then marks every GPU).
+        gpu_uuid = event.gpu_uuid
+        if gpu_uuid is None:
             log.info(
                 "Failed to determine uuid for event Xid=%d: %s; marking all devices as unhealthy.",
                 xid,
-                error_text(err),
+                event.uuid_error,
             )
             for uuid in self._by_gpu:
                 self._mark(uuid, ALL_INSTANCES, ALL_INSTANCES, xid)
@@ -246,7 +217,7 @@ class HealthMonitor:
         if gpu_uuid not in self._by_gpu:
             log.info("Ignoring event for unexpected device: %s", gpu_uuid)
             return
-        self._mark(gpu_uuid, int(event.gpuInstanceId), int(event.computeInstanceId), xid)
+        self._mark(gpu_uuid, event.gpu_instance, event.compute_instance, xid)
 
     def _mark(self, gpu_uuid: str, gi: int, ci: int, xid: int | None = None) -> None:
         hit = [w for w in self._by_gpu.get(gpu_uuid, ()) if w.concerned_by(gi, ci)]
@@ -292,15 +263,3 @@ class HealthMonitor:
             by_sink.setdefault(id(w.sink), (w.sink, []))[1].append(w.device_id)
         for sink, ids in by_sink.values():
             sink.set_health(ids, healthy)
-
-
-def _address(handle: object) -> int | None:
-    """The pointer value of an NVML device handle, to compare handles by."""
-    return ctypes.cast(handle, ctypes.c_void_p).value  # type: ignore[arg-type]
-
-
-def _shutdown() -> None:
-    try:
-        pynvml.nvmlShutdown()
-    except pynvml.NVMLError:
-        pass  # a failed shutdown must not hide why the monitor stopped

@@ -22,13 +22,13 @@ from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings
 from deviceplugin.devices import DeviceMap, Resource, build_device_map
 from deviceplugin.errors import PluginError
 from deviceplugin.health import HealthMonitor, Watched
-from deviceplugin.migcaps import read_mig_minors
 from deviceplugin.preferred import PairScore, PreferredAllocator, pair_score
 from deviceplugin.server import PluginServer
 from deviceplugin.xids import XidPolicy
 from nvlib.config import ConfigError, validate_plugin_flags
 from nvlib.config.validate import VALIDATE_PREFIX
 from nvlib.discover import DiscoveryError, discover
+from nvlib.migcaps import read_mig_minors
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError, session
 from nvlib.topology import Topology, read_topology
@@ -133,7 +133,7 @@ def _validate(settings: PluginSettings) -> None:
 def _discover(settings: PluginSettings, host: Host, remembered: Remembered) -> Machine | None:
     """The machine, or None when NVML is missing and that is not fatal (§3.1, §12)."""
     try:
-        remembered.machine = discover(host.root, "", with_nvml=True)
+        remembered.machine = discover(host.root, "", with_vgpu=False)
         return remembered.machine
     except NvmlInitError as err:
         if settings.config.flags.fail_on_init_error:

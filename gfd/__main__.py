@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings.show_version:
         print(f"gpu-feature-discovery {__version__}")
         return 0
-    from gfd.daemon import Signals, run
+    from gfd.daemon import run
+    from nvlib.signals import Signals
 
     signals = Signals()
     signals.install()

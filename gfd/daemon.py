@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
@@ -26,11 +24,11 @@ from nvlib.config import ConfigError
 from nvlib.discover import discover
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
+from nvlib.signals import Signals
 
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 5
-_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
 class PassError(RuntimeError):
@@ -76,27 +74,6 @@ class Labeller:
             raise
         except Exception as err:  # every failure of a pass is reported the same way
             raise PassError(str(err)) from err
-
-
-class Signals:
-    """Handlers only record the signal and wake the loop (stack.md §6 pitfall 6)."""
-
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.received: int | None = None
-
-    def install(self) -> None:
-        for sig in _SIGNALS:
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.received = signum
-        self.wake.set()
-
-    def take(self) -> int | None:
-        received, self.received = self.received, None
-        self.wake.clear()
-        return received
 
 
 def serve(labeller: Labeller, signals: Signals) -> int | None:

@@ -18,21 +18,6 @@ from nvlib import host
 
 log = logging.getLogger(__name__)
 
-# One simulator per process, kept across SIGHUP reloads unless the profile changes.
-_simulations: dict[str, Path] = {}
-
-
-def _simulated_root(profile: str) -> Path:
-    from nvlib import sim
-
-    if profile not in _simulations:
-        current = sim.active()
-        if current is not None:
-            current.deactivate()
-        _simulations.clear()
-        _simulations[profile] = sim.activate(profile).root
-    return _simulations[profile]
-
 
 def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> bool:
     """Resolve `true` / `false` / `auto` once per config load (spec/labels.md §17.1)."""
@@ -76,7 +61,9 @@ def build_labeller(
     root = Path("/")
     machine_type_file = flags.gfd.machine_type_file
     if settings.nvml_mock:
-        root = _simulated_root(settings.nvml_mock)
+        from nvlib import mock  # kept across SIGHUP reloads unless the profile changes
+
+        root = mock.simulation(settings.nvml_mock).root
         if machine_type_file == host.DEFAULT_MACHINE_TYPE_FILE:
             # An explicit --machine-type-file beats the profile; the default reads its DMI.
             machine_type_file = str(host.in_root(root, machine_type_file))

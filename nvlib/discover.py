@@ -76,21 +76,27 @@ def discover(
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE,
     *,
     with_nvml: bool = True,
+    with_vgpu: bool = True,
     facts: host.HostFacts | None = None,
 ) -> Machine:
     """One pass over NVML (unless `with_nvml` is false) and the host under `root`.
 
     Raises NvmlInitError when NVML cannot be initialised and DiscoveryError for a fatal
     NVML answer. Without NVML the machine has no GPUs but still carries the vGPU facts,
-    which upstream reads from PCI independently of NVML. A long-running caller passes
-    the same `facts` every pass so that static host files are read once.
+    which upstream reads from PCI independently of NVML. Only GFD labels vGPU facts: the
+    CDI generator and the device plugin pass `with_vgpu=False`, which skips the PCI scan
+    (and the warning an unprivileged container gets from it) and leaves `vgpu` None. A
+    long-running caller passes the same `facts` every pass so that static host files are
+    read once.
     """
     if facts is None:
         facts = host.HostFacts(root, machine_type_file)
-    try:
-        vgpu = facts.vgpu()
-    except host.DriverRecordError as err:
-        raise DiscoveryError(str(err)) from err
+    vgpu = None
+    if with_vgpu:
+        try:
+            vgpu = facts.vgpu()
+        except host.DriverRecordError as err:
+            raise DiscoveryError(str(err)) from err
     if not with_nvml:
         return Machine(driver_version="", cuda_driver_version=0, vgpu=vgpu)
     with session():

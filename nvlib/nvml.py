@@ -58,18 +58,28 @@ def text(value: str | bytes) -> str:
     return value
 
 
-@contextmanager
-def session() -> Iterator[None]:
-    """nvmlInit ... nvmlShutdown around one discovery pass (upstream does the same per pass)."""
+def init() -> None:
+    """nvmlInit; NvmlInitError when NVML cannot be loaded or initialised."""
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as err:
         raise NvmlInitError(error_text(err), getattr(err, "value", None)) from err
+
+
+def shutdown() -> None:
+    """nvmlShutdown, pairing an `init`; a failure is swallowed."""
+    try:
+        pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        # A failed shutdown must not hide the caller's own result or error.
+        pass
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """nvmlInit ... nvmlShutdown around one discovery pass (upstream does the same per pass)."""
+    init()
     try:
         yield
     finally:
-        try:
-            pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            # A failed shutdown must not hide the pass's own result or error.
-            pass
+        shutdown()

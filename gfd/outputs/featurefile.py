@@ -1,8 +1,8 @@
 """The NFD feature file and standard output (spec/labels.md §17.1, §17.2).
 
 Imported by `gpu-feature-discovery --oneshot` in file mode, whose start-up is
-benchmarked against `python -c "import pynvml"`: only the standard library
-and `nvlib.fsutil` here, no yaml and no kubernetes.
+benchmarked against an interpreter that loads only pynvml (bench/run.py): only the
+standard library and `nvlib.fsutil` here, no yaml and no kubernetes.
 """
 
 from __future__ import annotations

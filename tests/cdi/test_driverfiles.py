@@ -26,9 +26,9 @@ from cdi.driverfiles import (
     FileMount,
     find_driver_files,
     find_hook_path,
-    parse_mig_minors,
 )
 from cdi.errors import DriverFilesError
+from nvlib.migcaps import parse_mig_minors
 
 ONE_GPU = gb.machine(gb.gpu(0))
 

@@ -20,8 +20,8 @@ from deviceplugin.devices import (
     pattern_matches,
 )
 from deviceplugin.errors import PluginError
-from deviceplugin.migcaps import capability_device, gi_capability, parse_mig_minors
 from nvlib.config import Sharing
+from nvlib.migcaps import capability_device, gi_capability, parse_mig_minors
 from nvlib.model import Machine
 
 NO_SHARING = Sharing()

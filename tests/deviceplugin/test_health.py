@@ -17,11 +17,11 @@ import pytest
 
 from deviceplugin.devices import build_device_map
 from deviceplugin.health import HealthMonitor, Watched
-from deviceplugin.migcaps import read_mig_minors
 from deviceplugin.xids import XidPolicy
 from nvlib import sim
 from nvlib.config import Sharing
 from nvlib.discover import discover
+from nvlib.migcaps import read_mig_minors
 
 try:
     from nvlib.sim import Simulation

@@ -30,8 +30,9 @@ import yaml
 from kubelet_double import Endpoint, KubeletDouble
 
 from deviceplugin.cli import parse
-from deviceplugin.daemon import Control, Daemon
+from deviceplugin.daemon import Daemon
 from nvlib import sim
+from nvlib.signals import Signals as Control
 
 REPO = Path(__file__).resolve().parents[2]
 GPU = "nvidia.com/gpu"

@@ -2,9 +2,10 @@
 per-call NVML policy (NotSupported is absence; other failures name what was asked).
 
 Matrix: every built-in profile's model facts; MIG profile naming through the GI/CI
-profile tables; fabric; vGPU config space; tolerated failures (memory info, PCI class,
-machine type) and fatal ones (compute capability, MIG mode, fabric, GPU lost, NVML
-init); the contract that labels of every profile are valid and deterministic.
+profile tables; fabric; vGPU config space (and no scan when not asked for); tolerated
+failures (memory info, PCI class, machine type) and fatal ones (compute capability,
+MIG mode, fabric, GPU lost, NVML init); the contract that labels of every profile are
+valid and deterministic.
 """
 
 from __future__ import annotations
@@ -125,6 +126,17 @@ def test_short_pci_config_drops_vgpu_facts(simulate, caplog) -> None:  # type: i
     config.write_bytes(config.read_bytes()[:64])
     assert discover_in(simulation).vgpu is None
     assert "entire PCI configuration is not read" in caplog.text
+
+
+def test_without_vgpu_skips_the_pci_scan(simulate, caplog) -> None:  # type: ignore[no-untyped-def]
+    """CDI and the plugin ask for no vGPU facts: no scan, so no GFD warning, even unprivileged."""
+    simulation = simulate("vgpu")
+    for config in (simulation.root / host.PCI_DEVICES).glob("*/config"):
+        config.write_bytes(config.read_bytes()[:64])
+    machine = discover(simulation.root, "", with_vgpu=False)
+    assert machine.vgpu is None
+    assert len(machine.gpus) == 1
+    assert "PCI configuration" not in caplog.text
 
 
 def test_no_gpu(simulate) -> None:
