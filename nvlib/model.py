@@ -90,7 +90,7 @@ class Machine:
     cuda_driver_version: int  # nvmlSystemGetCudaDriverVersion, e.g. 12040
     gpus: tuple[Gpu, ...] = ()
     machine_type: str | None = None  # raw DMI product name; None when unreadable or not asked
-    vgpu: VGpuInfo | None = field(default=None)  # None: PCI enumeration failed
+    vgpu: VGpuInfo | None = field(default=None)  # None: PCI enumeration failed or not asked
 
     @property
     def mig_devices(self) -> tuple[tuple[Gpu, MigDevice], ...]:
