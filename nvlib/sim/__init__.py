@@ -5,18 +5,18 @@
         pynvml.nvmlInit()            # the real pynvml, answered by the simulator
         ...                          # host files under simulation.root
 
-Importing this package loads the profile format (yaml, and pynvml for its constants);
-the ctypes layer and the host-tree writer are imported on first activation.
+Importing this package loads the profile records only. A built-in profile comes
+pre-parsed (`_bundled.py`); yaml and the profile checks are imported for a profile
+file, the host-tree writer on activation, and the ctypes layer on the first NVML call.
+Every `--nvml-mock` command pays for its imports at start, so keep them lazy (and
+without `from __future__ import annotations`: see profile.py).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-from nvlib.sim.errors import ProfileError
 from nvlib.sim.profile import BUILTIN_PROFILES, Profile, load_profile
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from nvlib.sim.errors import ProfileError
     from nvlib.sim.simulation import Simulation, activate, active
 
 __all__ = [
@@ -30,9 +30,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in ("Simulation", "activate", "active"):
         from nvlib.sim import simulation
 
-        return getattr(simulation, name)
-    raise AttributeError(f"module 'nvlib.sim' has no attribute {name!r}")
+        value = getattr(simulation, name)
+    elif name == "ProfileError":
+        from nvlib.sim.errors import ProfileError
+
+        value = ProfileError
+    else:
+        raise AttributeError(f"module 'nvlib.sim' has no attribute {name!r}")
+    globals()[name] = value  # found without this function from now on
+    return value

@@ -4,52 +4,21 @@ Names, memory and compute capability of the models in DESIGN.md's machines table
 contract values. MIG tables follow `nvidia-smi mig -lgip` on the real parts; the
 A100-40GB rows are the reference values of spec/labels.md §10.5. Profile names
 ("3g.20gb") agree with the GB formula of labels.md §10.4, which a test checks.
+The GPU- and compute-instance profile records are defined in profile.py, with the
+other records, and importable from here too.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import pynvml
+
+from nvlib.sim.profile import CiProfile, GiProfile, Record
 
 # MIG placements are counted in memory slices: eight per GPU on every model here.
 MEMORY_SLICES = 8
 
 
-class GiProfile(NamedTuple):
-    """One GPU instance profile, as nvmlDeviceGetGpuInstanceProfileInfo reports it."""
-
-    index: int  # NVML_GPU_INSTANCE_PROFILE_*: what the caller passes
-    id: int  # what the info and nvmlGpuInstanceGetInfo report (nvidia-smi's ID column)
-    name: str  # "1g.5gb", "1g.5gb+me"
-    slices: int
-    instances: int
-    multiprocessors: int
-    copy_engines: int
-    decoders: int
-    encoders: int
-    jpegs: int
-    ofas: int
-    memory_mib: int
-    placement_size: int  # in memory slices
-    placement_starts: tuple[int, ...]
-
-    @property
-    def size_label(self) -> str:
-        """`5gb` in `1g.5gb+me`: what a compute-instance name repeats."""
-        return self.name.split(".", 1)[1].split("+", 1)[0]
-
-
-class CiProfile(NamedTuple):
-    """One compute instance profile inside a GPU instance profile."""
-
-    index: int  # NVML_COMPUTE_INSTANCE_PROFILE_*; real NVML reports it as the id too
-    slices: int
-    instances: int
-    multiprocessors: int
-
-
-class GpuModel(NamedTuple):
+class GpuModel(Record):
     key: str  # what a profile names in `model:`
     name: str  # nvmlDeviceGetName
     memory_mib: int

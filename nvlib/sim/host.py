@@ -1,17 +1,22 @@
 """The host tree a profile implies: sysfs PCI devices, DMI, procfs MIG minors, driver root.
 
 Tools read these through a `root` instead of `/`, so in simulation they find the same
-files they would on the machine. Placeholder device nodes are empty regular files;
-`build_host_tree` returns the (major, minor) each stands for, keyed by its path
-relative to the driver root. Files are written with plain os calls, directories made
-once: activating dgx-a100 writes about 200 entries and should cost a few ms.
+files they would on the machine. A HostTree writes them in two parts: at activation
+the small part every command reads (sysfs, DMI, procfs: about 110 files for
+dgx-a100), and the driver root (placeholder device nodes, about 60 libraries and
+their links, firmware, binaries, config files) only when a command asks for it.
+Placeholder device nodes are empty regular files; `device_nodes` gives the
+(major, minor) each stands for, keyed by its path relative to the driver root.
+
+Every entry is written with plain os calls and remembered, so that removing an owned
+tree unlinks what was written instead of walking it: a command start pays for each
+system call, and both halves cost tens of microseconds per file. (No `from __future__
+import annotations` here, as in everything `activate` imports: see profile.py.)
 """
 
-from __future__ import annotations
-
 import os
+import shutil
 import struct
-from pathlib import Path
 
 from nvlib.sim.profile import GpuSpec, PciAddress, Profile, VGpuSpec
 
@@ -26,6 +31,13 @@ _HOST_BRIDGE = PciAddress(0, 0, 0, 0)
 _GIS_PER_GPU, _CIS_PER_GI = 15, 8
 _PER_GI = 1 + _CIS_PER_GI
 _PER_GPU = _GIS_PER_GPU * _PER_GI
+# One GPU's mig-minors lines, GI access then its CIs' for each GI: `#` is the GPU's
+# minor, and the capability minors, in line order, count up from the GPU's first.
+_MIG_MINORS_GPU = "".join(
+    f"gpu#/gi{gi}/access %d\n"
+    + "".join(f"gpu#/gi{gi}/ci{ci}/access %d\n" for ci in range(_CIS_PER_GI))
+    for gi in range(_GIS_PER_GPU)
+)
 
 # Driver libraries: (stem, SONAME suffix or None when the file is its own SONAME,
 # whether a development `.so` link is installed too).
@@ -70,65 +82,114 @@ _BINARIES = (
 _FIRMWARE = ("gsp_ga10x.bin", "gsp_tu10x.bin")
 
 
-class _Tree:
-    """Entries to write under one root: files, symlinks and executables."""
+class _Plan:
+    """Entries to write: files (relative path, data, mode) and symlinks."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = str(root)
-        self.dirs: set[str] = set()
+    def __init__(self) -> None:
         self.files: list[tuple[str, bytes, int]] = []
         self.links: list[tuple[str, str]] = []
 
     def file(self, path: str, data: bytes | str = b"", mode: int = 0o644) -> None:
-        self.dirs.add(os.path.dirname(path))
         self.files.append((path, data.encode() if isinstance(data, str) else data, mode))
 
     def link(self, path: str, target: str) -> None:
-        self.dirs.add(os.path.dirname(path))
         self.links.append((path, target))
 
-    def write(self) -> None:
-        for d in sorted(self.dirs):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+
+class HostTree:
+    """The host tree of one simulation under `root`: written in parts, removed at once."""
+
+    def __init__(self, root: str, profile: Profile) -> None:
+        self.root = root
+        self.profile = profile
+        self._dirs: set[str] = {""}  # relative directories known to exist
+        self._made: list[str] = []  # directories created, absolute
+        self._entries: list[str] = []  # files and links written, absolute
+
+    def write_base(self) -> None:
+        """sysfs, DMI and procfs: what every command reads."""
+        plan = _Plan()
+        _sysfs(plan, self.profile)
+        if self.profile.machine is not None:
+            plan.file("sys/class/dmi/id/product_name", self.profile.machine + "\n")
+        _procfs(plan, self.profile)
+        self._write(plan)
+
+    def write_driver(self) -> dict[str, tuple[int, int]]:
+        """The driver root: placeholder device nodes, libraries, binaries, config files.
+
+        Returns `device_nodes(profile)`, the nodes it wrote.
+        """
+        plan = _Plan()
+        nodes = device_nodes(self.profile)
+        for path in nodes:
+            plan.file(f"{DRIVER_ROOT}/{path}", mode=0o666)
+        _driver_files(plan, self.profile)
+        self._write(plan)
+        return nodes
+
+    def _write(self, plan: _Plan) -> None:
+        root, known = self.root, self._dirs
+        wanted: set[str] = set()
+        for path in [p for p, _, _ in plan.files] + [p for p, _ in plan.links]:
+            parent = path.rpartition("/")[0]
+            while parent not in known and parent not in wanted:
+                wanted.add(parent)
+                parent = parent.rpartition("/")[0]
+        for d in sorted(wanted):  # a parent sorts before its children
+            full = f"{root}/{d}"
+            try:
+                os.mkdir(full)
+                self._made.append(full)
+            except FileExistsError:  # a root the caller gave, written before
+                pass
+            known.add(d)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        for path, data, mode in self.files:
-            fd = os.open(os.path.join(self.root, path), flags, mode)
+        entries = self._entries
+        for path, data, mode in plan.files:
+            full = f"{root}/{path}"
+            fd = os.open(full, flags, mode)
             try:
                 if data:
                     os.write(fd, data)
+                if mode & 0o022:  # the umask would have taken world/group write from a node
+                    os.fchmod(fd, mode)
             finally:
                 os.close(fd)
-            if mode & 0o022:  # the umask would have taken world/group write from a node
-                os.chmod(os.path.join(self.root, path), mode)
-        for path, target in self.links:
-            full = os.path.join(self.root, path)
-            if os.path.lexists(full):
+            entries.append(full)
+        for path, target in plan.links:
+            full = f"{root}/{path}"
+            try:
+                os.symlink(target, full)
+            except FileExistsError:
                 os.unlink(full)
-            os.symlink(target, full)
+                os.symlink(target, full)
+            entries.append(full)
+
+    def remove(self) -> None:
+        """Remove the whole tree, root included: what was written, then anything else."""
+        try:
+            for path in self._entries:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            for d in reversed(self._made):  # children were made after their parents
+                os.rmdir(d)
+            os.rmdir(self.root)
+        except OSError:  # something added or changed in the tree: walk it
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
-def build_host_tree(root: Path, profile: Profile) -> dict[str, tuple[int, int]]:
-    """Write the host tree under `root`; return the placeholder device nodes."""
-    tree = _Tree(root)
-    _sysfs(tree, profile)
-    if profile.machine is not None:
-        tree.file("sys/class/dmi/id/product_name", profile.machine + "\n")
-    _procfs(tree, profile)
-    nodes = _device_nodes(profile)
-    for path in nodes:
-        tree.file(f"{DRIVER_ROOT}/{path}", mode=0o666)
-    _driver_files(tree, profile)
-    tree.write()
-    return nodes
-
-
-def _sysfs(tree: _Tree, profile: Profile) -> None:
+def _sysfs(plan: _Plan, profile: Profile) -> None:
+    configs: dict[tuple[object, ...], bytes] = {}  # GPUs of one model share a header
     taken = {g.bus for g in profile.gpus} | {s.bus for s in profile.nvswitches}
     if _HOST_BRIDGE not in taken:  # something not NVIDIA, for readers that filter by vendor
-        _pci_device(tree, _HOST_BRIDGE, 0x8086, 0x09A2, 0x060000, 0x8086, 0x0000, 0, None)
+        _pci_device(plan, configs, _HOST_BRIDGE, 0x8086, 0x09A2, 0x060000, 0x8086, 0, 0, None)
     for gpu in profile.gpus:
         _pci_device(
-            tree,
+            plan,
+            configs,
             gpu.bus,
             NVIDIA_VENDOR,
             gpu.pci_device_id >> 16,
@@ -140,7 +201,8 @@ def _sysfs(tree: _Tree, profile: Profile) -> None:
         )
     for switch in profile.nvswitches:
         _pci_device(
-            tree,
+            plan,
+            configs,
             switch.bus,
             NVIDIA_VENDOR,
             switch.device_id,
@@ -153,7 +215,8 @@ def _sysfs(tree: _Tree, profile: Profile) -> None:
 
 
 def _pci_device(
-    tree: _Tree,
+    plan: _Plan,
+    configs: dict[tuple[object, ...], bytes],
     bus: PciAddress,
     vendor: int,
     device: int,
@@ -164,14 +227,19 @@ def _pci_device(
     vgpu: VGpuSpec | None,
 ) -> None:
     base = f"{PCI_DEVICES}/{bus.sysfs}"
-    tree.file(f"{base}/vendor", f"0x{vendor:04x}\n")
-    tree.file(f"{base}/device", f"0x{device:04x}\n")
-    tree.file(f"{base}/subsystem_vendor", f"0x{subsystem_vendor:04x}\n")
-    tree.file(f"{base}/subsystem_device", f"0x{subsystem_device:04x}\n")
-    tree.file(f"{base}/class", f"0x{pci_class:06x}\n")
-    tree.file(f"{base}/numa_node", f"{-1 if numa_node is None else numa_node}\n")
-    config = pci_config(vendor, device, pci_class, subsystem_vendor, subsystem_device, vgpu)
-    tree.file(f"{base}/config", config)
+    key = (vendor, device, pci_class, subsystem_vendor, subsystem_device, vgpu)
+    config = configs.get(key)
+    if config is None:
+        config = configs[key] = pci_config(*key)
+    plan.files += (
+        (f"{base}/vendor", b"0x%04x\n" % vendor, 0o644),
+        (f"{base}/device", b"0x%04x\n" % device, 0o644),
+        (f"{base}/subsystem_vendor", b"0x%04x\n" % subsystem_vendor, 0o644),
+        (f"{base}/subsystem_device", b"0x%04x\n" % subsystem_device, 0o644),
+        (f"{base}/class", b"0x%06x\n" % pci_class, 0o644),
+        (f"{base}/numa_node", b"%d\n" % (-1 if numa_node is None else numa_node), 0o644),
+        (f"{base}/config", config, 0o644),
+    )
 
 
 def pci_config(
@@ -218,29 +286,26 @@ def mig_minor(gpu_minor: int, gi: int, ci: int | None = None) -> int:
     return base if ci is None else base + 1 + ci
 
 
-def _procfs(tree: _Tree, profile: Profile) -> None:
-    tree.file(
+def _procfs(plan: _Plan, profile: Profile) -> None:
+    plan.file(
         "proc/driver/nvidia/version",
         f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {profile.driver_version}  "
         "Release Build  (dvs-builder@U16-I3-B03-4-3)\nGCC version:  gcc version 12.2.0\n",
     )
-    lines = ["config 1", "monitor 2"]
+    minors = ["config 1\nmonitor 2\n"]
     for gpu in profile.gpus:
-        for gi in range(_GIS_PER_GPU):
-            lines.append(f"gpu{gpu.minor}/gi{gi}/access {mig_minor(gpu.minor, gi)}")
-            lines.extend(
-                f"gpu{gpu.minor}/gi{gi}/ci{ci}/access {mig_minor(gpu.minor, gi, ci)}"
-                for ci in range(_CIS_PER_GI)
-            )
-    tree.file("proc/driver/nvidia-caps/mig-minors", "\n".join(lines) + "\n")
+        first = mig_minor(gpu.minor, 0)  # 1,080 lines on a DGX: one % each, not one per line
+        numbers = tuple(range(first, first + _PER_GPU))
+        minors.append(_MIG_MINORS_GPU.replace("#", str(gpu.minor)) % numbers)
+    plan.file("proc/driver/nvidia-caps/mig-minors", "".join(minors))
     caps = "proc/driver/nvidia/capabilities"
     if any(g.mig_capable for g in profile.gpus):
-        tree.file(f"{caps}/mig/config", _cap_file(1, 0o400))
-        tree.file(f"{caps}/mig/monitor", _cap_file(2, 0o444))
+        plan.file(f"{caps}/mig/config", _cap_file(1, 0o400))
+        plan.file(f"{caps}/mig/monitor", _cap_file(2, 0o444))
     for gpu, gi, ci in _mig_instances(profile):
         base = f"{caps}/gpu{gpu.minor}/mig/gi{gi}"
-        tree.file(f"{base}/access", _cap_file(mig_minor(gpu.minor, gi), 0o444))
-        tree.file(f"{base}/ci{ci}/access", _cap_file(mig_minor(gpu.minor, gi, ci), 0o444))
+        plan.file(f"{base}/access", _cap_file(mig_minor(gpu.minor, gi), 0o444))
+        plan.file(f"{base}/ci{ci}/access", _cap_file(mig_minor(gpu.minor, gi, ci), 0o444))
 
 
 def _cap_file(minor: int, mode: int) -> str:
@@ -256,7 +321,8 @@ def _mig_instances(profile: Profile) -> list[tuple[GpuSpec, int, int]]:
     ]
 
 
-def _device_nodes(profile: Profile) -> dict[str, tuple[int, int]]:
+def device_nodes(profile: Profile) -> dict[str, tuple[int, int]]:
+    """The placeholder device nodes, by path under the driver root: (major, minor)."""
     majors = profile.device_majors
     nodes = {
         "dev/nvidiactl": (majors.nvidia, 255),
@@ -276,34 +342,34 @@ def _device_nodes(profile: Profile) -> dict[str, tuple[int, int]]:
     return nodes
 
 
-def _driver_files(tree: _Tree, profile: Profile) -> None:
+def _driver_files(plan: _Plan, profile: Profile) -> None:
     version = profile.driver_version
     d = f"{DRIVER_ROOT}/{LIB_DIR}"
     for stem, soname, dev_link in _LIBRARIES:
         real = f"{stem}.{version}"
-        tree.file(f"{d}/{real}", _placeholder(real))
+        plan.file(f"{d}/{real}", _placeholder(real))
         if soname is not None:
-            tree.link(f"{d}/{stem}.{soname}", real)
+            plan.link(f"{d}/{stem}.{soname}", real)
             if dev_link:
-                tree.link(f"{d}/{stem}", f"{stem}.{soname}")
-    tree.file(f"{d}/vdpau/libvdpau_nvidia.so.{version}", _placeholder("libvdpau_nvidia"))
-    tree.link(f"{d}/vdpau/libvdpau_nvidia.so.1", f"libvdpau_nvidia.so.{version}")
+                plan.link(f"{d}/{stem}", f"{stem}.{soname}")
+    plan.file(f"{d}/vdpau/libvdpau_nvidia.so.{version}", _placeholder("libvdpau_nvidia"))
+    plan.link(f"{d}/vdpau/libvdpau_nvidia.so.1", f"libvdpau_nvidia.so.{version}")
     for name in ("libnvidia-egl-gbm.so.1.1.1", "libnvidia-egl-wayland.so.1.1.13"):
-        tree.file(f"{d}/{name}", _placeholder(name))
-        tree.link(f"{d}/{name.split('.so.')[0]}.so.1", name)
-    tree.link(f"{d}/gbm/nvidia-drm_gbm.so", "../libnvidia-allocator.so.1")
-    tree.file(f"{d}/nvidia/xorg/nvidia_drv.so", _placeholder("nvidia_drv.so"))
-    tree.file(f"{d}/nvidia/xorg/libglxserver_nvidia.so.{version}", _placeholder("glxserver"))
-    tree.link(f"{d}/nvidia/xorg/libglxserver_nvidia.so", f"libglxserver_nvidia.so.{version}")
+        plan.file(f"{d}/{name}", _placeholder(name))
+        plan.link(f"{d}/{name.split('.so.')[0]}.so.1", name)
+    plan.link(f"{d}/gbm/nvidia-drm_gbm.so", "../libnvidia-allocator.so.1")
+    plan.file(f"{d}/nvidia/xorg/nvidia_drv.so", _placeholder("nvidia_drv.so"))
+    plan.file(f"{d}/nvidia/xorg/libglxserver_nvidia.so.{version}", _placeholder("glxserver"))
+    plan.link(f"{d}/nvidia/xorg/libglxserver_nvidia.so", f"libglxserver_nvidia.so.{version}")
     for firmware in _FIRMWARE:
-        tree.file(f"{DRIVER_ROOT}/lib/firmware/nvidia/{version}/{firmware}", _placeholder(firmware))
+        plan.file(f"{DRIVER_ROOT}/lib/firmware/nvidia/{version}/{firmware}", _placeholder(firmware))
     fabric = any(g.fabric is not None for g in profile.gpus)
     for binary in (*_BINARIES, *(("nvidia-imex", "nvidia-imex-ctl") if fabric else ())):
-        tree.file(f"{DRIVER_ROOT}/usr/bin/{binary}", f"#!/bin/sh\n# {binary} placeholder\n", 0o755)
-    _config_files(tree)
-    tree.file(f"{DRIVER_ROOT}/run/nvidia-persistenced/socket")
+        plan.file(f"{DRIVER_ROOT}/usr/bin/{binary}", f"#!/bin/sh\n# {binary} placeholder\n", 0o755)
+    _config_files(plan)
+    plan.file(f"{DRIVER_ROOT}/run/nvidia-persistenced/socket")
     if profile.nvswitches:
-        tree.file(f"{DRIVER_ROOT}/run/nvidia-fabricmanager/socket")
+        plan.file(f"{DRIVER_ROOT}/run/nvidia-fabricmanager/socket")
 
 
 def _placeholder(name: str) -> bytes:
@@ -311,17 +377,17 @@ def _placeholder(name: str) -> bytes:
     return f"nvlib.sim placeholder for {name}\n".encode()
 
 
-def _config_files(tree: _Tree) -> None:
+def _config_files(plan: _Plan) -> None:
     icd = (
         '{"file_format_version": "1.0.1", "ICD": {"library_path": "libGLX_nvidia.so.0", '
         '"api_version": "1.3.277"}}\n'
     )
     egl = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
     r = DRIVER_ROOT
-    tree.file(f"{r}/etc/vulkan/icd.d/nvidia_icd.json", icd)
-    tree.file(f"{r}/etc/vulkan/implicit_layer.d/nvidia_layers.json", icd)
-    tree.file(f"{r}/etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\n")
-    tree.file(f"{r}/usr/share/glvnd/egl_vendor.d/10_nvidia.json", egl)
+    plan.file(f"{r}/etc/vulkan/icd.d/nvidia_icd.json", icd)
+    plan.file(f"{r}/etc/vulkan/implicit_layer.d/nvidia_layers.json", icd)
+    plan.file(f"{r}/etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\n")
+    plan.file(f"{r}/usr/share/glvnd/egl_vendor.d/10_nvidia.json", egl)
     for platform in ("15_nvidia_gbm.json", "10_nvidia_wayland.json"):
-        tree.file(f"{r}/usr/share/egl/egl_external_platform.d/{platform}", egl)
-    tree.file(f"{r}/usr/share/nvidia/nvoptix.bin", _placeholder("nvoptix.bin"))
+        plan.file(f"{r}/usr/share/egl/egl_external_platform.d/{platform}", egl)
+    plan.file(f"{r}/usr/share/nvidia/nvoptix.bin", _placeholder("nvoptix.bin"))

@@ -1,21 +1,107 @@
 """A simulated machine, resolved from a profile: every fact the simulator answers with.
 
-`load_profile` reads a built-in profile by name or a YAML file by path; `parse.py`
-turns the YAML into these frozen dataclasses and rejects anything it cannot simulate.
-The format is documented in docs/profiles.md.
+`load_profile` returns a built-in profile by name or reads a YAML file by path;
+`parse.py` turns the YAML into these immutable records and rejects anything it cannot
+simulate. The format is documented in docs/profiles.md. Built-in profiles come
+pre-parsed from `_bundled.py` (generated from profiles/*.yaml by
+`python -m nvlib.sim.bundle`), so that naming one costs neither a YAML parser nor
+the parse.
 
-The records are NamedTuples, not frozen dataclasses: they compare, hash and print as
-well, and a dataclass costs about a millisecond to define, which every
-`--nvml-mock` command start would pay a dozen times.
+The records are `Record`s: typing.NamedTuple's class syntax and behaviour (they are
+tuples: they compare, hash, print and `_replace` the same), defined at a fraction of
+the cost. typing itself takes 3 ms to import and a NamedTuple class a tenth of a
+millisecond to define, which every `--nvml-mock` command start would pay. For the same
+reason this module (like the rest of what `activate` imports) has no
+`from __future__ import annotations`: importing __future__ costs 0.2 ms. Annotations
+are evaluated, so a name defined later or only for type checkers is quoted.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import NamedTuple
 
-from nvlib.sim.errors import ProfileError
-from nvlib.sim.gpus import CiProfile, GiProfile
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+    from typing import Self
+else:
+    try:
+        from _collections import _tuplegetter  # what collections.namedtuple uses
+    except ImportError:  # pragma: no cover - not CPython
+        from operator import itemgetter
+
+        def _tuplegetter(index: int, doc: str) -> property:
+            return property(itemgetter(index), doc=doc)
+
+    class _RecordType(type):
+        """Turns the annotated fields of a `class X(Record)` body into tuple positions."""
+
+        def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict) -> type:
+            if not bases:  # Record itself
+                return super().__new__(mcs, name, (tuple,), namespace)
+            fields = tuple(namespace.get("__annotations__", ()))
+            defaults: dict[str, object] = {}
+            for i, field in enumerate(fields):
+                if field in namespace:
+                    defaults[field] = namespace[field]
+                elif defaults:
+                    raise TypeError(f"{name}.{field}: a field without a default after one with")
+                namespace[field] = _tuplegetter(i, f"Alias for field number {i}")
+            namespace.update(
+                __slots__=(), _fields=fields, _field_defaults=defaults, __match_args__=fields
+            )
+            return super().__new__(mcs, name, bases, namespace)
+
+    class Record(metaclass=_RecordType):
+        """A tuple with named fields, declared as a typing.NamedTuple is."""
+
+        __slots__ = ()
+        _fields: tuple[str, ...]
+        _field_defaults: dict[str, object]
+
+        def __new__(cls, *args: object, **kwargs: object) -> "Self":
+            if kwargs or len(args) != len(cls._fields):
+                args = cls._arguments(args, kwargs)
+            return tuple.__new__(cls, args)
+
+        @classmethod
+        def _arguments(cls, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple:
+            fields = cls._fields
+            if len(args) > len(fields):
+                raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments")
+            values = list(args)
+            for field in fields[len(args) :]:
+                if field in kwargs:
+                    values.append(kwargs.pop(field))
+                elif field in cls._field_defaults:
+                    values.append(cls._field_defaults[field])
+                else:
+                    raise TypeError(f"{cls.__name__}() missing argument {field!r}")
+            if kwargs:
+                raise TypeError(f"{cls.__name__}() got unexpected arguments {sorted(kwargs)}")
+            return tuple(values)
+
+        @classmethod
+        def _make(cls, iterable: object) -> "Self":
+            values = tuple(iterable)  # type: ignore[call-overload]
+            if len(values) != len(cls._fields):
+                raise TypeError(f"expected {len(cls._fields)} values, got {len(values)}")
+            return tuple.__new__(cls, values)
+
+        def _replace(self, **changes: object) -> "Self":
+            values = [changes.pop(f, v) for f, v in zip(self._fields, self, strict=True)]
+            if changes:
+                raise ValueError(f"got unexpected field names: {sorted(changes)!r}")
+            return tuple.__new__(type(self), values)
+
+        def _asdict(self) -> dict[str, object]:
+            return dict(zip(self._fields, self, strict=True))
+
+        def __getnewargs__(self) -> tuple[object, ...]:
+            return tuple(self)
+
+        def __repr__(self) -> str:
+            pairs = ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self, strict=True))
+            return f"{type(self).__name__}({pairs})"
+
 
 BUILTIN_PROFILES: tuple[str, ...] = (
     "dgx-a100",
@@ -29,11 +115,43 @@ BUILTIN_PROFILES: tuple[str, ...] = (
     "no-gpu",
 )
 
-_PROFILES_DIR = Path(__file__).parent / "profiles"
-_builtin_cache: dict[str, Profile] = {}
+_builtin_cache: dict[str, "Profile"] = {}
 
 
-class PciAddress(NamedTuple):
+class GiProfile(Record):
+    """One GPU instance profile, as nvmlDeviceGetGpuInstanceProfileInfo reports it."""
+
+    index: int  # NVML_GPU_INSTANCE_PROFILE_*: what the caller passes
+    id: int  # what the info and nvmlGpuInstanceGetInfo report (nvidia-smi's ID column)
+    name: str  # "1g.5gb", "1g.5gb+me"
+    slices: int
+    instances: int
+    multiprocessors: int
+    copy_engines: int
+    decoders: int
+    encoders: int
+    jpegs: int
+    ofas: int
+    memory_mib: int
+    placement_size: int  # in memory slices
+    placement_starts: tuple[int, ...]
+
+    @property
+    def size_label(self) -> str:
+        """`5gb` in `1g.5gb+me`: what a compute-instance name repeats."""
+        return self.name.split(".", 1)[1].split("+", 1)[0]
+
+
+class CiProfile(Record):
+    """One compute instance profile inside a GPU instance profile."""
+
+    index: int  # NVML_COMPUTE_INSTANCE_PROFILE_*; real NVML reports it as the id too
+    slices: int
+    instances: int
+    multiprocessors: int
+
+
+class PciAddress(Record):
     domain: int
     bus: int
     device: int
@@ -55,7 +173,7 @@ class PciAddress(NamedTuple):
         return self.legacy.lower()
 
 
-class MigSpec(NamedTuple):
+class MigSpec(Record):
     """One MIG device: a compute instance in a GPU instance, at a fixed placement."""
 
     index: int  # nvmlDeviceGetMigDeviceHandleByIndex
@@ -68,19 +186,19 @@ class MigSpec(NamedTuple):
     gi_start: int  # placement start, in memory slices
 
 
-class FabricSpec(NamedTuple):
+class FabricSpec(Record):
     cluster_uuid: bytes  # 16 bytes
     clique_id: int
     state: int  # NVML_GPU_FABRIC_STATE_*
     status: int  # nvmlReturn_t
 
 
-class VGpuSpec(NamedTuple):
+class VGpuSpec(Record):
     host_driver_version: str
     host_driver_branch: str
 
 
-class GpuSpec(NamedTuple):
+class GpuSpec(Record):
     index: int
     model: str | None  # the gpus.py key it came from; None for a fully described GPU
     name: str
@@ -109,20 +227,20 @@ class GpuSpec(NamedTuple):
         return bool(self.gi_profiles)
 
 
-class NvSwitchSpec(NamedTuple):
+class NvSwitchSpec(Record):
     bus: PciAddress
     device_id: int  # 16-bit PCI device id
     numa_node: int | None
 
 
-class DeviceMajors(NamedTuple):
+class DeviceMajors(Record):
     nvidia: int = 195
     nvidia_uvm: int = 508
     nvidia_caps: int = 509
     nvidia_caps_imex_channels: int = 507
 
 
-class FaultSpec(NamedTuple):
+class FaultSpec(Record):
     """A fault the profile schedules `after` seconds from activation."""
 
     kind: str  # "xid", "fall_off_bus" or "call"
@@ -134,7 +252,7 @@ class FaultSpec(NamedTuple):
     error: int | None = None  # nvmlReturn_t
 
 
-class Profile(NamedTuple):
+class Profile(Record):
     name: str
     description: str
     machine: str | None  # DMI product name; None: no product_name file
@@ -150,27 +268,33 @@ class Profile(NamedTuple):
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """A built-in profile by name, else a YAML profile file by path."""
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_PROFILES:
+        profile = _builtin_cache.get(name_or_path)
+        if profile is None:  # immutable, so built once per process
+            from nvlib.sim._bundled import PROFILES
+
+            profile = _builtin_cache[name_or_path] = PROFILES[name_or_path]()
+        return profile
     from nvlib.sim.parse import parse_profile
 
-    text_name = str(name_or_path)
-    if isinstance(name_or_path, str) and text_name in BUILTIN_PROFILES:
-        if text_name not in _builtin_cache:  # immutable, so parsed once per process
-            path = _PROFILES_DIR / f"{text_name}.yaml"
-            _builtin_cache[text_name] = parse_profile(_read(path, text_name), text_name, None)
-        return _builtin_cache[text_name]
     path = Path(name_or_path)
     if not path.is_file():
+        from nvlib.sim.errors import ProfileError
+
         raise ProfileError(
             "profile",
-            text_name,
+            str(name_or_path),
             "not a built-in profile nor a profile file; built-in profiles: "
             + ", ".join(BUILTIN_PROFILES),
         )
-    return parse_profile(_read(path, str(path)), path.stem, str(path))
+    return parse_profile(read_yaml(path, str(path)), path.stem, str(path))
 
 
-def _read(path: Path, source: str) -> object:
-    import yaml  # here, not at import: naming BUILTIN_PROFILES should not cost a YAML parser
+def read_yaml(path: Path, source: str) -> object:
+    """The YAML document of a profile file; ProfileError naming `source` if unreadable."""
+    import yaml  # here, not at import: a built-in profile never needs a YAML parser
+
+    from nvlib.sim.errors import ProfileError
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,35 +1,39 @@
 """Installing the simulator beneath pynvml, and the handle a caller keeps on it.
 
-`activate` resolves the profile, writes its host tree, and puts a SimulatedLibrary
-where pynvml keeps the loaded libnvidia-ml, so every pynvml wrapper runs unchanged.
-One simulation is active at a time; activating another replaces it.
-"""
+`activate` resolves the profile, writes the host tree's sysfs, DMI and procfs, and puts
+a library object where pynvml keeps the loaded libnvidia-ml, so every pynvml wrapper
+runs unchanged. One simulation is active at a time; activating another replaces it.
 
-from __future__ import annotations
+A command start pays for everything done here, so the rest waits for its first use:
+the driver root is written when `driver_root` or `device_nodes` is first read, and
+the NVML state and its ctypes callbacks (library.py, state.py, calls/) are built on
+the first C symbol pynvml looks up, or the first runtime fault. (No `from __future__
+import annotations` here, as in everything `activate` imports: see profile.py.)
+"""
 
 import atexit
 import os
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pynvml
 
-from nvlib.sim import _checks as check
-from nvlib.sim.errors import ProfileError
-from nvlib.sim.faults import CallFailure
-from nvlib.sim.host import DRIVER_ROOT, build_host_tree
-from nvlib.sim.library import SimulatedLibrary
+from nvlib.sim.host import DRIVER_ROOT, HostTree, device_nodes
 from nvlib.sim.profile import Profile, load_profile
-from nvlib.sim.state import NvmlState
-from nvlib.sim.symbols import CALL_NAMES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+
+    from nvlib.sim.library import SimulatedLibrary
+    from nvlib.sim.state import NvmlState
 
 _lock = threading.Lock()
 _SHM = "/dev/shm"
-_active: Simulation | None = None
+_active: "Simulation | None" = None
 
 
 class Simulation:
@@ -38,12 +42,68 @@ class Simulation:
     def __init__(self, profile: Profile, root: Path, owns_root: bool) -> None:
         self.profile = profile
         self.root = root
-        self.driver_root = root / DRIVER_ROOT
         self._owns_root = owns_root
-        self.device_nodes: dict[str, tuple[int, int]] = build_host_tree(root, profile)
-        self._state = NvmlState(profile)
-        self._library = SimulatedLibrary(self._state)
+        self._started = time.monotonic()  # scheduled faults count from here
+        self._tree = HostTree(str(root), profile)
+        self._tree.write_base()
+        self._nodes: dict[str, tuple[int, int]] | None = None
+        # Not _lock: pynvml looks symbols up holding its libLoadLock, which deactivate
+        # takes while holding _lock.
+        self._lazy = threading.Lock()
+        self._nvml: NvmlState | None = None
+        self._simulated: SimulatedLibrary | None = None
+        self._library = _Library(self)
         self._closed = False
+
+    @property
+    def driver_root(self) -> Path:
+        """`root/driver`, written on first use: libraries, binaries, device nodes."""
+        self._write_driver_root()
+        return self.root / DRIVER_ROOT
+
+    @property
+    def device_nodes(self) -> dict[str, tuple[int, int]]:
+        """Placeholder device nodes under the driver root (written on first use)."""
+        self._write_driver_root()
+        assert self._nodes is not None
+        return self._nodes
+
+    def _write_driver_root(self) -> None:
+        if self._nodes is None:
+            with _lock:
+                if self._nodes is None:
+                    self._nodes = (
+                        device_nodes(self.profile)
+                        if self._closed  # a removed tree stays removed
+                        else self._tree.write_driver()
+                    )
+
+    @property
+    def _state(self) -> "NvmlState":
+        """The NVML state, built on first use."""
+        state = self._nvml
+        if state is None:
+            from nvlib.sim.state import NvmlState
+
+            with self._lazy:
+                state = self._nvml
+                if state is None:
+                    state = NvmlState(self.profile, self._started)
+                    state.closed = self._closed
+                    self._nvml = state
+        return state
+
+    def _simulated_library(self) -> "SimulatedLibrary":
+        library = self._simulated
+        if library is None:
+            from nvlib.sim.library import SimulatedLibrary
+
+            built = SimulatedLibrary(self._state)  # outside the lock: it imports calls/
+            with self._lazy:
+                if self._simulated is None:
+                    self._simulated = built
+                library = self._simulated
+        return library
 
     @property
     def active(self) -> bool:
@@ -52,7 +112,7 @@ class Simulation:
     @property
     def internal_errors(self) -> list[BaseException]:
         """Exceptions raised inside simulated calls (each answered UNKNOWN): simulator bugs."""
-        return list(self._state.internal_errors)
+        return [] if self._nvml is None else list(self._nvml.internal_errors)
 
     def _install(self) -> None:
         with pynvml.libLoadLock:
@@ -66,10 +126,13 @@ class Simulation:
         with _lock:
             if self._closed:
                 return
-            self._closed = True
-            with self._state.cond:
-                self._state.closed = True  # a thread in an event wait returns at once
-                self._state.cond.notify_all()
+            with self._lazy:
+                self._closed = True
+                state = self._nvml
+            if state is not None:
+                with state.cond:
+                    state.closed = True  # a thread in an event wait returns at once
+                    state.cond.notify_all()
             with pynvml.libLoadLock:
                 if pynvml.nvmlLib is self._library:
                     pynvml.nvmlLib = None
@@ -78,16 +141,16 @@ class Simulation:
             if _active is self:
                 _active = None
             if self._owns_root:
-                shutil.rmtree(self.root, ignore_errors=True)
+                self._tree.remove()
 
-    def __enter__(self) -> Simulation:
+    def __enter__(self) -> "Simulation":
         return self
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: "TracebackType | None",
     ) -> None:
         self.deactivate()
 
@@ -128,7 +191,13 @@ class Simulation:
         `call` is a C function or pynvml wrapper name (every version of it fails);
         `error` an NVML_ERROR_* suffix such as "UNKNOWN", or the code.
         """
+        from nvlib.sim import _checks as check
+        from nvlib.sim.faults import CallFailure
+        from nvlib.sim.symbols import CALL_NAMES
+
         if call not in CALL_NAMES:
+            from nvlib.sim.errors import ProfileError
+
             raise ProfileError("call", call, "not an NVML function the simulator answers")
         code = error if isinstance(error, int) else check.error_code(error, "error")
         if gpu is not None:
@@ -149,7 +218,8 @@ class Simulation:
 def activate(profile: str | Path | Profile, root: Path | None = None) -> Simulation:
     """Simulate `profile` (a built-in name, a YAML path or a Profile) beneath pynvml.
 
-    The host tree goes to `root`, or to a temporary directory removed on deactivate.
+    The host tree goes to `root`, or to a temporary directory removed on deactivate;
+    its driver root is written on first use of `driver_root` or `device_nodes`.
     """
     global _active
     resolved = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -158,12 +228,15 @@ def activate(profile: str | Path | Profile, root: Path | None = None) -> Simulat
     if previous is not None:
         previous.deactivate()
     owns_root = root is None
-    path = Path(tempfile.mkdtemp(prefix="nvlib-sim-", dir=_fast_tmp())) if owns_root else Path(root)
+    path = Path(_temporary_root() if owns_root else root)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if not owns_root:
+            path.mkdir(parents=True, exist_ok=True)
         simulation = Simulation(resolved, path, owns_root)
     except BaseException:
         if owns_root:
+            import shutil
+
             shutil.rmtree(path, ignore_errors=True)
         raise
     with _lock:
@@ -172,10 +245,18 @@ def activate(profile: str | Path | Profile, root: Path | None = None) -> Simulat
     return simulation
 
 
-def _fast_tmp() -> str | None:
-    """/dev/shm where writable: a tmpfs writes the ~200 entries of a host tree ten times
-    faster than a disk-backed /tmp. None: the default temporary directory."""
-    return _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK) else None
+def _temporary_root() -> str:
+    """A new private directory, in /dev/shm where writable: a tmpfs writes the entries of
+    a host tree ten times faster than a disk-backed /tmp."""
+    if not (os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK)):
+        return tempfile.mkdtemp(prefix="nvlib-sim-")
+    while True:  # tempfile.mkdtemp, less the 0.1 ms its first name costs
+        path = f"{_SHM}/nvlib-sim-{os.urandom(6).hex()}"
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
 
 
 def active() -> Simulation | None:
@@ -188,3 +269,18 @@ def _deactivate_at_exit() -> None:
     current = _active
     if current is not None:
         current.deactivate()
+
+
+class _Library:
+    """What pynvml holds as nvmlLib: each C symbol it looks up, from the SimulatedLibrary
+    built on the first lookup (the NVML state and every ctypes callback with it)."""
+
+    def __init__(self, simulation: Simulation) -> None:
+        self._simulation = simulation
+
+    def __getattr__(self, name: str) -> "Any":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fn = getattr(self._simulation._simulated_library(), name)
+        self.__dict__[name] = fn  # the same object each time: pynvml may set its restype
+        return fn

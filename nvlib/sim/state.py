@@ -108,12 +108,14 @@ Owned = Gpu | Mig | GpuInstance | ComputeInstance
 
 
 class NvmlState:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, started: float | None = None) -> None:
+        """`started`: when the simulation was activated (scheduled faults count from it);
+        the state itself is built on first use, later."""
         self.profile = profile
         self.cond = Condition(RLock())
         self.init_count = 0
         self.closed = False
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.faults = FaultBook(profile.faults, self.started)
         self.objects: dict[int, Owned] = {}
         self.event_sets: dict[int, EventSet] = {}
