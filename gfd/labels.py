@@ -7,15 +7,15 @@ nothing on a node without GPUs; vGPU labels come from PCI independently of NVML.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
+from string import ascii_lowercase, digits
 
 from gfd.labelers.capabilities import mig_capable_labels, mps_capable_labels
 from gfd.labelers.fabric import clique_labels
 from gfd.labelers.machine_type import machine_type_labels
 from gfd.labelers.mode import mode_labels
 from gfd.labelers.resources import resource_labels
-from gfd.labelers.values import is_valid_value
+from gfd.labelers.values import is_name, is_valid_value
 from gfd.labelers.versions import version_labels
 from gfd.labelers.vgpu import vgpu_labels
 from nvlib.config import Config
@@ -37,16 +37,25 @@ DEVICE_LABELERS: tuple[Labeler, ...] = (
     clique_labels,
 )
 
-_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_ALNUM = frozenset(ascii_lowercase + digits)
+_DNS_CHARS = _DNS_ALNUM | {"-"}
+
+
+def _is_dns_label(part: str) -> bool:
+    return (
+        bool(part)
+        and part[0] in _DNS_ALNUM
+        and part[-1] in _DNS_ALNUM
+        and all(c in _DNS_CHARS for c in part)
+    )
 
 
 def is_valid_key(key: str) -> bool:
     """A Kubernetes qualified name with a DNS-subdomain prefix, as NFD requires."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _PREFIX.fullmatch(prefix)):
+    if prefix and (len(prefix) > 253 or not all(map(_is_dns_label, prefix.split(".")))):
         return False
-    return len(name) <= 63 and bool(_NAME.fullmatch(name))
+    return len(name) <= 63 and is_name(name)
 
 
 def compute_labels(

@@ -7,25 +7,44 @@ value Kubernetes would reject is shortened, keeping the discriminating suffix.
 from __future__ import annotations
 
 import logging
-import re
+from string import ascii_letters, digits
 
 log = logging.getLogger(__name__)
 
 MAX_VALUE_LENGTH = 63
-_INVALID_CHARS = re.compile(r"[^A-Za-z0-9\-_. ]")
-_VALID_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_EDGE = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
-_TRAILING = re.compile(r"[^A-Za-z0-9]+$")
+# Character sets instead of regular expressions: compiling a pattern costs more than a
+# whole labelling pass, and every oneshot would pay for it.
+ALNUM = frozenset(ascii_letters + digits)
+NAME_CHARS = ALNUM | {"-", "_", "."}
+_SANITISED = NAME_CHARS | {" "}
 _shortened: set[tuple[str, str]] = set()
 
 
 def sanitise(value: str) -> str:
     """Drop characters outside `[A-Za-z0-9-_. ]`, then join whitespace-separated words with -."""
-    return "-".join(_INVALID_CHARS.sub("", value).split())
+    return "-".join("".join(c for c in value if c in _SANITISED).split())
+
+
+def is_name(text: str) -> bool:
+    """`[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`: a label name, or a non-empty value."""
+    return (
+        bool(text) and text[0] in ALNUM and text[-1] in ALNUM and all(c in NAME_CHARS for c in text)
+    )
 
 
 def is_valid_value(value: str) -> bool:
-    return len(value) <= MAX_VALUE_LENGTH and bool(_VALID_VALUE.fullmatch(value))
+    return len(value) <= MAX_VALUE_LENGTH and (not value or is_name(value))
+
+
+def _strip_edges(text: str, leading: bool = True) -> str:
+    """Drop non-alphanumerics at the end (and the start, if `leading`)."""
+    end = len(text)
+    while end and text[end - 1] not in ALNUM:
+        end -= 1
+    start = 0
+    while leading and start < end and text[start] not in ALNUM:
+        start += 1
+    return text[start:end]
 
 
 def fit(key: str, head: str, tail: str = "", empty: str = "") -> str:
@@ -37,8 +56,8 @@ def fit(key: str, head: str, tail: str = "", empty: str = "") -> str:
     value = head + tail
     if is_valid_value(value):
         return value
-    cut = _EDGE.sub("", head)[: max(MAX_VALUE_LENGTH - len(tail), 0)]
-    cut = _TRAILING.sub("", cut)
+    cut = _strip_edges(head)[: max(MAX_VALUE_LENGTH - len(tail), 0)]
+    cut = _strip_edges(cut, leading=False)
     fitted = cut + tail if cut else tail.lstrip("-")
     fitted = fitted or empty
     if (key, value) not in _shortened:

@@ -17,7 +17,6 @@ SHARED_SUFFIX = ".shared"
 
 # k8s.io/apimachinery validation.IsDNS1123Subdomain, message and regex as it prints them.
 _DNS1123_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_DNS1123 = re.compile(_DNS1123_FMT)
 _DNS1123_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters,"
     " '-' or '.', and must start and end with an alphanumeric character"
@@ -38,7 +37,8 @@ def qualify_resource_name(raw: str) -> str:
     problems = []
     if len(local) > _DNS1123_MAX:
         problems.append(f"must be no more than {_DNS1123_MAX} characters")
-    if not _DNS1123.fullmatch(local):
+    # re compiles on first use and caches: most configs never get here
+    if not re.fullmatch(_DNS1123_FMT, local):
         problems.append(_DNS1123_MSG)
     if problems:
         # Go prints the []string of messages with %v: "[msg1 msg2]".

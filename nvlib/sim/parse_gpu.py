@@ -32,8 +32,9 @@ _FABRIC_STATES = {
     "in_progress": pynvml.NVML_GPU_FABRIC_STATE_IN_PROGRESS,
     "completed": pynvml.NVML_GPU_FABRIC_STATE_COMPLETED,
 }
-_BUS_ID = re.compile(r"^([0-9a-fA-F]{4,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
-_COMPUTE = re.compile(r"^(\d+)\.(\d+)$")
+# compiled on first use (re caches them): built-in profiles never parse these
+_BUS_ID = r"^([0-9a-fA-F]{4,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$"
+_COMPUTE = r"^(\d+)\.(\d+)$"
 _VGPU_FIELD_BYTES = 10  # labels.md §14: version and branch are 10-byte fields
 
 T = TypeVar("T")
@@ -188,7 +189,7 @@ def _model(value: object, path: str) -> GpuModel | None:
 def _compute(value: object, path: str) -> tuple[int, int]:
     # YAML reads 8.0 as a float; its repr is the text written, for these small values
     text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else ""
-    match = _COMPUTE.match(text)
+    match = re.match(_COMPUTE, text)
     if not match:
         raise ProfileError(path, value, "expected a compute capability like '8.0'")
     return int(match.group(1)), int(match.group(2))
@@ -196,7 +197,7 @@ def _compute(value: object, path: str) -> tuple[int, int]:
 
 def bus_id(value: object, path: str) -> PciAddress:
     """`0000:07:00.0` (sysfs) or `00000000:07:00.0` (NVML), any case."""
-    match = _BUS_ID.match(value) if isinstance(value, str) else None
+    match = re.match(_BUS_ID, value) if isinstance(value, str) else None
     if not match:
         raise ProfileError(path, value, "expected a PCI bus id like '0000:07:00.0' (quote it)")
     domain, bus, device, function = (int(g, 16) for g in match.groups())

@@ -76,7 +76,7 @@ SIGNATURES: dict[str, tuple[type, ...]] = {
 # Answered before nvmlInit, as real NVML does.
 NO_INIT_NEEDED = frozenset({"nvmlInit", "nvmlInit_v2", "nvmlInitWithFlags", "nvmlErrorString"})
 
-_VERSION_SUFFIX = re.compile(r"(_v\d+|V)$")
+_VERSION_SUFFIX = r"(_v\d+|V)$"  # compiled on first use (re caches it)
 
 # pynvml.nvmlInit calls nvmlInitWithFlags: a fault on "nvmlInit" is meant for it too.
 _ALIASES = {"nvmlInit": frozenset({"nvmlInit", "nvmlInit_v2", "nvmlInitWithFlags"})}
@@ -84,7 +84,7 @@ _ALIASES = {"nvmlInit": frozenset({"nvmlInit", "nvmlInit_v2", "nvmlInitWithFlags
 
 def base_name(symbol: str) -> str:
     """`nvmlDeviceGetMemoryInfo_v2` -> `nvmlDeviceGetMemoryInfo`: the pynvml wrapper's name."""
-    return _VERSION_SUFFIX.sub("", symbol)
+    return re.sub(_VERSION_SUFFIX, "", symbol)
 
 
 CALL_NAMES = frozenset(SIGNATURES) | {base_name(s) for s in SIGNATURES} | frozenset(_ALIASES)

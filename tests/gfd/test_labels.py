@@ -566,3 +566,43 @@ def test_all_labels_use_product_named_a100() -> None:
     assert compute_labels(machine(gpu(0)), config())["nvidia.com/gpu.product"] == (
         A100.replace(" ", "-")
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        pytest.param("nvidia.com/gpu.product", True, id="prefixed"),
+        pytest.param("nvidia.com/mig-1g.10gb.me.count", True, id="mig"),
+        pytest.param("gpu", True, id="unprefixed"),
+        pytest.param("Nvidia.com/gpu", False, id="upper-case-prefix"),
+        pytest.param("nvidia..com/gpu", False, id="empty-dns-label"),
+        pytest.param("-nvidia.com/gpu", False, id="dns-label-edge"),
+        pytest.param("nvidia.com/", False, id="empty-name"),
+        pytest.param("nvidia.com/-gpu", False, id="name-edge"),
+        pytest.param("nvidia.com/" + "g" * 64, False, id="name-64"),
+        pytest.param("nvidia.com/" + "g" * 63, True, id="name-63"),
+        pytest.param("a/b/c", False, id="two-slashes"),
+    ],
+)
+def test_is_valid_key(key: str, valid: bool) -> None:
+    assert is_valid_key(key) is valid
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        pytest.param("", True, id="empty"),
+        pytest.param("a", True, id="one-char"),
+        pytest.param("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", True, id="product"),
+        pytest.param("x" * 63, True, id="63"),
+        pytest.param("x" * 64, False, id="64"),
+        pytest.param("a-", False, id="trailing-dash"),
+        pytest.param(".a", False, id="leading-dot"),
+        pytest.param("a b", False, id="space"),
+        pytest.param("a\n", False, id="trailing-newline"),
+        pytest.param("é", False, id="non-ascii"),
+        pytest.param("@nvidia.gpu.x", False, id="nfd-lookup"),
+    ],
+)
+def test_is_valid_value(value: str, valid: bool) -> None:
+    assert is_valid_value(value) is valid
