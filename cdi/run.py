@@ -71,20 +71,7 @@ def discover_machine(host: Host) -> Machine:
 
 def node_state(machine: Machine) -> tuple[object, ...]:
     """What `--watch` compares: the driver version, the GPUs, the MIG layout."""
-    return (
-        machine.driver_version,
-        tuple(
-            (
-                gpu.uuid,
-                gpu.index,
-                gpu.minor,
-                gpu.pci_bus_id,
-                gpu.mig_enabled,
-                tuple((m.index, m.uuid, m.gi_id, m.ci_id, m.profile) for m in gpu.mig_devices),
-            )
-            for gpu in machine.gpus
-        ),
-    )
+    return machine.node_state
 
 
 def generate_options(settings: GenerateSettings) -> GenerateOptions:

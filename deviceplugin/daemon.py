@@ -4,7 +4,9 @@
 attention: a signal (SIGHUP restarts with the re-read config; SIGINT, SIGTERM and
 SIGQUIT stop and exit 0), the kubelet's socket created anew (a kubelet restart:
 restart and register again, well within a second), the 30 s retry after a plugin
-failed to start, and changed CDI spec files. Signal handlers only record the signal
+failed to start, changed CDI spec files, and every 30 s whether NVML reports other GPUs,
+MIG devices or driver than at start (a restart re-advertises and re-checks CDI names).
+Signal handlers only record the signal
 (`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
 same loop from a thread of their own.
 """
@@ -25,12 +27,17 @@ from deviceplugin.plugins import Host, Remembered, Running, start_plugins
 from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
+from nvlib.discover import DiscoveryError, discover
+from nvlib.nvml import NvmlError
 from nvlib.signals import Signals
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
 CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
+# How often NVML is asked whether the GPUs, the MIG layout or the driver changed: a
+# change restarts the plugins, which re-advertise the devices and re-check the CDI names.
+NODE_CHECK_SECONDS = 30.0
 
 
 class Daemon:
@@ -45,6 +52,8 @@ class Daemon:
         self._remembered = Remembered()
         self._simulated = False  # --nvml-mock was used: release the simulation at the end
         self.retry_seconds = RETRY_SECONDS
+        self.node_check_seconds = NODE_CHECK_SECONDS
+        self._host_root: Path | None = None
         self.running = Running()
         self.started = threading.Event()  # set after each start: tests wait on it
         self.starts = 0
@@ -73,6 +82,7 @@ class Daemon:
         if retry_at is None:
             return 1
         next_cdi = time.monotonic() + CDI_CHECK_SECONDS
+        node_checked = time.monotonic()
         while True:
             control.wake.wait(POLL_SECONDS)
             signum = control.take()
@@ -86,6 +96,9 @@ class Daemon:
                 reason = f"inotify: {watch.path} created, restarting."
             elif retry_at and time.monotonic() >= retry_at:
                 reason = "Restarting after failed plugin start."
+            elif time.monotonic() - node_checked >= self.node_check_seconds:
+                node_checked = time.monotonic()
+                reason = self._node_changed()
             if reason is None:
                 if self.running.cdi is not None and time.monotonic() >= next_cdi:
                     next_cdi = time.monotonic() + CDI_CHECK_SECONDS
@@ -102,12 +115,27 @@ class Daemon:
             if retry_at is None:
                 return 1
 
+    def _node_changed(self) -> str | None:
+        """A restart reason when NVML now reports other GPUs, MIG devices or driver."""
+        known = self._remembered.machine
+        if known is None or self._host_root is None:
+            return None
+        try:
+            current = discover(self._host_root, "", with_vgpu=False)
+        except (NvmlError, DiscoveryError) as err:
+            # A lost GPU is health's business; the next check will tell again.
+            log.debug("Node check skipped: %s", err)
+            return None
+        if current.node_state == known.node_state:
+            return None
+        return "GPUs, MIG devices or driver changed, restarting."
+
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""
+        host = self._host()
+        self._host_root = host.root
         try:
-            self.running = start_plugins(
-                self._settings, self._environ, self._host(), self._remembered
-            )
+            self.running = start_plugins(self._settings, self._environ, host, self._remembered)
         except PluginError as err:
             log.error("error starting plugins: %s", err)
             return None

@@ -93,6 +93,24 @@ class Machine:
     vgpu: VGpuInfo | None = field(default=None)  # None: PCI enumeration failed or not asked
 
     @property
+    def node_state(self) -> tuple[object, ...]:
+        """What a CDI spec and the plugin's devices depend on: driver, GPUs, MIG layout."""
+        return (
+            self.driver_version,
+            tuple(
+                (
+                    gpu.uuid,
+                    gpu.index,
+                    gpu.minor,
+                    gpu.pci_bus_id,
+                    gpu.mig_enabled,
+                    tuple((m.index, m.uuid, m.gi_id, m.ci_id, m.profile) for m in gpu.mig_devices),
+                )
+                for gpu in self.gpus
+            ),
+        )
+
+    @property
     def mig_devices(self) -> tuple[tuple[Gpu, MigDevice], ...]:
         """All MIG devices with their parent, in NVML index then MIG index order."""
         return tuple((gpu, mig) for gpu in self.gpus for mig in gpu.mig_devices)

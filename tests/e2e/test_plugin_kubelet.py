@@ -530,3 +530,30 @@ def test_process_without_fail_on_init_error_waits(tmp_path: Path) -> None:
     finally:
         proc.kill()
     assert proc.returncode == 0
+
+
+def test_node_change_restarts_and_readvertises(tmp_path: Path) -> None:
+    """Other GPUs or driver under a running plugin: it restarts and lists the new devices.
+
+    The simulated node is swapped for another profile (a new driver and GPU set), as a
+    driver upgrade or a GPU swap would change what NVML reports.
+    """
+    with plugin(tmp_path, "t4", "--device-list-strategy", "cdi-cri") as run:
+        run.daemon.node_check_seconds = 0.2
+        assert len(ids(run.endpoint())) == 1
+        starts = run.daemon.starts
+        before = time.monotonic()
+        run.simulation.deactivate()  # type: ignore[attr-defined]
+        swapped = sim.activate("gb200")
+        try:
+            deadline = time.monotonic() + 10
+            while run.daemon.starts == starts and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert run.daemon.starts == starts + 1
+            run.kubelet.wait_registration(GPU, after=before, timeout=5)
+            gpus = ids(run.endpoint())
+            assert len(gpus) == 4
+            spec = (tmp_path / "cdi" / "nvidia-device-plugin.yaml").read_text()
+            assert all(uuid in spec for uuid in gpus)  # the new names are defined
+        finally:
+            run.simulation = swapped  # the fixture deactivates what it holds
