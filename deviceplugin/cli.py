@@ -11,12 +11,11 @@ Imports nothing heavy: this runs before every start and on every SIGHUP.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nvlib.config import Config, ConfigError, Duration, normalise, parse_config_file
-from nvlib.config.cliflags import Flag, apply_env, format_help, parse_argv
+from nvlib.config import Config, Duration, normalise
+from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
 
 COMMAND = "nvidia-device-plugin"
 SUMMARY = "NVIDIA device plugin for Kubernetes"
@@ -154,14 +153,7 @@ FLAGS: tuple[Flag, ...] = (
         " NVML still reaches it (a Go duration; infinite, the default, never does)",
         envs=("DP_HEALTH_RECOVERY_PERIOD",),
     ),
-    Flag(
-        "nvml-mock", "string", "",
-        "run against the built-in NVML simulator: a built-in machine name or the path"
-        " of a YAML machine profile",
-        envs=("NVML_MOCK",),
-    ),
-    Flag("help", "bool", False, "show help", aliases=("h",)),
-    Flag("version", "bool", False, "print the version", aliases=("v",)),
+    *COMMON_FLAGS,
 )  # fmt: skip
 
 # Where each option lands in the config; the others are PluginSettings fields.
@@ -206,37 +198,16 @@ def usage() -> str:
     return format_help(COMMAND, SUMMARY, FLAGS)
 
 
-def _assign(config: Config, target: tuple[str, ...], value: object) -> None:
-    owner: object = config
-    for attr in target[:-1]:
-        owner = getattr(owner, attr)
-    setattr(owner, target[-1], value)
-
-
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
     """Resolve every option; raise ConfigError with upstream's text where it has one.
 
     `argv` excludes the program name; `-h` prints the usage and exits 0. Flag
     validation (§13.4) needs to know whether NVML loads, so it happens at start.
     """
-    parsed = parse_argv(argv, FLAGS)
-    if parsed.values.get("help"):
-        sys.stdout.write(usage())
-        raise SystemExit(0)
-    if parsed.args:
-        raise ConfigError(
-            parsed.args[0],
-            parsed.args[0],
-            f"unexpected argument: {COMMAND} takes only flags (write --flag=false for a boolean)",
-        )
-    apply_env(parsed, environ, FLAGS)
+    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS, _TARGETS)
     show_version = bool(parsed["version"])
     config_file = str(parsed["config-file"])
-    config = parse_config_file(config_file) if config_file and not show_version else Config()
     file_flags = config.flags
-    for name, target in _TARGETS.items():
-        if parsed.is_set(name):
-            _assign(config, target, parsed[name])
     # Upstream fills an option the file leaves unset from the flag's default (§13.3).
     if file_flags.nvidia_driver_root is None:
         file_flags.nvidia_driver_root = "/"

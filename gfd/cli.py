@@ -10,11 +10,10 @@ only when a YAML config file is read, logging only when there is a warning to lo
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
-from nvlib.config import Config, ConfigError, normalise, parse_config_file
-from nvlib.config.cliflags import Flag, apply_env, format_help, parse_argv
+from nvlib.config import Config, ConfigError, normalise
+from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
 from nvlib.config.schema import (
     DEFAULT_MACHINE_TYPE_FILE,
     DEFAULT_OUTPUT_FILE,
@@ -106,14 +105,7 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("node-name", "string", "", "The name of the node to be worked on.", envs=("NODE_NAME",)),
     Flag("pod-name", "string", "", "The name of the pod running GFD.", envs=("POD_NAME",)),
-    Flag(
-        "nvml-mock", "string", "",
-        "run against the built-in NVML simulator: a built-in machine name or the path"
-        " of a YAML machine profile",
-        envs=("NVML_MOCK",),
-    ),
-    Flag("help", "bool", False, "show help", aliases=("h",)),
-    Flag("version", "bool", False, "print the version", aliases=("v",)),
+    *COMMON_FLAGS,
 )  # fmt: skip
 
 # Where each option lands in the config, as attribute paths; the others are GfdSettings.
@@ -151,13 +143,6 @@ def usage() -> str:
     return format_help(COMMAND, SUMMARY, FLAGS)
 
 
-def _assign(config: Config, target: tuple[str, ...], value: object) -> None:
-    owner: object = config
-    for attr in target[:-1]:
-        owner = getattr(owner, attr)
-    setattr(owner, target[-1], value)
-
-
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     """Resolve every option; raise ConfigError, with upstream's text where it has one.
 
@@ -165,25 +150,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     and exits 0. With `--version` the config file is not read, so the version prints even
     when the file is broken.
     """
-    parsed = parse_argv(argv, FLAGS)
-    if parsed.values.get("help"):
-        sys.stdout.write(usage())
-        raise SystemExit(0)
-    if parsed.args:
-        # urfave/cli would silently stop reading flags here, so `--oneshot false --x y`
-        # would ignore `--x y`; refusing is kinder than labelling with the wrong options.
-        raise ConfigError(
-            parsed.args[0],
-            parsed.args[0],
-            f"unexpected argument: {COMMAND} takes only flags (write --flag=false for a boolean)",
-        )
-    apply_env(parsed, environ, FLAGS)
+    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS, _TARGETS)
     show_version = bool(parsed["version"])
     config_file = str(parsed["config-file"])
-    config = parse_config_file(config_file) if config_file and not show_version else Config()
-    for name, target in _TARGETS.items():
-        if parsed.is_set(name):  # set on the command line or in the environment
-            _assign(config, target, parsed[name])
     if not show_version:
         try:
             check_device_discovery_strategy(config.flags.device_discovery_strategy)

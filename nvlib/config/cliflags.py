@@ -26,6 +26,8 @@ from nvlib.config.envparse import (
     parse_int,
 )
 from nvlib.config.errors import ConfigError
+from nvlib.config.load import parse_config_file
+from nvlib.config.schema import Config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -222,3 +224,58 @@ def format_help(command: str, summary: str, flags: Sequence[Flag]) -> str:
             text, 96, initial_indent=" " * 7, subsequent_indent=" " * 7, break_on_hyphens=False
         )
     return "\n".join(lines) + "\n"
+
+
+# The project's flags on every command: the simulator, help and version.
+COMMON_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "nvml-mock", "string", "",
+        "run against the built-in NVML simulator: a built-in machine name or the path"
+        " of a YAML machine profile",
+        envs=("NVML_MOCK",),
+    ),
+    Flag("help", "bool", False, "show help", aliases=("h",)),
+    Flag("version", "bool", False, "print the version", aliases=("v",)),
+)  # fmt: skip
+
+
+def resolve(
+    command: str,
+    summary: str,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    flags: Sequence[Flag],
+    targets: Mapping[str, tuple[str, ...]],
+) -> tuple[ParsedFlags, Config]:
+    """Command line > environment > config file > default, for one command's flags.
+
+    `targets` maps a flag to its attribute path in the config; a flag set on the
+    command line or in the environment overrides the file there. `-h`/`--help` prints
+    the usage and exits 0; with `--version` the config file is not read, so the version
+    prints even when the file is broken.
+    """
+    import sys
+
+    parsed = parse_argv(argv, flags)
+    if parsed.values.get("help"):
+        sys.stdout.write(format_help(command, summary, flags))
+        raise SystemExit(0)
+    if parsed.args:
+        # urfave/cli would silently stop reading flags here, so `--oneshot false --x y`
+        # would ignore `--x y`; refusing is kinder than running with the wrong options.
+        raise ConfigError(
+            parsed.args[0],
+            parsed.args[0],
+            f"unexpected argument: {command} takes only flags (write --flag=false for a boolean)",
+        )
+    apply_env(parsed, environ, flags)
+    config_file = str(parsed["config-file"])
+    show_version = bool(parsed["version"])
+    config = parse_config_file(config_file) if config_file and not show_version else Config()
+    for name, target in targets.items():
+        if parsed.is_set(name):
+            owner: object = config
+            for attr in target[:-1]:
+                owner = getattr(owner, attr)
+            setattr(owner, target[-1], parsed[name])
+    return parsed, config
