@@ -15,8 +15,6 @@ Go's rules, kept because manifests are written for them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
     env_error,
@@ -26,6 +24,7 @@ from nvlib.config.envparse import (
     parse_int,
 )
 from nvlib.config.errors import ConfigError
+from nvlib.record import Plain, factory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,8 +47,7 @@ _ENV_KIND = {
 }
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(Plain, frozen=True):
     name: str  # the long name, without dashes
     kind: str  # one of KINDS
     default: object
@@ -63,13 +61,12 @@ class Flag:
         return f"--{self.name}"
 
 
-@dataclass
-class ParsedFlags:
+class ParsedFlags(Plain):
     """Flag values after the command line and the environment, defaults elsewhere."""
 
     values: dict[str, object]
-    origins: dict[str, str] = field(default_factory=dict)  # set flags: "--name" or "ENV_VAR"
-    args: list[str] = field(default_factory=list)  # what followed the flags
+    origins: dict[str, str] = factory(dict)  # set flags: "--name" or "ENV_VAR"
+    args: list[str] = factory(list)  # what followed the flags
 
     def is_set(self, name: str) -> bool:
         return name in self.origins
