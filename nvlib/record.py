@@ -109,12 +109,13 @@ class StrictRecord(Record):
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
             return tuple.__eq__(self, other)  # type: ignore[arg-type]
-        return NotImplemented
+        # Not NotImplemented for a tuple: Python would then ask tuple.__eq__, which says yes.
+        return False if isinstance(other, tuple) else NotImplemented
 
     def __ne__(self, other: object) -> bool:
         if type(other) is type(self):
             return tuple.__ne__(self, other)  # type: ignore[arg-type]
-        return NotImplemented
+        return True if isinstance(other, tuple) else NotImplemented
 
     __hash__ = tuple.__hash__
 
