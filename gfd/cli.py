@@ -10,8 +10,6 @@ only when a YAML config file is read, logging only when there is a warning to lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nvlib.config import Config, ConfigError, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
 from nvlib.config.schema import (
@@ -20,6 +18,7 @@ from nvlib.config.schema import (
     DEFAULT_SLEEP_INTERVAL,
 )
 from nvlib.config.validate import VALIDATE_PREFIX, check_device_discovery_strategy
+from nvlib.record import Plain, factory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,8 +122,7 @@ _TARGETS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class GfdSettings:
+class GfdSettings(Plain):
     config: Config
     config_file: str
     output_file_explicit: bool  # --output-file/--output/-o or GFD_OUTPUT_FILE (§17.1)
@@ -136,7 +134,7 @@ class GfdSettings:
     pod_name: str
     nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
     show_version: bool
-    warnings: list[str] = field(default_factory=list)  # normalise()'s, already logged
+    warnings: list[str] = factory(list)  # normalise()'s, already logged
 
 
 def usage() -> str:

@@ -13,7 +13,6 @@ import logging
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gfd.cli import GfdSettings
@@ -24,7 +23,10 @@ from nvlib.config import ConfigError
 from nvlib.discover import discover
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
+from nvlib.record import Plain
 from nvlib.signals import Signals
+
+TYPE_CHECKING = False
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,7 @@ class PassError(RuntimeError):
     """A labelling pass failed; the message is what upstream would log."""
 
 
-@dataclass
-class Labeller:
+class Labeller(Plain):
     """Everything one config load needs: the settings, the host root, the output."""
 
     settings: GfdSettings
@@ -45,7 +46,8 @@ class Labeller:
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
-    facts: host.HostFacts = field(init=False, repr=False)
+    if TYPE_CHECKING:  # not a field: made from the ones above, left out of the repr
+        facts: host.HostFacts
 
     def __post_init__(self) -> None:
         self.facts = host.HostFacts(self.root, self.machine_type_file)

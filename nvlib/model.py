@@ -1,13 +1,17 @@
 """The plain device model that discovery produces and every tool reads.
 
-Frozen dataclasses of strings, ints and tuples only, so a model compares, hashes and
-prints well in a failing test. Nothing here touches NVML or the host: labels, CDI specs
-and plugin devices are pure functions of a `Machine`.
+Immutable records of strings, ints and tuples only, so a model compares, hashes and
+prints well in a failing test. They are `StrictRecord`s (nvlib/record.py), not frozen
+dataclasses: a frozen dataclass exec-compiles its methods, almost a millisecond a class
+on every command start. A record compares equal only to one of its own class, as a
+dataclass does; `obj._replace(field=...)` makes a changed copy. Nothing here touches
+NVML or the host: labels, CDI specs and plugin devices are pure functions of a
+`Machine`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from nvlib.record import StrictRecord
 
 
 def sysfs_bus_id(nvml_bus_id: str) -> str:
@@ -16,8 +20,7 @@ def sysfs_bus_id(nvml_bus_id: str) -> str:
     return f"{domain[-4:]}:{rest}".lower()
 
 
-@dataclass(frozen=True)
-class MigDevice:
+class MigDevice(StrictRecord):
     """One MIG device (a compute instance inside a GPU instance) of a parent GPU."""
 
     index: int  # MIG device index within the parent, as nvmlDeviceGetMigDeviceHandleByIndex
@@ -36,16 +39,14 @@ class MigDevice:
     ofas: int
 
 
-@dataclass(frozen=True)
-class Fabric:
+class Fabric(StrictRecord):
     """NVML GPU fabric info for a fabric-attached GPU (state completed, status success)."""
 
     cluster_uuid: str  # canonical lower-case UUID
     clique_id: int
 
 
-@dataclass(frozen=True)
-class Gpu:
+class Gpu(StrictRecord):
     index: int
     uuid: str  # "GPU-..."
     name: str  # nvmlDeviceGetName, e.g. "NVIDIA A100-SXM4-40GB"
@@ -70,27 +71,24 @@ class Gpu:
         return (self.memory_total_bytes or 0) // (1024 * 1024)
 
 
-@dataclass(frozen=True)
-class VGpuDevice:
+class VGpuDevice(StrictRecord):
     pci_address: str
     host_driver_version: str
     host_driver_branch: str
 
 
-@dataclass(frozen=True)
-class VGpuInfo:
+class VGpuInfo(StrictRecord):
     """NVIDIA PCI devices found in sysfs that carry the vGPU signature (labels.md §14)."""
 
     devices: tuple[VGpuDevice, ...] = ()
 
 
-@dataclass(frozen=True)
-class Machine:
+class Machine(StrictRecord):
     driver_version: str  # nvmlSystemGetDriverVersion, as returned
     cuda_driver_version: int  # nvmlSystemGetCudaDriverVersion, e.g. 12040
     gpus: tuple[Gpu, ...] = ()
     machine_type: str | None = None  # raw DMI product name; None when unreadable or not asked
-    vgpu: VGpuInfo | None = field(default=None)  # None: PCI enumeration failed or not asked
+    vgpu: VGpuInfo | None = None  # None: PCI enumeration failed or not asked
 
     @property
     def node_state(self) -> tuple[object, ...]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from nvlib.config import Config, normalise, parse_config_file
 from nvlib.model import Fabric, Gpu, Machine, MigDevice, VGpuInfo
 
@@ -86,7 +84,7 @@ def dgx_a100(**changes: object) -> Machine:
 
 
 def with_migs(m: Machine, *profiles: str) -> Machine:
-    return replace(m, gpus=tuple(gpu(g.index, g.name, migs=profiles) for g in m.gpus))
+    return m._replace(gpus=tuple(gpu(g.index, g.name, migs=profiles) for g in m.gpus))
 
 
 def config(text: str = "", mig_strategy: str | None = None) -> Config:

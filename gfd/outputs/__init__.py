@@ -8,7 +8,12 @@ in file mode imports it, and must not pay for the Kubernetes client
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # at run time a plain base: nothing checks an Output with isinstance
 
 __all__ = ["Output", "OutputError"]
 

@@ -15,8 +15,6 @@ Go's rules, kept because manifests are written for them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
     env_error,
@@ -28,6 +26,7 @@ from nvlib.config.envparse import (
 from nvlib.config.errors import ConfigError
 from nvlib.config.load import parse_config_file
 from nvlib.config.schema import Config
+from nvlib.record import Plain, factory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,8 +49,7 @@ _ENV_KIND = {
 }
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(Plain, frozen=True):
     name: str  # the long name, without dashes
     kind: str  # one of KINDS
     default: object
@@ -65,13 +63,12 @@ class Flag:
         return f"--{self.name}"
 
 
-@dataclass
-class ParsedFlags:
+class ParsedFlags(Plain):
     """Flag values after the command line and the environment, defaults elsewhere."""
 
     values: dict[str, object]
-    origins: dict[str, str] = field(default_factory=dict)  # set flags: "--name" or "ENV_VAR"
-    args: list[str] = field(default_factory=list)  # what followed the flags
+    origins: dict[str, str] = factory(dict)  # set flags: "--name" or "ENV_VAR"
+    args: list[str] = factory(list)  # what followed the flags
 
     def is_set(self, name: str) -> bool:
         return name in self.origins

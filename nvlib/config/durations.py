@@ -7,9 +7,8 @@ Go's `time` package to the character (spec/labels.md §18.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nvlib.config.errors import ConfigError
+from nvlib.record import Plain
 
 INFINITE_TEXT = "infinite"
 
@@ -140,8 +139,7 @@ def format_go_duration(ns: int) -> str:
     return sign + out
 
 
-@dataclass(frozen=True)
-class Duration:
+class Duration(Plain, frozen=True):
     """A Go duration in nanoseconds; `None` is the project's `infinite` (never relabel)."""
 
     nanoseconds: int | None

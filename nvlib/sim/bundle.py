@@ -21,8 +21,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from nvlib.record import Record
 from nvlib.sim.parse import parse_profile
-from nvlib.sim.profile import BUILTIN_PROFILES, Profile, Record, read_yaml
+from nvlib.sim.profile import BUILTIN_PROFILES, Profile, read_yaml
 
 PROFILES_DIR = Path(__file__).with_name("profiles")  # the source: one YAML file each
 BUNDLE = Path(__file__).with_name("_bundled.py")

@@ -8,12 +8,15 @@ layout that pynvml and the simulator disagree on cannot go unnoticed.
 from __future__ import annotations
 
 import ctypes
-from typing import TypeVar
 
 import pynvml
 
-S = TypeVar("S", bound=ctypes.Structure)
-P = TypeVar("P")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    S = TypeVar("S", bound=ctypes.Structure)
+    P = TypeVar("P")
 
 SUCCESS = pynvml.NVML_SUCCESS
 INVALID_ARGUMENT = pynvml.NVML_ERROR_INVALID_ARGUMENT

@@ -10,8 +10,7 @@ time, so no timer thread runs behind the caller's back.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from nvlib.record import Record
 from nvlib.sim import _checks as check
 from nvlib.sim.errors import ProfileError
 from nvlib.sim.profile import FaultSpec, GpuSpec
@@ -86,7 +85,7 @@ def _gpu(value: object, path: str, gpus: tuple[GpuSpec, ...], required: bool) ->
     return value
 
 
-class CallFailure(NamedTuple):
+class CallFailure(Record):
     call: str
     gpu: int | None  # None: every call of that name
     error: int

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pynvml
 
-from nvlib.sim.profile import CiProfile, GiProfile, Record
+from nvlib.record import Record
+from nvlib.sim.profile import CiProfile, GiProfile
 
 # MIG placements are counted in memory slices: eight per GPU on every model here.
 MEMORY_SLICES = 8

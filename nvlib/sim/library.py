@@ -13,13 +13,16 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
-from typing import Any
 
 import pynvml
 
 from nvlib.sim.calls import Handler, load_all
 from nvlib.sim.state import NvmlState
 from nvlib.sim.symbols import NO_INIT_NEEDED, SIGNATURES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

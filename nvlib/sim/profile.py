@@ -7,101 +7,17 @@ pre-parsed from `_bundled.py` (generated from profiles/*.yaml by
 `python -m nvlib.sim.bundle`), so that naming one costs neither a YAML parser nor
 the parse.
 
-The records are `Record`s: typing.NamedTuple's class syntax and behaviour (they are
-tuples: they compare, hash, print and `_replace` the same), defined at a fraction of
-the cost. typing itself takes 3 ms to import and a NamedTuple class a tenth of a
-millisecond to define, which every `--nvml-mock` command start would pay. For the same
-reason this module (like the rest of what `activate` imports) has no
+The records are `Record`s (nvlib/record.py): typing.NamedTuple's class syntax and
+behaviour (they are tuples: they compare, hash, print and `_replace` the same), defined
+at a fraction of the cost, which every `--nvml-mock` command start would pay. For the
+same reason this module (like the rest of what `activate` imports) has no
 `from __future__ import annotations`: importing __future__ costs 0.2 ms. Annotations
 are evaluated, so a name defined later or only for type checkers is quoted.
 """
 
 from pathlib import Path
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import NamedTuple as Record
-    from typing import Self
-else:
-    try:
-        from _collections import _tuplegetter  # what collections.namedtuple uses
-    except ImportError:  # pragma: no cover - not CPython
-        from operator import itemgetter
-
-        def _tuplegetter(index: int, doc: str) -> property:
-            return property(itemgetter(index), doc=doc)
-
-    class _RecordType(type):
-        """Turns the annotated fields of a `class X(Record)` body into tuple positions."""
-
-        def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict) -> type:
-            if not bases:  # Record itself
-                return super().__new__(mcs, name, (tuple,), namespace)
-            fields = tuple(namespace.get("__annotations__", ()))
-            defaults: dict[str, object] = {}
-            for i, field in enumerate(fields):
-                if field in namespace:
-                    defaults[field] = namespace[field]
-                elif defaults:
-                    raise TypeError(f"{name}.{field}: a field without a default after one with")
-                namespace[field] = _tuplegetter(i, f"Alias for field number {i}")
-            namespace.update(
-                __slots__=(), _fields=fields, _field_defaults=defaults, __match_args__=fields
-            )
-            return super().__new__(mcs, name, bases, namespace)
-
-    class Record(metaclass=_RecordType):
-        """A tuple with named fields, declared as a typing.NamedTuple is."""
-
-        __slots__ = ()
-        _fields: tuple[str, ...]
-        _field_defaults: dict[str, object]
-
-        def __new__(cls, *args: object, **kwargs: object) -> "Self":
-            if kwargs or len(args) != len(cls._fields):
-                args = cls._arguments(args, kwargs)
-            return tuple.__new__(cls, args)
-
-        @classmethod
-        def _arguments(cls, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple:
-            fields = cls._fields
-            if len(args) > len(fields):
-                raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments")
-            values = list(args)
-            for field in fields[len(args) :]:
-                if field in kwargs:
-                    values.append(kwargs.pop(field))
-                elif field in cls._field_defaults:
-                    values.append(cls._field_defaults[field])
-                else:
-                    raise TypeError(f"{cls.__name__}() missing argument {field!r}")
-            if kwargs:
-                raise TypeError(f"{cls.__name__}() got unexpected arguments {sorted(kwargs)}")
-            return tuple(values)
-
-        @classmethod
-        def _make(cls, iterable: object) -> "Self":
-            values = tuple(iterable)  # type: ignore[call-overload]
-            if len(values) != len(cls._fields):
-                raise TypeError(f"expected {len(cls._fields)} values, got {len(values)}")
-            return tuple.__new__(cls, values)
-
-        def _replace(self, **changes: object) -> "Self":
-            values = [changes.pop(f, v) for f, v in zip(self._fields, self, strict=True)]
-            if changes:
-                raise ValueError(f"got unexpected field names: {sorted(changes)!r}")
-            return tuple.__new__(type(self), values)
-
-        def _asdict(self) -> dict[str, object]:
-            return dict(zip(self._fields, self, strict=True))
-
-        def __getnewargs__(self) -> tuple[object, ...]:
-            return tuple(self)
-
-        def __repr__(self) -> str:
-            pairs = ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self, strict=True))
-            return f"{type(self).__name__}({pairs})"
-
+from nvlib.record import Record
 
 BUILTIN_PROFILES: tuple[str, ...] = (
     "dgx-a100",

@@ -14,10 +14,10 @@ import ctypes
 import time
 from collections import deque
 from threading import Condition, RLock
-from typing import NamedTuple
 
 import pynvml
 
+from nvlib.record import Record
 from nvlib.sim.faults import CallFailure, FaultBook
 from nvlib.sim.gpus import CiProfile, GiProfile
 from nvlib.sim.profile import FaultSpec, GpuSpec, MigSpec, Profile
@@ -86,7 +86,7 @@ class Mig:
         self.ci = ci
 
 
-class Event(NamedTuple):
+class Event(Record):
     gpu: int
     type: int
     data: int

@@ -11,8 +11,6 @@ with the toolkit's golden expectation.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import gpu_builders as gb
 import pytest
 
@@ -222,11 +220,10 @@ def test_additional_gids_rules(files: DriverFiles, opts: dict, gids: tuple, vers
 
 def test_mig_device_gets_drm_only_with_gfx_profile() -> None:
     machine = gb.machine(
-        replace(
-            gb.gpu(0, migs=("1g.5gb", "1g.5gb")),
+        gb.gpu(0, migs=("1g.5gb", "1g.5gb"))._replace(
             mig_devices=(
                 gb.mig("1g.5gb", 0, 0),
-                replace(gb.mig("1g.5gb", 1, 0), profile="1g.5gb+gfx"),
+                gb.mig("1g.5gb", 1, 0)._replace(profile="1g.5gb+gfx"),
             ),
         )
     )

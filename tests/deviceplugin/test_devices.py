@@ -8,8 +8,6 @@ machines from tests/gpu_builders.py, no NVML.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import gpu_builders as gb
 import pytest
 
@@ -60,9 +58,8 @@ UNIFORM_MIG = gb.machine(gb.gpu(0, migs=("1g.5gb", "1g.5gb")), gb.gpu(1, migs=("
 _HALF = gb.gpu(1, migs=("1g.5gb", "1g.10gb", "2g.10gb"))
 HALF_MIG = gb.machine(
     gb.gpu(0),
-    replace(  # a 2g GPU instance with a 1-slice compute instance: profile 1c.2g.10gb
-        _HALF,
-        mig_devices=(*_HALF.mig_devices[:2], replace(_HALF.mig_devices[2], profile="1c.2g.10gb")),
+    _HALF._replace(  # a 2g GPU instance with a 1-slice compute instance: profile 1c.2g.10gb
+        mig_devices=(*_HALF.mig_devices[:2], _HALF.mig_devices[2]._replace(profile="1c.2g.10gb")),
     ),
 )
 
@@ -148,7 +145,7 @@ def test_patterns(pattern: str, text: str, matches: bool) -> None:
 
 def test_indices_paths_and_topology() -> None:
     machine = gb.machine(
-        replace(gb.gpu(0), numa_node=1), replace(gb.gpu(1, migs=("1g.5gb",)), minor=5)
+        gb.gpu(0)._replace(numa_node=1), gb.gpu(1, migs=("1g.5gb",))._replace(minor=5)
     )
     built = build_device_map(machine, "mixed", NO_SHARING, minors_for(machine))
     gpu, mig = (r.devices[0] for r in built.resources)
