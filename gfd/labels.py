@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import cache
 from string import ascii_lowercase, digits
 
 from gfd.labelers.capabilities import mig_capable_labels, mps_capable_labels
@@ -46,10 +47,11 @@ def _is_dns_label(part: str) -> bool:
         bool(part)
         and part[0] in _DNS_ALNUM
         and part[-1] in _DNS_ALNUM
-        and all(c in _DNS_CHARS for c in part)
+        and _DNS_CHARS.issuperset(part)
     )
 
 
+@cache  # the same few dozen keys every pass
 def is_valid_key(key: str) -> bool:
     """A Kubernetes qualified name with a DNS-subdomain prefix, as NFD requires."""
     prefix, _, name = key.rpartition("/")

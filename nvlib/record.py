@@ -59,6 +59,11 @@ else:
         @classmethod
         def _arguments(cls, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple:
             fields = cls._fields
+            if not args and len(kwargs) == len(fields):
+                try:  # every field by name, the model's common case
+                    return tuple([kwargs[field] for field in fields])
+                except KeyError:
+                    pass  # a misspelt name: the full path below says which
             if len(args) > len(fields):
                 raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments")
             values = list(args)

@@ -123,3 +123,22 @@ def test_strict_record_compares_hashes_and_prints_as_a_frozen_dataclass() -> Non
         rec.a = 2  # type: ignore[misc]
     with pytest.raises(FrozenInstanceError):
         dc.a = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"x": 1, "why": 2}, "missing argument 'y'", id="misspelt"),
+        pytest.param({"x": 1}, "missing argument 'y'", id="missing"),
+    ],
+)
+def test_record_by_name_names_a_wrong_field(kwargs: dict[str, int], message: str) -> None:
+    """Every field by name takes a fast path; a wrong name still gets the full error."""
+
+    class Point(StrictRecord):
+        x: int
+        y: int
+
+    assert Point(y=2, x=1) == Point(1, 2)
+    with pytest.raises(TypeError, match=message):
+        Point(**kwargs)
