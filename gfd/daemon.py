@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
-from gfd.outputs import Output
+from gfd.outputs import Output, OutputError
 from nvlib import host
 from nvlib.config import ConfigError
 from nvlib.discover import discover
@@ -146,7 +146,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
                 return 1
         try:
             labeller, cleanup = build_labeller(settings, environ)
-        except (ConfigError, PassError, OSError, ValueError) as err:
+        except (ConfigError, OutputError, PassError, OSError, ValueError) as err:
             log.error("%s", err)
             return 1
         if not settings.config.flags.gfd.no_timestamp:

@@ -431,3 +431,14 @@ def test_later_failures_keep_labels_then_give_up(tmp_path: Path) -> None:
     assert "Labelling pass failed (1 in a row)" in stderr
     assert "Giving up after 5 failed labelling passes" in stderr
     assert not out.exists()  # an exit on error removes the file, as upstream does
+
+
+def test_nodefeature_without_node_name_exits_1_before_any_request(tmp_path: Path) -> None:
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        env = _env(NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        result = gfd("--oneshot", "--nvml-mock", "t4", "--use-node-feature-api", "true", env=env)
+        assert result.returncode == 1
+        assert "required flag node-name not set" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert server.fake.calls("POST") == server.fake.calls("GET", "/apis/nfd") == []
