@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 from cdi import names
@@ -374,8 +373,7 @@ def _dedupe(edits: ContainerEdits, common: _Seen = _NOTHING) -> ContainerEdits:
     """Unique entities, minus those in `common`, sorted the toolkit's way."""
     nodes = _keep(edits.device_nodes, common.device_nodes)
     mounts = _keep(edits.mounts, common.mounts)
-    return replace(
-        edits,
+    return edits._replace(
         env=tuple(_keep(edits.env, common.env)),
         device_nodes=tuple(sorted(nodes, key=lambda n: (_slashes(n.path), n.path))),
         hooks=tuple(_keep(edits.hooks, common.hooks)),
@@ -395,9 +393,9 @@ def simplify(spec: Spec) -> Spec:
         edits = _dedupe(device.container_edits, seen)
         if edits.is_empty():
             edits = _dedupe(device.container_edits)
-        devices.append(replace(device, container_edits=edits))
+        devices.append(device._replace(container_edits=edits))
     devices.sort(key=lambda d: d.name.encode("utf-8"))
-    return replace(spec, devices=tuple(devices), container_edits=common)
+    return spec._replace(devices=tuple(devices), container_edits=common)
 
 
 def _merged(devices: Sequence[Device], name: str) -> Device:
@@ -431,7 +429,7 @@ def generate_spec(
     spec = simplify(Spec("", options.kind, tuple(devices), _common_edits(driver_files, options)))
     if not options.no_all_device and all(d.name != ALL_DEVICE for d in spec.devices):
         spec = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, ALL_DEVICE))))
-    return replace(spec, version=minimum_version(spec))
+    return spec._replace(version=minimum_version(spec))
 
 
 def select_devices(spec: Spec, device_names: Iterable[str]) -> Spec:
@@ -448,4 +446,4 @@ def select_devices(spec: Spec, device_names: Iterable[str]) -> Spec:
     if not wanted:
         raise GenerateError("invalid spec, no devices")
     selected = spec.with_devices(tuple(d for d in spec.devices if d.name in set(wanted)))
-    return replace(selected, version=minimum_version(selected))
+    return selected._replace(version=minimum_version(selected))
