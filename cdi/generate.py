@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
 
 from cdi import names
 from cdi.driverfiles import (
@@ -29,6 +28,11 @@ from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
 from cdi.version import minimum_version
 from nvlib.migcaps import cap_device, mig_cap_keys
 from nvlib.model import Gpu, Machine, MigDevice
+from nvlib.record import Record
+
+TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["HOOK_NAMES", "GenerateOptions", "generate_spec", "select_devices", "simplify"]
 
@@ -49,10 +53,10 @@ HOOK_ENV = ("NVIDIA_CTK_DEBUG=false",)
 ALL_DEVICE = "all"
 
 
-class GenerateOptions(NamedTuple):
+class GenerateOptions(Record):
     """How to name and shape the spec; the CLI flags, and the plugin's library options.
 
-    A NamedTuple (cheap to define at start-up, see `cdi.driverfiles`): build it with
+    A `Record` (cheap to define at start-up, see `cdi.driverfiles`): build it with
     keywords, change it with `_replace`.
     """
 
