@@ -10,11 +10,11 @@ does, at the lowest `cdiVersion` the content allows.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Sequence
 
 from cdi import names
+from cdi._locate import matches
 from cdi.driverfiles import (
     CONTROL_NODES,
     DeviceNodeInfo,
@@ -227,10 +227,6 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
     return devices
 
 
-def _matches(name: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(name, pattern)
-
-
 def _library_links(files: DriverFiles) -> list[str]:
     """`create-symlinks` links for the driver libraries, in discovery order (§12 row 2)."""
     version = "*.*"  # the toolkit matches any X.Y suffix here, not the driver version
@@ -242,11 +238,11 @@ def _library_links(files: DriverFiles) -> list[str]:
         seen_paths.add(lib.path)
         directory, name = os.path.split(lib.path)
         found = []
-        if _matches(name, f"libcuda.so.{version}"):
+        if matches(name, f"libcuda.so.{version}"):
             found.append(f"libcuda.so.1::{directory}/libcuda.so")
-        elif _matches(name, f"libGLX_nvidia.so.{version}"):
+        elif matches(name, f"libGLX_nvidia.so.{version}"):
             found.append(f"{name}::{directory}/libGLX_indirect.so.0")
-        elif _matches(name, f"libnvidia-opticalflow.so.{version}"):
+        elif matches(name, f"libnvidia-opticalflow.so.{version}"):
             found.append(f"libnvidia-opticalflow.so.1::{directory}/libnvidia-opticalflow.so")
         found += _soname_links(lib, directory, name)
         for link in found:
@@ -257,7 +253,7 @@ def _library_links(files: DriverFiles) -> list[str]:
 
 def _soname_links(lib: Library, directory: str, name: str) -> list[str]:
     """`<file>::<dir>/<SONAME>` and `<SONAME>::<dir>/<stem>.so` where the host has them."""
-    if not _matches(name, "*.*.*") or lib.soname is None:
+    if not matches(name, "*.*.*") or lib.soname is None:
         return []
     links = []
     if lib.soname != name and lib.soname in lib.host_links:
@@ -274,11 +270,11 @@ def _graphics_links(files: DriverFiles) -> list[str]:
     links = []
     for mount in (*files.graphics_libraries, *files.xorg_libraries):
         directory, name = os.path.split(mount.path)
-        if _matches(name, f"libnvidia-allocator.so{suffix}"):
+        if matches(name, f"libnvidia-allocator.so{suffix}"):
             links.append(f"../libnvidia-allocator.so.1::{directory}/gbm/nvidia-drm_gbm.so")
-        elif _matches(name, f"libnvidia-vulkan-producer.so{suffix}"):
+        elif matches(name, f"libnvidia-vulkan-producer.so{suffix}"):
             links.append(f"{name}::{directory}/libnvidia-vulkan-producer.so")
-        elif _matches(name, f"libglxserver_nvidia.so{suffix}"):
+        elif matches(name, f"libglxserver_nvidia.so{suffix}"):
             links.append(f"{name}::{directory}/libglxserver_nvidia.so")
     return links
 
@@ -286,7 +282,7 @@ def _graphics_links(files: DriverFiles) -> list[str]:
 def _is_lib_name(path: str) -> bool:
     """`lib?*.so*` with nothing, or a `.`-led suffix, after the last `.so` (toolkit isLibName)."""
     base = os.path.basename(path)
-    if not _matches(base, "lib?*.so*"):
+    if not matches(base, "lib?*.so*"):
         return False
     tail = base.split(".so")[-1]
     return tail == "" or tail.startswith(".")
