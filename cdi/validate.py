@@ -81,7 +81,8 @@ def _edits_errors(path: str, edits: ContainerEdits) -> list[SpecError]:
             errors.append(
                 SpecError(f"{at}.path", f"invalid hook {q(hook.hook_name)} with empty path")
             )
-        errors += _env_errors(f"{at}.env", hook.env, f"invalid hook {q(hook.hook_name)}: ")
+        if any(v.find("=") <= 0 for v in hook.env):  # q() only for an error text
+            errors += _env_errors(f"{at}.env", hook.env, f"invalid hook {q(hook.hook_name)}: ")
     for i, mount in enumerate(edits.mounts):
         at = f"{path}.mounts[{i}]"
         if not mount.host_path:
