@@ -14,9 +14,9 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 from cdi import names
+from nvlib.record import Record
 
 __all__ = ["GenerateSettings", "ListSettings", "ValidateSettings", "parse"]
 
@@ -38,8 +38,8 @@ IGNORED_FEATURE_FLAGS = frozenset(
 )
 
 
-class GenerateSettings(NamedTuple):
-    """`generate`'s options, resolved (a NamedTuple: cheap to define at start-up)."""
+class GenerateSettings(Record):
+    """`generate`'s options, resolved (a `Record`: cheap to define at start-up)."""
 
     output: str = DEFAULT_OUTPUT
     format: str | None = None  # None: from the output's extension
@@ -61,11 +61,11 @@ class GenerateSettings(NamedTuple):
     interval_ns: int = DEFAULT_INTERVAL_NS
 
 
-class ListSettings(NamedTuple):
+class ListSettings(Record):
     spec_dirs: tuple[str, ...]
 
 
-class ValidateSettings(NamedTuple):
+class ValidateSettings(Record):
     paths: tuple[str, ...]
 
 

@@ -10,7 +10,6 @@ JSON is Go's `encoding/json`: compact, struct order, `<`, `>`, `&` escaped, no n
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 
@@ -71,12 +70,12 @@ def _plain_allowed(s: str) -> bool:
         return False
     if ": " in s or ":\t" in s or s.endswith(":") or " #" in s or "\t#" in s:
         return False
-    return all(c.isprintable() and c != "\t" for c in s)
+    return s.isprintable()  # a tab is not printable either: one C loop, not a generator
 
 
 def _single_quoted_allowed(s: str) -> bool:
     # Line breaks never reach here; tabs and unprintables need the escapes of "...".
-    return all(c.isprintable() and c != "\t" for c in s)
+    return s.isprintable()
 
 
 _ESCAPES = {
@@ -169,6 +168,8 @@ def to_yaml(spec: Spec) -> bytes:
 
 def to_json(spec: Spec) -> bytes:
     """Go `json.Marshal`: compact, struct order, HTML-safe escapes, no trailing newline."""
+    import json  # here, not at import: the YAML path (the default) never needs it
+
     text = json.dumps(spec.to_dict(), separators=(",", ":"), ensure_ascii=False)
     for raw, escaped in (
         ("<", "\\u003c"),

@@ -10,13 +10,14 @@ command warns about them, the plugin passes them silently as upstream does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+
+from nvlib.record import Record
 
 __all__ = ["FeatureOptions", "feature_options"]
 
 
-class FeatureOptions(NamedTuple):
-    """The switches the feature flags set (a NamedTuple: cheap to define at start-up)."""
+class FeatureOptions(Record):
+    """The switches the feature flags set (a `Record`: cheap to define at start-up)."""
 
     # enable-explicit-driver-libraries: also mount libEGL.so, libGL.so, ... by name.
     explicit_libraries: bool = False

@@ -10,13 +10,11 @@ does, at the lowest `cdiVersion` the content allows.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import Any, NamedTuple
 
 from cdi import names
+from cdi._locate import matches
 from cdi.driverfiles import (
     CONTROL_NODES,
     DeviceNodeInfo,
@@ -30,6 +28,11 @@ from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
 from cdi.version import minimum_version
 from nvlib.migcaps import cap_device, mig_cap_keys
 from nvlib.model import Gpu, Machine, MigDevice
+from nvlib.record import Record
+
+TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["HOOK_NAMES", "GenerateOptions", "generate_spec", "select_devices", "simplify"]
 
@@ -50,10 +53,10 @@ HOOK_ENV = ("NVIDIA_CTK_DEBUG=false",)
 ALL_DEVICE = "all"
 
 
-class GenerateOptions(NamedTuple):
+class GenerateOptions(Record):
     """How to name and shape the spec; the CLI flags, and the plugin's library options.
 
-    A NamedTuple (cheap to define at start-up, see `cdi.driverfiles`): build it with
+    A `Record` (cheap to define at start-up, see `cdi.driverfiles`): build it with
     keywords, change it with `_replace`.
     """
 
@@ -224,10 +227,6 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
     return devices
 
 
-def _matches(name: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(name, pattern)
-
-
 def _library_links(files: DriverFiles) -> list[str]:
     """`create-symlinks` links for the driver libraries, in discovery order (§12 row 2)."""
     version = "*.*"  # the toolkit matches any X.Y suffix here, not the driver version
@@ -239,11 +238,11 @@ def _library_links(files: DriverFiles) -> list[str]:
         seen_paths.add(lib.path)
         directory, name = os.path.split(lib.path)
         found = []
-        if _matches(name, f"libcuda.so.{version}"):
+        if matches(name, f"libcuda.so.{version}"):
             found.append(f"libcuda.so.1::{directory}/libcuda.so")
-        elif _matches(name, f"libGLX_nvidia.so.{version}"):
+        elif matches(name, f"libGLX_nvidia.so.{version}"):
             found.append(f"{name}::{directory}/libGLX_indirect.so.0")
-        elif _matches(name, f"libnvidia-opticalflow.so.{version}"):
+        elif matches(name, f"libnvidia-opticalflow.so.{version}"):
             found.append(f"libnvidia-opticalflow.so.1::{directory}/libnvidia-opticalflow.so")
         found += _soname_links(lib, directory, name)
         for link in found:
@@ -254,7 +253,7 @@ def _library_links(files: DriverFiles) -> list[str]:
 
 def _soname_links(lib: Library, directory: str, name: str) -> list[str]:
     """`<file>::<dir>/<SONAME>` and `<SONAME>::<dir>/<stem>.so` where the host has them."""
-    if not _matches(name, "*.*.*") or lib.soname is None:
+    if not matches(name, "*.*.*") or lib.soname is None:
         return []
     links = []
     if lib.soname != name and lib.soname in lib.host_links:
@@ -271,11 +270,11 @@ def _graphics_links(files: DriverFiles) -> list[str]:
     links = []
     for mount in (*files.graphics_libraries, *files.xorg_libraries):
         directory, name = os.path.split(mount.path)
-        if _matches(name, f"libnvidia-allocator.so{suffix}"):
+        if matches(name, f"libnvidia-allocator.so{suffix}"):
             links.append(f"../libnvidia-allocator.so.1::{directory}/gbm/nvidia-drm_gbm.so")
-        elif _matches(name, f"libnvidia-vulkan-producer.so{suffix}"):
+        elif matches(name, f"libnvidia-vulkan-producer.so{suffix}"):
             links.append(f"{name}::{directory}/libnvidia-vulkan-producer.so")
-        elif _matches(name, f"libglxserver_nvidia.so{suffix}"):
+        elif matches(name, f"libglxserver_nvidia.so{suffix}"):
             links.append(f"{name}::{directory}/libglxserver_nvidia.so")
     return links
 
@@ -283,7 +282,7 @@ def _graphics_links(files: DriverFiles) -> list[str]:
 def _is_lib_name(path: str) -> bool:
     """`lib?*.so*` with nothing, or a `.`-led suffix, after the last `.so` (toolkit isLibName)."""
     base = os.path.basename(path)
-    if not _matches(base, "lib?*.so*"):
+    if not matches(base, "lib?*.so*"):
         return False
     tail = base.split(".so")[-1]
     return tail == "" or tail.startswith(".")
@@ -374,8 +373,7 @@ def _dedupe(edits: ContainerEdits, common: _Seen = _NOTHING) -> ContainerEdits:
     """Unique entities, minus those in `common`, sorted the toolkit's way."""
     nodes = _keep(edits.device_nodes, common.device_nodes)
     mounts = _keep(edits.mounts, common.mounts)
-    return replace(
-        edits,
+    return edits._replace(
         env=tuple(_keep(edits.env, common.env)),
         device_nodes=tuple(sorted(nodes, key=lambda n: (_slashes(n.path), n.path))),
         hooks=tuple(_keep(edits.hooks, common.hooks)),
@@ -395,9 +393,9 @@ def simplify(spec: Spec) -> Spec:
         edits = _dedupe(device.container_edits, seen)
         if edits.is_empty():
             edits = _dedupe(device.container_edits)
-        devices.append(replace(device, container_edits=edits))
+        devices.append(device._replace(container_edits=edits))
     devices.sort(key=lambda d: d.name.encode("utf-8"))
-    return replace(spec, devices=tuple(devices), container_edits=common)
+    return spec._replace(devices=tuple(devices), container_edits=common)
 
 
 def _merged(devices: Sequence[Device], name: str) -> Device:
@@ -431,7 +429,7 @@ def generate_spec(
     spec = simplify(Spec("", options.kind, tuple(devices), _common_edits(driver_files, options)))
     if not options.no_all_device and all(d.name != ALL_DEVICE for d in spec.devices):
         spec = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, ALL_DEVICE))))
-    return replace(spec, version=minimum_version(spec))
+    return spec._replace(version=minimum_version(spec))
 
 
 def select_devices(spec: Spec, device_names: Iterable[str]) -> Spec:
@@ -448,4 +446,4 @@ def select_devices(spec: Spec, device_names: Iterable[str]) -> Spec:
     if not wanted:
         raise GenerateError("invalid spec, no devices")
     selected = spec.with_devices(tuple(d for d in spec.devices if d.name in set(wanted)))
-    return replace(selected, version=minimum_version(selected))
+    return selected._replace(version=minimum_version(selected))

@@ -15,7 +15,6 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from types import FrameType, MappingProxyType
-from typing import NamedTuple
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
@@ -23,6 +22,7 @@ from cdi.features import feature_options
 from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
+from nvlib.record import Record
 
 log = logging.getLogger("cdi")
 
@@ -31,7 +31,7 @@ __all__ = ["Host", "WatchControl", "generate_once", "node_state", "resolve_host"
 Discover = Callable[["Host"], Machine]
 
 
-class Host(NamedTuple):
+class Host(Record):
     """Where this run reads from: the host tree, the driver root, the dev root."""
 
     host_root: str = "/"

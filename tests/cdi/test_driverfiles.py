@@ -9,6 +9,7 @@ nodes and by-path links, MIG capability nodes), and the ELF / ld.so.cache reader
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import struct
@@ -21,6 +22,7 @@ from cdi_fixtures import LIBDIR, VERSION, DriverRoot, build_driver_root, elf_wit
 
 from cdi._elf import read_soname
 from cdi._ldcache import LdCacheError, parse_ld_cache
+from cdi._locate import matches
 from cdi.driverfiles import (
     DeviceNodeInfo,
     FileMount,
@@ -394,3 +396,32 @@ def test_real_ldconfig_cache(tmp_path: Path) -> None:
     assert (libs32, libs64) == ([], ["/opt/nvidia/lib/libcuda.so.1"])
     files = find(root)
     assert paths(files.libraries) == [f"/opt/nvidia/lib/libcuda.so.{VERSION}"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "libcuda.so.*.*",
+        "lib*.so.550.54.15",
+        "*.so.550.54.15",
+        "*.*.*",
+        "*",
+        "**",
+        "a*a*a",
+        "libcuda.so",
+        "gsp*.bin",
+        "/r/usr/lib/*/libcuda.so.*",
+        "lib?*.so*",
+        "lib[cn]*.so.*",
+        "",
+    ],
+)
+def test_matches_is_fnmatchcase(pattern: str) -> None:
+    names = [
+        "", "a", "aa", "aaa", "aaaa", "aXaYa", "libcuda.so", "libcuda.so.1",
+        "libcuda.so.550.54.15", "libcuda.so.550", "lib.so.550.54.15", "libnvidia-ml.so.550.54.15",
+        "gsp_ga10x.bin", "gsp.bin", "gsp", "/r/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/r/usr/lib/a/b/libcuda.so.1", "LIBCUDA.SO.1.2", "x.y.z", "x..", "..", "libnvidia.so",
+    ]  # fmt: skip
+    for name in names:
+        assert matches(name, pattern) == fnmatch.fnmatchcase(name, pattern), (name, pattern)

@@ -7,8 +7,6 @@ and the field path `validate` reports for it. Fields that do not raise the minim
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec
@@ -49,13 +47,13 @@ HOOK = Hook("createContainer", "/usr/bin/nvidia-cdi-hook", ("nvidia-cdi-hook", "
             id="v0.4.0-mount-type",
         ),
         pytest.param(
-            spec_with(ContainerEdits(device_nodes=(replace(NODE, host_path="/r/dev/nvidia0"),))),
+            spec_with(ContainerEdits(device_nodes=(NODE._replace(host_path="/r/dev/nvidia0"),))),
             "0.5.0",
             "devices[0].containerEdits.deviceNodes[0].hostPath",
             id="v0.5.0-device-node-host-path",
         ),
         pytest.param(
-            spec_with(common=ContainerEdits(device_nodes=(replace(NODE, host_path="/r/x"),))),
+            spec_with(common=ContainerEdits(device_nodes=(NODE._replace(host_path="/r/x"),))),
             "0.5.0",
             "containerEdits.deviceNodes[0].hostPath",
             id="v0.5.0-common-host-path",
@@ -131,7 +129,7 @@ HOOK = Hook("createContainer", "/usr/bin/nvidia-cdi-hook", ("nvidia-cdi-hook", "
             id="v0.3.0-node-fields-do-not-count",
         ),
         pytest.param(
-            spec_with(ContainerEdits(hooks=(replace(HOOK, env=("A=b",), timeout=5),))),
+            spec_with(ContainerEdits(hooks=(HOOK._replace(env=("A=b",), timeout=5),))),
             "0.3.0",
             None,
             id="v0.3.0-hook-env-timeout-do-not-count",
@@ -146,7 +144,7 @@ def test_minimum_version(spec: Spec, version: str, path: str | None) -> None:
 
 def test_newest_feature_wins() -> None:
     spec = spec_with(
-        ContainerEdits(device_nodes=(replace(NODE, host_path="/r/x"),), additional_gids=(44,)),
+        ContainerEdits(device_nodes=(NODE._replace(host_path="/r/x"),), additional_gids=(44,)),
         name="0",
     )
     assert minimum_version(spec) == "0.7.0"
