@@ -45,10 +45,18 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     return wall, usage.ru_maxrss
 
 
-def _median_run(argv: list[str]) -> tuple[float, int]:
-    _run(argv)  # warm the page cache and .pyc files
-    runs = [_run(argv) for _ in range(REPEAT)]
-    return statistics.median(w for w, _ in runs), max(r for _, r in runs)
+def _median_runs(*argvs: list[str]) -> list[tuple[float, int]]:
+    """Median wall time and max RSS of each command, their runs interleaved so that a
+    slow spell of a shared machine weighs on the figure and its floor alike."""
+    for argv in argvs:
+        _run(argv)  # warm the page cache and .pyc files
+    runs: list[list[tuple[float, int]]] = [[] for _ in argvs]
+    for _ in range(REPEAT):
+        for argv, samples in zip(argvs, runs, strict=True):
+            samples.append(_run(argv))
+    return [
+        (statistics.median(w for w, _ in samples), max(r for _, r in samples)) for samples in runs
+    ]
 
 
 def _line(name: str, figure: float, floor: float, unit: str, goal: float) -> None:
@@ -74,9 +82,10 @@ def _rss_line(name: str, kib: int, floor_kib: int, goal_mib: float | None = None
 
 
 def bench_oneshot() -> int:
-    floor_wall, floor_rss = _median_run([sys.executable, "-c", "import pynvml"])
     gfd = [str(BIN / "gpu-feature-discovery"), "--oneshot", "--nvml-mock", "dgx-a100"]
-    wall, rss = _median_run([*gfd, "--output-file", "-"])
+    (floor_wall, floor_rss), (wall, rss) = _median_runs(
+        [sys.executable, "-c", "import pynvml"], [*gfd, "--output-file", "-"]
+    )
     _line("gfd-oneshot dgx-a100 wall", wall * 1000, floor_wall * 1000, "ms", 2.0)
     _rss_line("gfd-oneshot dgx-a100 max RSS", rss, floor_rss)
     return floor_rss
