@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from nvlib import logs
+
 log = logging.getLogger("cdi")
 
 
@@ -71,9 +73,7 @@ def _validate(paths: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logs.configure()  # standard error only: standard output is the product
     from cdi.cli import GenerateSettings, ListSettings, UsageError, parse
 
     try:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from deviceplugin.cli import parse
-from nvlib import __version__
+from nvlib import __version__, logs
 from nvlib.config import ConfigError
 
 log = logging.getLogger("deviceplugin")
@@ -28,10 +28,7 @@ def _without_openssl() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Logs go to standard error; the plugin prints nothing else but --version / --help.
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logs.configure()  # standard error only: standard output is the product
     args = sys.argv[1:] if argv is None else argv
     environ = dict(os.environ)
     try:

@@ -7,17 +7,14 @@ import os
 import sys
 
 from gfd.cli import parse
-from nvlib import __version__
+from nvlib import __version__, logs
 from nvlib.config import ConfigError
 
 log = logging.getLogger("gfd")
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Logs go to standard error: standard output carries only label lines.
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logs.configure()  # standard error only: standard output is the product
     args = sys.argv[1:] if argv is None else argv
     environ = dict(os.environ)
     try:
