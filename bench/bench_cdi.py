@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 PROFILE = "dgx-a100-mig"
@@ -56,16 +57,6 @@ def _wall(argv: list[str], env: dict[str, str]) -> float:
 def _median_wall(argv: list[str], env: dict[str, str]) -> float:
     _wall(argv, env)  # warm the page cache and .pyc files
     return statistics.median(_wall(argv, env) for _ in range(REPEAT))
-
-
-def _median(fn: Callable[[], object], rounds: int = 60) -> float:
-    fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def _line(name: str, figure: float, floor: float, goal: str, ok: bool) -> None:
@@ -116,8 +107,8 @@ def bench_in_process(root: Path) -> None:
             return cdi.spec_bytes(cdi.generate_spec(machine, files, options))
 
         libraries = sum(1 for lib in generate().decode().splitlines() if "containerPath" in lib)
-        figure = _median(generate) * 1e3
-        floor = _median(lambda: _bare_walk(root)) * 1e3
+        figure = median_seconds(generate, 60) * 1e3
+        floor = median_seconds(lambda: _bare_walk(root), 60) * 1e3
     _line(f"cdi-generate {PROFILE} in-process ({libraries} mounts)", figure, floor, "<= 20 ms",
           figure <= 20)  # fmt: skip
 

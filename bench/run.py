@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 BIN = Path(sys.executable).parent
@@ -91,16 +92,6 @@ def bench_oneshot() -> int:
     return floor_rss
 
 
-def _best_of(fn: Callable[[], object], rounds: int = 200) -> float:
-    fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def _bare_queries() -> None:
     """The NVML calls one dgx-a100 pass makes, with nothing of ours around them."""
     import pynvml
@@ -140,8 +131,8 @@ def bench_pass() -> None:
         def labelling_pass() -> None:
             compute_labels(discover(simulation.root, facts=facts), config, 0)
 
-        floor = _best_of(_bare_queries)
-        figure = _best_of(labelling_pass)
+        floor = median_seconds(_bare_queries, 200)
+        figure = median_seconds(labelling_pass, 200)
     _line("gfd-pass dgx-a100", figure * 1e3, floor * 1e3, "ms", 1.5)
 
 
