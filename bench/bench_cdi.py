@@ -7,9 +7,10 @@ root is the simulator's, topped up to a realistic driver of about 60 libraries. 
   one NVML discovery, against a bare walk of the same driver root (list every directory,
   lstat every entry): the I/O no generator can skip. Goal: at most 20 ms.
 - nvidia-cdi generate (whole command): the console script writing the spec to a file,
-  against `python -c pass` measured in the same run. Goal: at most 5x.
-- For reading the second figure, the simulator's own start (`sim.activate`) is printed
-  as a reference: it is part of every `--nvml-mock` command.
+  against `python -c pass`, their runs interleaved. Goal: at most 5x.
+- For reading the second figure, two references from the same interleaved runs: the
+  interpreter importing the `pynvml` binding that every run must load, and the
+  interpreter starting the simulator (`sim.activate`), which every `--nvml-mock` run does.
 
 Timings are medians; nothing here is a pass/fail test.
 """
@@ -18,16 +19,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from timing import median_seconds
+from timing import median_runs, median_seconds
 
-REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 PROFILE = "dgx-a100-mig"
 LIBDIR = "usr/lib/x86_64-linux-gnu"
 # Libraries of a real 550 driver package that the simulator's root leaves out.
@@ -46,17 +43,6 @@ EXTRA_LIBRARIES = (
 def _command() -> list[str]:
     script = Path(sys.executable).parent / "nvidia-cdi"
     return [str(script)] if script.exists() else [sys.executable, "-m", "cdi"]
-
-
-def _wall(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - start
-
-
-def _median_wall(argv: list[str], env: dict[str, str]) -> float:
-    _wall(argv, env)  # warm the page cache and .pyc files
-    return statistics.median(_wall(argv, env) for _ in range(REPEAT))
 
 
 def _line(name: str, figure: float, floor: float, goal: str, ok: bool) -> None:
@@ -114,23 +100,23 @@ def bench_in_process(root: Path) -> None:
 
 
 def bench_command(root: Path, scratch: Path) -> None:
-    env = dict(os.environ)
-    floor = _median_wall([sys.executable, "-c", "pass"], env) * 1e3
     argv = [
         *_command(), "generate", "--nvml-mock", PROFILE, "--driver-root", str(root),
         "--nvidia-cdi-hook-path", "/usr/bin/nvidia-cdi-hook",
         "--output", str(scratch / "cdi" / "nvidia.yaml"),
     ]  # fmt: skip
-    figure = _median_wall(argv, env) * 1e3
+    references = {
+        "python -c 'import pynvml'": [sys.executable, "-c", "import pynvml"],
+        "python + nvlib.sim.activate": [
+            sys.executable, "-c", f"from nvlib import sim; sim.activate({PROFILE!r})"
+        ],
+    }  # fmt: skip
+    timings = median_runs([sys.executable, "-c", "pass"], argv, *references.values())
+    floor, figure, *reference_walls = (wall * 1e3 for wall, _rss in timings)
     _line(f"nvidia-cdi generate {PROFILE} (whole command)", figure, floor, "<= 5x",
           figure <= 5 * floor)  # fmt: skip
-    activate = [sys.executable, "-c", f"from nvlib import sim; sim.activate({PROFILE!r})"]
-    reference = _median_wall(activate, env) * 1e3
-    print(
-        f"{'  reference: python + nvlib.sim.activate':<46} {reference:8.2f} ms  "
-        f"({reference / floor:.2f}x the floor: the simulator's share of the command)",
-        flush=True,
-    )
+    for name, wall in zip(references, reference_walls, strict=True):
+        print(f"{'  reference: ' + name:<46} {wall:8.2f} ms  ({wall / floor:.2f}x the floor)")
 
 
 def main() -> None:

@@ -16,48 +16,15 @@ Timings are medians over repeated runs; nothing here is a pass/fail test.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from timing import median_seconds
+from timing import median_runs, median_seconds
 
-REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 BIN = Path(sys.executable).parent
-
-
-def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and max RSS (KiB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=tempfile.gettempdir(),
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {argv}")
-    return wall, usage.ru_maxrss
-
-
-def _median_runs(*argvs: list[str]) -> list[tuple[float, int]]:
-    """Median wall time and max RSS of each command, their runs interleaved so that a
-    slow spell of a shared machine weighs on the figure and its floor alike."""
-    for argv in argvs:
-        _run(argv)  # warm the page cache and .pyc files
-    runs: list[list[tuple[float, int]]] = [[] for _ in argvs]
-    for _ in range(REPEAT):
-        for argv, samples in zip(argvs, runs, strict=True):
-            samples.append(_run(argv))
-    return [
-        (statistics.median(w for w, _ in samples), max(r for _, r in samples)) for samples in runs
-    ]
 
 
 def _line(name: str, figure: float, floor: float, unit: str, goal: float) -> None:
@@ -84,7 +51,7 @@ def _rss_line(name: str, kib: int, floor_kib: int, goal_mib: float | None = None
 
 def bench_oneshot() -> int:
     gfd = [str(BIN / "gpu-feature-discovery"), "--oneshot", "--nvml-mock", "dgx-a100"]
-    (floor_wall, floor_rss), (wall, rss) = _median_runs(
+    (floor_wall, floor_rss), (wall, rss) = median_runs(
         [sys.executable, "-c", "import pynvml"], [*gfd, "--output-file", "-"]
     )
     _line("gfd-oneshot dgx-a100 wall", wall * 1000, floor_wall * 1000, "ms", 2.0)
