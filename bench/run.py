@@ -1,4 +1,6 @@
-"""Benchmarks: `python bench/run.py` (from the venv the project is installed in).
+"""Benchmarks: `python bench/run.py` (from the venv the project is installed in) runs
+them all: the GFD lines below, then `bench_cdi.py` and `bench_plugin.py` (each can also
+run alone); `python bench/run.py gfd` runs only these.
 
 Each line prints a figure, the floor measured in the same run, their ratio and the goal:
 
@@ -154,6 +156,11 @@ def main() -> None:
     floor_rss = bench_oneshot()
     bench_pass()
     bench_daemon(floor_rss)
+    if sys.argv[1:] == ["gfd"]:
+        return
+    for script in ("bench_cdi.py", "bench_plugin.py"):
+        print(flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=True)
 
 
 if __name__ == "__main__":
