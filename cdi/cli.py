@@ -56,6 +56,7 @@ class GenerateSettings(Record):
     enabled_hooks: tuple[str, ...] = ()
     feature_flags: tuple[str, ...] = ()
     no_all_device: bool = False
+    device_ids: tuple[str, ...] = ("all",)  # GPU/MIG indexes or UUIDs, all, none
     nvml_mock: str | None = None
     watch: bool = False
     interval_ns: int = DEFAULT_INTERVAL_NS
@@ -125,6 +126,16 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     a("--enable-hook", "--enable-hooks", action="append", default=[], help="hook to add (chmod)")
     a("--feature-flag", "--feature-flags", action="append", default=[], help="toolkit feature flag")
     a("--no-all-device", action="store_true", default=None, help="leave out the `all` device")
+    a(
+        "--device-id",
+        "--device-ids",
+        "--device",
+        "--devices",
+        dest="device_id",
+        action="append",
+        default=[],
+        help="GPU or MIG index (0, 0:1) or UUID, all or none; repeatable (default: all)",
+    )
     a("--nvml-mock", help="simulate a built-in machine (or a YAML profile) instead of NVML")
     a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
     a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
@@ -152,6 +163,7 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "enable_hook": ("NVIDIA_CTK_CDI_GENERATE_ENABLED_HOOKS",),
     "feature_flag": ("NVIDIA_CTK_CDI_GENERATE_FEATURE_FLAGS",),
     "no_all_device": ("NVIDIA_CTK_CDI_GENERATE_NO_ALL_DEVICE",),
+    "device_id": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS",),
     "nvml_mock": ("NVML_MOCK",),
 }
 
@@ -223,6 +235,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         enabled_hooks=tuple(_split(ns.enable_hook)),
         feature_flags=tuple(flags),
         no_all_device=bool(ns.no_all_device),
+        device_ids=tuple(dict.fromkeys(_split(ns.device_id))) or ("all",),
         nvml_mock=ns.nvml_mock or None,
         watch=ns.watch,
         interval_ns=_interval(ns.interval),

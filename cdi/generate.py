@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from cdi import names
+from cdi import deviceids, names
 from cdi._locate import matches
 from cdi.driverfiles import (
     CONTROL_NODES,
@@ -51,6 +51,7 @@ MOUNT_OPTIONS = ("ro", "nosuid", "nodev", "rbind", "rprivate")
 IPC_MOUNT_OPTIONS = ("nosuid", "nodev", "rbind", "rprivate", "noexec")
 HOOK_ENV = ("NVIDIA_CTK_DEBUG=false",)
 ALL_DEVICE = "all"
+EMPTY_DEVICE_ENV = "NVCT_EMPTY_DEVICE="  # the one edit of the `none` device (--device-id none)
 
 
 class GenerateOptions(Record):
@@ -74,6 +75,8 @@ class GenerateOptions(Record):
     # [PROJECT] full-GPU entries for MIG-enabled GPUs too: the device plugin advertises
     # them whole under mig-strategy none (device-plugin.md §15). Not a CLI flag.
     full_gpus_for_mig_enabled: bool = False
+    # --device-id: GPU/MIG indexes or UUIDs, "all" or "none" (cdi.deviceids).
+    device_ids: tuple[str, ...] = (deviceids.ALL,)
 
     @property
     def kind(self) -> str:
@@ -215,12 +218,19 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
         devices.extend(Device(name, edits) for name in device_names)
 
     strategies = options.device_name_strategies
-    for gpu in machine.gpus:
-        if gpu.mig_enabled and not options.full_gpus_for_mig_enabled:
-            continue  # a MIG-enabled GPU is offered through its MIG devices (§8 step 3)
+    selected = deviceids.select(machine, options.device_ids)
+    if selected == deviceids.NONE:
+        return [Device(deviceids.NONE, ContainerEdits(env=(EMPTY_DEVICE_ENV,)))]
+    if selected == deviceids.ALL:
+        # a MIG-enabled GPU is offered through its MIG devices (§8 step 3)
+        gpus = [g for g in machine.gpus if options.full_gpus_for_mig_enabled or not g.mig_enabled]
+        migs = machine.mig_devices
+    else:
+        gpus, migs = selected  # named explicitly: a full entry whatever its MIG mode
+    for gpu in gpus:
         device_names = [names.gpu_device_name(gpu, s) for s in strategies]
         add(_gpu_edits(gpu, files, options), device_names, f"GPU {gpu.index} {gpu.uuid}")
-    for gpu, mig in machine.mig_devices:
+    for gpu, mig in migs:
         device_names = [names.mig_device_name(gpu, mig, s) for s in strategies]
         what = f"MIG device {gpu.index}:{mig.index} {mig.uuid}"
         add(_mig_edits(gpu, mig, files, options), device_names, what)
@@ -427,7 +437,9 @@ def generate_spec(
             "invalid spec, no devices: the machine has no GPU or MIG device to describe"
         )
     spec = simplify(Spec("", options.kind, tuple(devices), _common_edits(driver_files, options)))
-    if not options.no_all_device and all(d.name != ALL_DEVICE for d in spec.devices):
+    none = [d.name for d in devices] == [deviceids.NONE]  # --device-id none implies no `all`
+    no_all = options.no_all_device or none
+    if not no_all and all(d.name != ALL_DEVICE for d in spec.devices):
         spec = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, ALL_DEVICE))))
     return spec._replace(version=minimum_version(spec))
 

@@ -92,6 +92,7 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
         enabled_hooks=frozenset(settings.enabled_hooks),
         ldconfig_path=settings.ldconfig_path,
         no_all_device=settings.no_all_device,
+        device_ids=settings.device_ids,
         no_additional_gids=features.no_additional_gids,
     )
 
