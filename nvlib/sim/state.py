@@ -112,7 +112,8 @@ class NvmlState:
         """`started`: when the simulation was activated (scheduled faults count from it);
         the state itself is built on first use, later."""
         self.profile = profile
-        self.cond = Condition(RLock())
+        self.lock = RLock()  # what every callback holds; `cond` waits on it
+        self.cond = Condition(self.lock)
         self.init_count = 0
         self.closed = False
         self.started = time.monotonic() if started is None else started
