@@ -99,6 +99,7 @@ def dispatch(state: NvmlState, name: str, handler: Handler, args: tuple[Any, ...
     concerns is worked out only while a call fault or a lost GPU could apply to it.
     """
     with state.lock:  # the condition's lock, entered without the Condition's wrapper
+        state.calls[name] = state.calls.get(name, 0) + 1
         try:
             if state.closed:
                 return pynvml.NVML_ERROR_UNINITIALIZED

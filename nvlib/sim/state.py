@@ -121,6 +121,7 @@ class NvmlState:
         self.objects: dict[int, Owned] = {}
         self.event_sets: dict[int, EventSet] = {}
         self.internal_errors: list[BaseException] = []
+        self.calls: dict[str, int] = {}  # C function -> times called, answered or not
         self.gpus = self._build(profile)
         self.by_uuid: dict[str, Device] = {g.spec.uuid: g for g in self.gpus}
         self.by_uuid.update((m.spec.uuid, m) for g in self.gpus for m in g.migs)
