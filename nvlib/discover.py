@@ -207,6 +207,7 @@ def _mig_devices(parent: object, parent_memory: int) -> tuple[MigDevice, ...]:
         slots = pynvml.nvmlDeviceGetMaxMigDeviceCount(parent)
     except pynvml.NVMLError as err:
         raise DiscoveryError(f"error getting max MIG device count: {error_text(err)}") from err
+    profiles = _MigProfiles(parent, parent_memory)
     devices = []
     for slot in range(slots):
         try:
@@ -216,7 +217,7 @@ def _mig_devices(parent: object, parent_memory: int) -> tuple[MigDevice, ...]:
         except pynvml.NVMLError as err:
             raise DiscoveryError(f"error getting MIG device {slot}: {error_text(err)}") from err
         try:
-            devices.append(_mig_device(parent, handle, slot, parent_memory))
+            devices.append(_mig_device(profiles, handle, slot))
         except pynvml.NVMLError as err:
             raise DiscoveryError(
                 f"error getting MIG device {slot} info: {error_text(err)}"
@@ -224,7 +225,7 @@ def _mig_devices(parent: object, parent_memory: int) -> tuple[MigDevice, ...]:
     return tuple(devices)
 
 
-def _mig_device(parent: object, handle: object, slot: int, parent_memory: int) -> MigDevice:
+def _mig_device(profiles: _MigProfiles, handle: object, slot: int) -> MigDevice:
     attrs = pynvml.nvmlDeviceGetAttributes(handle)
     gi_id = pynvml.nvmlDeviceGetGpuInstanceId(handle)
     ci_id = pynvml.nvmlDeviceGetComputeInstanceId(handle)
@@ -233,7 +234,7 @@ def _mig_device(parent: object, handle: object, slot: int, parent_memory: int) -
         uuid=text(pynvml.nvmlDeviceGetUUID(handle)),
         gi_id=gi_id,
         ci_id=ci_id,
-        profile=_mig_profile(parent, gi_id, ci_id, parent_memory),
+        profile=profiles.name(gi_id, ci_id),
         memory_mib=int(attrs.memorySizeMB),
         multiprocessors=attrs.multiprocessorCount,
         gi_slices=attrs.gpuInstanceSliceCount,
@@ -246,31 +247,70 @@ def _mig_device(parent: object, handle: object, slot: int, parent_memory: int) -
     )
 
 
-def _mig_profile(parent: object, gi_id: int, ci_id: int, parent_memory: int) -> str:
-    """go-nvlib's profile name: find the GI and CI profiles whose ids NVML reports."""
-    gi = pynvml.nvmlDeviceGetGpuInstanceById(parent, gi_id)
-    gi_profile_id = pynvml.nvmlGpuInstanceGetInfo(gi).profileId
-    ci = pynvml.nvmlGpuInstanceGetComputeInstanceById(gi, ci_id)
-    ci_profile_id = pynvml.nvmlComputeInstanceGetInfo(ci).profileId
-    for gi_index, (g_slices, suffix) in _GI_PROFILES.items():
-        info = _profile_info(pynvml.nvmlDeviceGetGpuInstanceProfileInfo, parent, gi_index)
-        if info is None or info.id != gi_profile_id:
-            continue
-        for ci_index, c_slices in _CI_SLICES.items():
-            for engine in range(pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
-                ci_info = _profile_info(
-                    pynvml.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, ci_index, engine
-                )
-                if ci_info is None or ci_info.id != ci_profile_id:
-                    continue
-                gb = mig_memory_gb(int(info.memorySizeMB), parent_memory)
-                base = (
-                    f"{g_slices}g.{gb}gb"
-                    if c_slices == g_slices
-                    else (f"{c_slices}c.{g_slices}g.{gb}gb")
-                )
-                return base + suffix
-    raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+class _MigProfiles:
+    """go-nvlib's MIG profile names for one parent GPU's devices, within one pass.
+
+    Naming a MIG device means finding, among every GI profile index and then every CI
+    profile index and engine profile, the ones whose ids NVML reports for it. Those
+    answers are the same for every device of the parent (NVML: profile information is
+    immutable while the MIG mode lasts, and a CI profile's answer depends only on its GPU
+    instance's profile), so each is asked once per parent and pass, lazily and in the
+    same order as before: the first query that fails still fails on the same device.
+    Nothing outlives the pass, so a MIG reconfiguration between passes is seen.
+    """
+
+    def __init__(self, parent: object, parent_memory: int) -> None:
+        self._parent = parent
+        self._memory = parent_memory
+        self._gi_info: dict[int, Any] = {}  # GI profile index -> info, None: absent
+        self._ci_info: dict[tuple[int, int, int], Any] = {}  # (GI profile id, CI index, engine)
+        self._names: dict[tuple[int, int], str] = {}  # (GI profile id, CI profile id)
+
+    def name(self, gi_id: int, ci_id: int) -> str:
+        """The name of the MIG device in GPU instance `gi_id`, compute instance `ci_id`."""
+        gi = pynvml.nvmlDeviceGetGpuInstanceById(self._parent, gi_id)
+        gi_profile_id = pynvml.nvmlGpuInstanceGetInfo(gi).profileId
+        ci = pynvml.nvmlGpuInstanceGetComputeInstanceById(gi, ci_id)
+        ci_profile_id = pynvml.nvmlComputeInstanceGetInfo(ci).profileId
+        key = (gi_profile_id, ci_profile_id)
+        if key not in self._names:
+            self._names[key] = self._resolve(gi, gi_profile_id, ci_profile_id)
+        return self._names[key]
+
+    def _resolve(self, gi: object, gi_profile_id: int, ci_profile_id: int) -> str:
+        for gi_index, (g_slices, suffix) in _GI_PROFILES.items():
+            info = self._gi(gi_index)
+            if info is None or info.id != gi_profile_id:
+                continue
+            for ci_index, c_slices in _CI_SLICES.items():
+                for engine in range(pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
+                    ci_info = self._ci(gi, gi_profile_id, ci_index, engine)
+                    if ci_info is None or ci_info.id != ci_profile_id:
+                        continue
+                    gb = mig_memory_gb(int(info.memorySizeMB), self._memory)
+                    base = (
+                        f"{g_slices}g.{gb}gb"
+                        if c_slices == g_slices
+                        else (f"{c_slices}c.{g_slices}g.{gb}gb")
+                    )
+                    return base + suffix
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+
+    def _gi(self, index: int) -> Any:
+        if index not in self._gi_info:
+            self._gi_info[index] = _profile_info(
+                pynvml.nvmlDeviceGetGpuInstanceProfileInfo, self._parent, index
+            )
+        return self._gi_info[index]
+
+    def _ci(self, gi: object, gi_profile_id: int, index: int, engine: int) -> Any:
+        """Asked of the first GPU instance of that profile; its siblings answer alike."""
+        key = (gi_profile_id, index, engine)
+        if key not in self._ci_info:
+            self._ci_info[key] = _profile_info(
+                pynvml.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, index, engine
+            )
+        return self._ci_info[key]
 
 
 def _profile_info(query: Callable[..., Any], *args: object) -> Any:

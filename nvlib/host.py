@@ -7,6 +7,7 @@ replace `/` (the hostpath seam of node-feature-discovery).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from nvlib.model import VGpuDevice, VGpuInfo
@@ -37,15 +38,23 @@ def in_root(root: Path, path: str) -> Path:
     return root / path.lstrip("/")
 
 
+def _device_file(root: Path, sysfs_bus_id: str, name: str) -> str:
+    """A PCI device's sysfs file. os.path, not pathlib: a discovery pass reads two per GPU,
+    and building the Path objects cost more than reading the files."""
+    return os.path.join(root, PCI_DEVICES, sysfs_bus_id, name)
+
+
 def pci_class(root: Path, sysfs_bus_id: str) -> str:
     """The `class` file of a PCI device, e.g. `0x030200` (raises OSError)."""
-    return (root / PCI_DEVICES / sysfs_bus_id / "class").read_text().strip()
+    with open(_device_file(root, sysfs_bus_id, "class")) as f:
+        return f.read().strip()
 
 
 def numa_node(root: Path, sysfs_bus_id: str) -> int | None:
     """NUMA node of a PCI device; absent file or a negative value means none."""
     try:
-        value = int((root / PCI_DEVICES / sysfs_bus_id / "numa_node").read_text().strip())
+        with open(_device_file(root, sysfs_bus_id, "numa_node")) as f:
+            value = int(f.read().strip())
     except (OSError, ValueError):
         return None
     return value if value >= 0 else None

@@ -46,7 +46,23 @@ def put_handle(address: int | None, handle: int) -> int:
 
 def at(address: int, struct: type[S]) -> S:
     """pynvml's structure class laid over the caller's memory: writes go to the caller."""
-    return struct.from_address(address)
+    fast = _FAST.get(struct)
+    if fast is None:
+        fast = _FAST[struct] = _without_hooks(struct)
+    return fast.from_address(address)
+
+
+# pynvml's structures run every field read and write through Python-level
+# __getattribute__/__setattr__ (str <-> bytes conversion); a simulated call fills up to a
+# dozen fields, and those hooks were a tenth of a discovery pass. A subclass with object's
+# own hooks keeps pynvml's class and layout (it adds no fields); the simulator writes
+# bytes itself, and a str written by mistake raises, which dispatch reports as a bug.
+_FAST: dict[type, type] = {}
+
+
+def _without_hooks(struct: type[S]) -> type[S]:
+    hooks = {"__getattribute__": object.__getattribute__, "__setattr__": object.__setattr__}
+    return type(struct.__name__, (struct,), hooks)
 
 
 def as_pointer(handle: int, pointer_type: type[P]) -> P:

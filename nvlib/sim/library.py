@@ -92,19 +92,29 @@ def _error_string(code: int) -> int:
 
 
 def dispatch(state: NvmlState, name: str, handler: Handler, args: tuple[Any, ...]) -> int:
-    """Run one simulated C call: init check, scheduled faults, lost GPUs, injected errors."""
-    with state.cond:
+    """Run one simulated C call: init check, scheduled faults, lost GPUs, injected errors.
+
+    Every call pays for this, so the fault checks cost nothing on a machine without
+    faults: the clock is read only while a fault is scheduled, and which GPUs the call
+    concerns is worked out only while a call fault or a lost GPU could apply to it.
+    """
+    with state.lock:  # the condition's lock, entered without the Condition's wrapper
+        state.calls[name] = state.calls.get(name, 0) + 1
         try:
             if state.closed:
                 return pynvml.NVML_ERROR_UNINITIALIZED
-            state.apply_due(time.monotonic())
-            gpus = handler.gpus_of(state, args)
-            failure = state.faults.failure(name, gpus)
-            if name not in NO_INIT_NEEDED and state.init_count == 0:
+            faults = state.faults
+            if faults.pending:
+                state.apply_due(time.monotonic())
+            gpus = failure = None
+            if faults.failures or faults.lost:
+                gpus = handler.gpus_of(state, args)
+                failure = faults.failure(name, gpus)
+            if state.init_count == 0 and name not in NO_INIT_NEEDED:
                 return pynvml.NVML_ERROR_UNINITIALIZED
             if failure is not None:
                 return failure
-            if gpus & state.faults.lost:
+            if gpus and gpus & faults.lost:
                 return pynvml.NVML_ERROR_GPU_IS_LOST
             return handler.fn(state, *args)
         except Exception as err:  # a callback must not raise: ctypes would return 0, success

@@ -114,6 +114,18 @@ class Simulation:
         """Exceptions raised inside simulated calls (each answered UNKNOWN): simulator bugs."""
         return [] if self._nvml is None else list(self._nvml.internal_errors)
 
+    def nvml_calls(self) -> dict[str, int]:
+        """How many times each NVML C function was called since activation (a copy).
+
+        What a caller's NVML traffic costs, for tests that bound it: every call counts,
+        whatever it answered (nvmlErrorString, which answers no nvmlReturn_t, aside).
+        """
+        state = self._nvml
+        if state is None:
+            return {}
+        with state.lock:
+            return dict(state.calls)
+
     def _install(self) -> None:
         with pynvml.libLoadLock:
             pynvml.nvmlLib = self._library

@@ -112,7 +112,8 @@ class NvmlState:
         """`started`: when the simulation was activated (scheduled faults count from it);
         the state itself is built on first use, later."""
         self.profile = profile
-        self.cond = Condition(RLock())
+        self.lock = RLock()  # what every callback holds; `cond` waits on it
+        self.cond = Condition(self.lock)
         self.init_count = 0
         self.closed = False
         self.started = time.monotonic() if started is None else started
@@ -120,6 +121,7 @@ class NvmlState:
         self.objects: dict[int, Owned] = {}
         self.event_sets: dict[int, EventSet] = {}
         self.internal_errors: list[BaseException] = []
+        self.calls: dict[str, int] = {}  # C function -> times called, answered or not
         self.gpus = self._build(profile)
         self.by_uuid: dict[str, Device] = {g.spec.uuid: g for g in self.gpus}
         self.by_uuid.update((m.spec.uuid, m) for g in self.gpus for m in g.migs)

@@ -2,10 +2,11 @@
 per-call NVML policy (NotSupported is absence; other failures name what was asked).
 
 Matrix: every built-in profile's model facts; MIG profile naming through the GI/CI
-profile tables; fabric; vGPU config space (and no scan when not asked for); tolerated
-failures (memory info, PCI class, machine type) and fatal ones (compute capability,
-MIG mode, fabric, GPU lost, NVML init); the contract that labels of every profile are
-valid and deterministic.
+profile tables (asked per GPU, not per device, and failing on the GPU that fails them),
+and the NVML calls a dgx-a100-mig pass may make; fabric; vGPU config space (and no
+scan when not asked for); tolerated failures (memory info, PCI class, machine type) and
+fatal ones (compute capability, MIG mode, fabric, GPU lost, NVML init); the contract
+that labels of every profile are valid and deterministic.
 """
 
 from __future__ import annotations
@@ -177,6 +178,46 @@ def test_not_supported_mig_mode_means_not_capable(simulate) -> None:
     simulation = simulate("dgx-a100")
     simulation.fail_call("nvmlDeviceGetMigMode", "NOT_SUPPORTED")
     assert not any(gpu.mig_capable for gpu in discover_in(simulation).gpus)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        ("nvmlDeviceGetGpuInstanceProfileInfo", "UNKNOWN", "Unknown Error"),
+        ("nvmlGpuInstanceGetComputeInstanceProfileInfo", "UNKNOWN", "Unknown Error"),
+        ("nvmlDeviceGetGpuInstanceProfileInfo", "NOT_SUPPORTED", "Not Found"),
+        ("nvmlGpuInstanceGetComputeInstanceProfileInfo", "INVALID_ARGUMENT", "Not Found"),
+    ],
+)
+def test_mig_profile_query_failure_on_one_gpu(
+    simulate, call: str, error: str, message: str
+) -> None:
+    """Profile answers are kept per parent GPU, so GPU 3's own queries are still asked:
+    an error fails the pass, and a profile answered as absent leaves a device unnamed."""
+    simulation = simulate("dgx-a100-mig")
+    simulation.fail_call(call, error, gpu=3)
+    with pytest.raises(DiscoveryError, match=f"error getting MIG device 0 info: {message}"):
+        discover_in(simulation)
+
+
+def _pass_calls(simulation) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The NVML calls one discovery pass makes."""
+    before = simulation.nvml_calls()
+    discover_in(simulation)
+    after = simulation.nvml_calls()
+    return {name: count - before.get(name, 0) for name, count in after.items()}
+
+
+def test_mig_profile_tables_are_asked_per_gpu_not_per_device(simulate) -> None:
+    """dgx-a100-mig: 8 GPUs of 3g.20gb, 2g.10gb, 1g.5gb, 1g.5gb. Naming a device walks the
+    GI profile indices up to its own (3g is the third), then that GI's CI profile indices
+    up to its own; each answer is asked once per GPU and pass, not once per device."""
+    calls = _pass_calls(simulate("dgx-a100-mig"))
+    assert calls["nvmlDeviceGetGpuInstanceProfileInfoV"] <= 8 * 3
+    assert calls["nvmlGpuInstanceGetComputeInstanceProfileInfoV"] <= 8 * (3 + 2 + 1)
+    # The whole pass, so that a new per-device call is a decision: 8 GPUs x 10 calls,
+    # 8 x 7 MIG slots, 32 devices x 8 calls, the profile tables above, 5 per session.
+    assert sum(calls.values()) <= 469
 
 
 def test_lost_gpu_fails_the_pass(simulate) -> None:

@@ -3,7 +3,7 @@
 Matrix: init refcount and uninitialised calls; struct version checks (memory v2, GI
 and CI profile info V, fabric info V); caller buffers too small; bad handles and
 indices; handles of one kind passed where another is needed; nvmlErrorString;
-unknown symbols (FunctionNotFound); topology levels; activate/deactivate restoring
+unknown symbols (FunctionNotFound); call counts; topology levels; activate/deactivate restoring
 pynvml. Left out on purpose: the per-profile facts (test_sim_profiles.py).
 """
 
@@ -50,6 +50,24 @@ def test_calls_before_init_and_after_the_matching_shutdown() -> None:
         pynvml.nvmlInitWithFlags(pynvml.NVML_INIT_FLAG_NO_GPUS)
         assert pynvml.nvmlDeviceGetName(handle) == "Tesla T4"  # handles outlive a shutdown
         pynvml.nvmlShutdown()
+
+
+def test_nvml_calls_counts_every_call_whatever_it_answered() -> None:
+    with sim.activate("t4") as simulation:
+        assert simulation.nvml_calls() == {}  # nothing built yet
+        with pytest.raises(pynvml.NVMLError_Uninitialized):
+            pynvml.nvmlDeviceGetCount()
+        pynvml.nvmlInit()
+        simulation.fail_call("nvmlDeviceGetCount", "UNKNOWN")
+        with pytest.raises(pynvml.NVMLError_Unknown):
+            pynvml.nvmlDeviceGetCount()
+        simulation.clear_faults()
+        assert pynvml.nvmlDeviceGetCount() == 1
+        pynvml.nvmlShutdown()
+        counts = simulation.nvml_calls()
+        assert counts == {"nvmlDeviceGetCount_v2": 3, "nvmlInitWithFlags": 1, "nvmlShutdown": 1}
+        counts.clear()  # a copy
+        assert simulation.nvml_calls()["nvmlDeviceGetCount_v2"] == 3
 
 
 def test_no_simulation_no_library() -> None:

@@ -231,8 +231,20 @@ def _ci_profile(gi: GpuInstance, index: int, engines: int) -> tuple[int, CiProfi
         or engines >= pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT
     ):
         return INVALID_ARGUMENT, None
-    profile = next((p for p in ci_profiles(gi.profile) if p.index == index), None)
+    profile = _ci_table(gi.profile).get(index)
     return (NOT_SUPPORTED, None) if profile is None else (SUCCESS, profile)
+
+
+# GI profile -> its CI profiles by index. Profiles are immutable records, and building
+# the CI records was most of a profile info call's cost (a caller asks for every index).
+_CI_TABLES: dict[GiProfile, dict[int, CiProfile]] = {}
+
+
+def _ci_table(gi: GiProfile) -> dict[int, CiProfile]:
+    table = _CI_TABLES.get(gi)
+    if table is None:
+        table = _CI_TABLES[gi] = {p.index: p for p in reversed(ci_profiles(gi))}
+    return table
 
 
 def _fill_ci_info(
