@@ -123,7 +123,7 @@ class HostTree:
         plan = _Plan()
         nodes = device_nodes(self.profile)
         for path in nodes:
-            plan.file(f"{DRIVER_ROOT}/{path}", mode=0o666)
+            plan.file(f"{DRIVER_ROOT}/{path}", mode=placeholder_mode(path))
         _driver_files(plan, self.profile)
         self._write(plan)
         return nodes
@@ -340,6 +340,20 @@ def device_nodes(profile: Profile) -> dict[str, tuple[int, int]]:
     if any(g.fabric is not None for g in profile.gpus):
         nodes["dev/nvidia-caps-imex-channels/channel0"] = (majors.nvidia_caps_imex_channels, 0)
     return nodes
+
+
+def placeholder_mode(path: str) -> int:
+    """A placeholder node's permission bits: those the driver gives the real node.
+
+    The capability nodes take the `DeviceFileMode` of their /proc capability file
+    (`_procfs`): MIG config is root-only, monitor and instance access read-only; the
+    GPU and control nodes are world read-write. A CDI spec copies these as `fileMode`.
+    """
+    if path == "dev/nvidia-caps/nvidia-cap1":
+        return 0o400
+    if path.startswith("dev/nvidia-caps/"):
+        return 0o444
+    return 0o666
 
 
 def _driver_files(plan: _Plan, profile: Profile) -> None:

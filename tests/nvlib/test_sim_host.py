@@ -147,7 +147,39 @@ def test_device_nodes(dgx: sim.Simulation) -> None:
     for path in nodes:
         node = dgx.driver_root / path
         assert node.is_file() and node.stat().st_size == 0
-        assert node.stat().st_mode & 0o666 == 0o666
+
+
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("dev/nvidiactl", 0o666),
+        ("dev/nvidia0", 0o666),
+        ("dev/nvidia-uvm", 0o666),
+        ("dev/nvidia-caps/nvidia-cap1", 0o400),  # mig/config: DeviceFileMode 256
+        ("dev/nvidia-caps/nvidia-cap2", 0o444),  # mig/monitor
+    ],
+)
+def test_device_node_modes_follow_the_driver(path: str, mode: int) -> None:
+    with sim.activate("dgx-a100-mig") as simulation:
+        assert path in simulation.device_nodes
+        node = simulation.driver_root / path
+        assert node.stat().st_mode & 0o777 == mode
+
+
+def test_capability_node_modes_match_proc() -> None:
+    """Each capability node's mode is the DeviceFileMode its /proc file states: MIG
+    config, monitor, and every GPU and compute instance's access file."""
+    with sim.activate("dgx-a100-mig") as simulation:
+        caps = simulation.root / "proc/driver/nvidia/capabilities"
+        checked = 0
+        for access in caps.rglob("*"):
+            if not access.is_file():
+                continue
+            fields = dict(line.split(": ") for line in access.read_text().splitlines())
+            node = simulation.driver_root / f"dev/nvidia-caps/nvidia-cap{fields['DeviceFileMinor']}"
+            assert node.stat().st_mode & 0o777 == int(fields["DeviceFileMode"]), access
+            checked += 1
+        assert checked == 2 + 8 * 4 * 2
 
 
 def test_driver_root_files() -> None:
