@@ -10,6 +10,7 @@ check is logged and retried at the next interval, leaving the last good spec in 
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -23,6 +24,10 @@ from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
 from nvlib.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nvlib.host import HostFacts
 
 log = logging.getLogger("cdi")
 
@@ -62,11 +67,20 @@ def resolve_host(settings: GenerateSettings) -> Host:
 
 def discover_machine(host: Host) -> Machine:
     """One NVML pass (real or simulated) under the host tree."""
-    from pathlib import Path
-
     from nvlib.discover import discover
 
-    return discover(Path(host.host_root), machine_type_file="", with_vgpu=False)
+    facts = _host_facts(host.host_root)
+    return discover(facts.root, machine_type_file="", with_vgpu=False, facts=facts)
+
+
+@functools.cache
+def _host_facts(host_root: str) -> HostFacts:
+    """Static sysfs facts, read (and warned about) once per process, not every --watch pass."""
+    from pathlib import Path
+
+    from nvlib.host import HostFacts
+
+    return HostFacts(Path(host_root), "")
 
 
 def node_state(machine: Machine) -> tuple[object, ...]:

@@ -28,6 +28,7 @@ from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
 from nvlib.discover import DiscoveryError, discover
+from nvlib.host import HostFacts
 from nvlib.nvml import NvmlError
 from nvlib.signals import Signals
 
@@ -53,7 +54,9 @@ class Daemon:
         self._simulated = False  # --nvml-mock was used: release the simulation at the end
         self.retry_seconds = RETRY_SECONDS
         self.node_check_seconds = NODE_CHECK_SECONDS
-        self._host_root: Path | None = None
+        # The node check re-discovers every 30 s: static sysfs facts (and a warning
+        # about them) once per start, not once per check.
+        self._host_facts: HostFacts | None = None
         self.running = Running()
         self.started = threading.Event()  # set after each start: tests wait on it
         self.starts = 0
@@ -118,10 +121,10 @@ class Daemon:
     def _node_changed(self) -> str | None:
         """A restart reason when NVML now reports other GPUs, MIG devices or driver."""
         known = self._remembered.machine
-        if known is None or self._host_root is None:
+        if known is None or self._host_facts is None:
             return None
         try:
-            current = discover(self._host_root, "", with_vgpu=False)
+            current = discover(self._host_facts.root, "", with_vgpu=False, facts=self._host_facts)
         except (NvmlError, DiscoveryError) as err:
             # A lost GPU is health's business; the next check will tell again.
             log.debug("Node check skipped: %s", err)
@@ -133,7 +136,7 @@ class Daemon:
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""
         host = self._host()
-        self._host_root = host.root
+        self._host_facts = HostFacts(host.root, "")
         try:
             self.running = start_plugins(self._settings, self._environ, host, self._remembered)
         except PluginError as err:

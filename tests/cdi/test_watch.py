@@ -145,6 +145,18 @@ def test_driver_change_and_only_that_regenerates(
         assert f"--host-driver-version={NEW}" in out.read_text()
 
 
+def test_static_host_facts_are_read_once_per_process(
+    tmp_path: Path, watcher: Callable[[], Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watch host tree has no sysfs: its warning comes once, not every check."""
+    caplog.set_level(logging.WARNING)
+    sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        w.wait_checks(4)
+    warnings = [r for r in caplog.records if "failed to get device classes" in r.getMessage()]
+    assert len(warnings) == 1
+
+
 def test_mig_layout_change_regenerates(
     tmp_path: Path,
     root: DriverRoot,
