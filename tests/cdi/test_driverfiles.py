@@ -22,7 +22,7 @@ from cdi_fixtures import LIBDIR, VERSION, DriverRoot, build_driver_root, elf_wit
 
 from cdi._elf import read_soname
 from cdi._ldcache import LdCacheError, parse_ld_cache
-from cdi._locate import matches
+from cdi._locate import Fs, _filter, matches
 from cdi.driverfiles import (
     DeviceNodeInfo,
     FileMount,
@@ -425,3 +425,25 @@ def test_matches_is_fnmatchcase(pattern: str) -> None:
     ]  # fmt: skip
     for name in names:
         assert matches(name, pattern) == fnmatch.fnmatchcase(name, pattern), (name, pattern)
+    assert _filter(names, pattern) == [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def test_fs_answers_from_listings_as_os_path_does(tmp_path: Path) -> None:
+    """Fs answers lexists / islink / is-file / realpath from one scandir per directory."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link-file").symlink_to("file")
+    (tmp_path / "link-dir").symlink_to("dir")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    (tmp_path / "dir" / "inner").write_text("y")
+    fs = Fs()
+    names = ["dir", "file", "link-file", "link-dir", "dangling", "missing", "dir/inner",
+             "link-dir/inner", "missing-dir/x", "file/x"]  # fmt: skip
+    for name in names:
+        path = str(tmp_path / name)
+        assert fs.lexists(path) == os.path.lexists(path), name
+        assert fs.is_link(path) == os.path.islink(path), name
+        assert fs.is_file(path) == (os.path.exists(path) and not os.path.isdir(path)), name
+        assert fs.realpath(path) == os.path.realpath(path), name
+    assert fs.listdir(str(tmp_path)) == tuple(sorted(os.listdir(tmp_path)))
+    assert fs.listdir(str(tmp_path / "missing")) == ()
