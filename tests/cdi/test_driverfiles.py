@@ -30,7 +30,7 @@ from cdi.driverfiles import (
     find_hook_path,
 )
 from cdi.errors import DriverFilesError
-from nvlib.migcaps import parse_mig_minors
+from nvlib.migcaps import parse_mig_minors, read_mig_minors
 
 ONE_GPU = gb.machine(gb.gpu(0))
 
@@ -287,6 +287,20 @@ def test_mig_capability_nodes(tmp_path: Path) -> None:
 def test_parse_mig_minors() -> None:
     text = "config 1\nmonitor 2\ngpu0/gi7/ci0/access 73\n\ngarbage\n"
     assert parse_mig_minors(text) == {"config": 1, "monitor": 2, "gpu0/gi7/ci0/access": 73}
+
+
+def test_read_mig_minors_reads_the_file_each_time(tmp_path: Path) -> None:
+    """The parse of an unchanged text is reused; a changed file is read afresh."""
+    table = tmp_path / "proc/driver/nvidia-caps/mig-minors"
+    table.parent.mkdir(parents=True)
+    table.write_text("gpu0/gi1/access 12\n")
+    first = read_mig_minors(tmp_path)
+    first["gpu0/gi1/access"] = 99  # the caller's copy: the next read is unaffected
+    assert read_mig_minors(tmp_path) == {"gpu0/gi1/access": 12}
+    table.write_text("gpu0/gi1/access 13\n")
+    assert read_mig_minors(tmp_path) == {"gpu0/gi1/access": 13}
+    table.unlink()
+    assert read_mig_minors(tmp_path) == {}
 
 
 @pytest.mark.parametrize(
