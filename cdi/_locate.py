@@ -135,6 +135,12 @@ def bin_dirs(environ_path: str | None = None) -> list[str]:
     return dirs
 
 
+@lru_cache(maxsize=256)  # a pass locates some 40 patterns in the same few directory lists
+def _prefixes(root: str, search_paths: tuple[str, ...]) -> tuple[str, ...]:
+    """`<root>/<search path>` for each search path (the root alone if none), once each."""
+    return tuple(dict.fromkeys(in_root(root, search) for search in search_paths or ("",)))
+
+
 def _split(path: str) -> tuple[str, str]:
     """`os.path.split`, at a third of its cost for the usual `/a/b` path."""
     head, _, name = path.rpartition("/")
@@ -177,6 +183,7 @@ class Fs:
         self._stats: dict[str, os.stat_result | None] = {}
         self._ld_caches: dict[str, list[str]] = {}
         self._real_dirs: dict[str, str] = {}
+        self._real_paths: dict[str, str] = {}
 
     def _scan(self, directory: str) -> dict[str, str] | None:
         """The kinds of `directory`'s entries, one `scandir` a pass; {} when missing."""
@@ -230,7 +237,14 @@ class Fs:
         return result
 
     def realpath(self, path: str) -> str:
-        """`os.path.realpath`, with each directory resolved once per pass."""
+        """`os.path.realpath`, once a path and with each directory resolved once a pass
+        (the same libraries are resolved for the library dirs, then for the mounts)."""
+        real = self._real_paths.get(path)
+        if real is None:
+            real = self._real_paths[path] = self._resolve(path)
+        return real
+
+    def _resolve(self, path: str) -> str:
         directory, name = _split(path)
         real_dir = self._real_dirs.get(directory)
         if real_dir is None:
@@ -278,13 +292,8 @@ class Fs:
     ) -> list[str]:
         """The file locator: every match of `pattern` under each `<root>/<search path>`."""
         accept = accept or self.is_file
-        prefixes: list[str] = []
-        for search in search_paths or ("",):
-            prefix = in_root(root, search)
-            if prefix not in prefixes:
-                prefixes.append(prefix)
         found: list[str] = []
-        for prefix in prefixes:
+        for prefix in _prefixes(root, tuple(search_paths)):
             for candidate in self.glob(in_root(prefix, pattern)):
                 if accept(candidate):
                     found.append(candidate)
