@@ -40,7 +40,11 @@ else:
                     raise TypeError(f"{name}.{field}: a field without a default after one with")
                 namespace[field] = _tuplegetter(i, f"Alias for field number {i}")
             namespace.update(
-                __slots__=(), _fields=fields, _field_defaults=defaults, __match_args__=fields
+                __slots__=(),
+                _fields=fields,
+                _field_defaults=defaults,
+                _default_values=tuple(defaults.values()),  # the last fields', in order
+                __match_args__=fields,
             )
             return super().__new__(mcs, name, bases, namespace)
 
@@ -50,12 +54,17 @@ else:
         __slots__ = ()
         _fields: tuple[str, ...]
         _field_defaults: dict[str, object]
+        _default_values: tuple[object, ...]
 
         def __new__(cls, *args: object, **kwargs: object) -> "Self":
             fields = cls._fields
             if not kwargs:
                 if len(args) == len(fields):
                     return tuple.__new__(cls, args)
+                # The first fields by position, defaults for the rest (all have one).
+                missing = len(fields) - len(args)
+                if 0 < missing <= len(cls._default_values):
+                    return tuple.__new__(cls, args + cls._default_values[-missing:])
             elif not args:  # fields by name, the common case: one lookup a field, in C
                 given = kwargs if len(kwargs) == len(fields) else cls._field_defaults | kwargs
                 if len(given) == len(fields):  # no unknown name, unless one is missing

@@ -145,7 +145,11 @@ def test_record_by_name_names_a_wrong_field(kwargs: dict[str, int], message: str
 
 
 def test_record_by_name_fills_defaults_and_rejects_unknown_names() -> None:
-    assert Rec(a=1) == Rec(1, ()) and Rec(b=(2,), a=1) == Rec(1, (2,))
+    assert Rec(a=1) == Rec(1, ()) == Rec(1) and Rec(b=(2,), a=1) == Rec(1, (2,))
+    with pytest.raises(TypeError, match="missing argument 'a'"):
+        Rec()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        Rec(1, (), 3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"unexpected arguments \['c'\]"):
         Rec(a=1, c=2)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="missing argument 'a'"):
