@@ -11,7 +11,9 @@ the same driver root yields the same files in the same order (spec/cdi.md §9):
 - executable: the generator's `$PATH` then the standard bin directories, first match.
 
 One generate pass globs the same few directories many times, so `Fs` caches each
-directory listing and `stat` for the pass: a realistic driver root is walked once.
+directory listing and `stat` for the pass: a realistic driver root is walked once. The
+listing is a `scandir`, whose entry types (link, directory, other) answer "exists?",
+"is it a symlink?" and most "is it a file?" questions without one `lstat` a path.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 
 from cdi._ldcache import LdCacheError, parse_ld_cache
 
@@ -80,9 +83,31 @@ def matches(name: str, pattern: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1024)  # a pass joins the same roots and search paths hundreds of times
 def in_root(root: str, path: str) -> str:
     """Go's `filepath.Join(root, path)`: `path` is inside `root` even when absolute."""
     return os.path.normpath(os.path.join(root, path.lstrip("/")))
+
+
+def _filter(names: Iterable[str], pattern: str) -> list[str]:
+    """The names `pattern` matches, as `matches` decides, in their order.
+
+    One loop over the listing per glob rather than a call per name: the first and last
+    pieces of a `*` pattern are tested inline, `matches` sees only the few that pass.
+    """
+    if "?" in pattern or "[" in pattern:
+        return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return [name for name in names if name == pattern]
+    first, last = parts[0], parts[-1]
+    shortest = len(first) + len(last)
+    found = [
+        name
+        for name in names
+        if name.startswith(first) and name.endswith(last) and len(name) >= shortest
+    ]
+    return found if len(parts) == 2 else [name for name in found if matches(name, pattern)]
 
 
 def relative_to_root(root: str, path: str) -> str:
@@ -110,28 +135,95 @@ def bin_dirs(environ_path: str | None = None) -> list[str]:
     return dirs
 
 
+@lru_cache(maxsize=256)  # a pass locates some 40 patterns in the same few directory lists
+def _prefixes(root: str, search_paths: tuple[str, ...]) -> tuple[str, ...]:
+    """`<root>/<search path>` for each search path (the root alone if none), once each."""
+    return tuple(dict.fromkeys(in_root(root, search) for search in search_paths or ("",)))
+
+
+def _split(path: str) -> tuple[str, str]:
+    """`os.path.split`, at a third of its cost for the usual `/a/b` path."""
+    head, _, name = path.rpartition("/")
+    if not head or head.endswith("/"):  # "/b", "b", "a//b": the full rules
+        return os.path.split(path)
+    return head, name
+
+
 def _has_magic(pattern: str) -> bool:
     return not _MAGIC.isdisjoint(pattern)
+
+
+# What a directory listing says about an entry, without following a symlink.
+_LINK, _DIR, _OTHER = "link", "dir", "other"
+
+
+def _entry_kinds(directory: str) -> dict[str, str]:
+    """{name: _LINK | _DIR | _OTHER}: the d_type of each entry, so no lstat on most
+    file systems (`DirEntry` falls back to one where the type is unknown)."""
+    kinds = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                kinds[entry.name] = _LINK
+            elif entry.is_dir(follow_symlinks=False):
+                kinds[entry.name] = _DIR
+            else:
+                kinds[entry.name] = _OTHER
+    return kinds
 
 
 class Fs:
     """Cached directory listings and stats for one pass over a driver root."""
 
     def __init__(self) -> None:
+        # directory -> {name: _LINK | _DIR | _OTHER}; None when it exists but cannot be
+        # listed (no read permission), so its entries are asked about one by one.
+        self._entries: dict[str, dict[str, str] | None] = {}
         self._listings: dict[str, tuple[str, ...]] = {}
         self._stats: dict[str, os.stat_result | None] = {}
         self._ld_caches: dict[str, list[str]] = {}
         self._real_dirs: dict[str, str] = {}
+        self._real_paths: dict[str, str] = {}
+
+    def _scan(self, directory: str) -> dict[str, str] | None:
+        """The kinds of `directory`'s entries, one `scandir` a pass; {} when missing."""
+        if directory in self._entries:
+            return self._entries[directory]
+        kinds: dict[str, str] | None
+        try:
+            kinds = _entry_kinds(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            kinds = {}
+        except OSError:
+            kinds = None
+        self._entries[directory] = kinds
+        return kinds
+
+    def _kind(self, path: str) -> str | None:
+        """`_LINK`, `_DIR` or `_OTHER` from the parent's listing; "" when `path` does not
+        exist; None when the listing cannot say (unreadable parent, `.` or `..`)."""
+        directory, name = _split(path)
+        if name in ("", ".", ".."):
+            return None
+        kinds = self._scan(directory)
+        return None if kinds is None else kinds.get(name, "")
 
     def listdir(self, directory: str) -> tuple[str, ...]:
+        """The sorted entry names; () when `directory` cannot be listed."""
         names = self._listings.get(directory)
         if names is None:
-            try:
-                names = tuple(sorted(os.listdir(directory)))
-            except OSError:
-                names = ()
-            self._listings[directory] = names
+            names = self._listings[directory] = tuple(sorted(self._scan(directory) or ()))
         return names
+
+    def lexists(self, path: str) -> bool:
+        """`os.path.lexists`, answered from the parent's listing."""
+        kind = self._kind(path)
+        return os.path.lexists(path) if kind is None else kind != ""
+
+    def is_link(self, path: str) -> bool:
+        """`os.path.islink`, answered from the parent's listing."""
+        kind = self._kind(path)
+        return os.path.islink(path) if kind is None else kind == _LINK
 
     def stat(self, path: str) -> os.stat_result | None:
         """`os.stat` (symlinks followed), None when missing; cached."""
@@ -145,36 +237,43 @@ class Fs:
         return result
 
     def realpath(self, path: str) -> str:
-        """`os.path.realpath`, with each directory resolved once per pass."""
-        directory, name = os.path.split(path)
+        """`os.path.realpath`, once a path and with each directory resolved once a pass
+        (the same libraries are resolved for the library dirs, then for the mounts)."""
+        real = self._real_paths.get(path)
+        if real is None:
+            real = self._real_paths[path] = self._resolve(path)
+        return real
+
+    def _resolve(self, path: str) -> str:
+        directory, name = _split(path)
         real_dir = self._real_dirs.get(directory)
         if real_dir is None:
             real_dir = self._real_dirs[directory] = os.path.realpath(directory)
         candidate = os.path.join(real_dir, name)
-        try:
-            if not stat.S_ISLNK(os.lstat(candidate).st_mode):
-                return candidate
-        except OSError:
-            pass
+        # `directory` and `real_dir` are one directory: its listing says what `name` is.
+        if self._kind(path) in (_DIR, _OTHER):
+            return candidate
         return os.path.realpath(candidate)
 
     def glob(self, pattern: str) -> list[str]:
         """Go's `filepath.Glob`: matches sorted per directory; no magic means "exists?"."""
         if not _has_magic(pattern):
-            return [pattern] if os.path.lexists(pattern) else []
-        directory, name = os.path.split(pattern)
+            return [pattern] if self.lexists(pattern) else []
+        directory, name = _split(pattern)
         parents = self.glob(directory) if _has_magic(directory) else [directory]
         found = []
         for parent in parents:
-            for entry in self.listdir(parent):
-                if matches(entry, name):
-                    found.append(os.path.join(parent, entry))
+            found += [os.path.join(parent, entry) for entry in _filter(self.listdir(parent), name)]
         return found
 
     # --- filters (the toolkit's assertFile / assertExecutable / assertCharDevice) ---
 
     def is_file(self, path: str) -> bool:
-        st = self.stat(path)
+        """Anything but a directory, symlinks followed (the toolkit's assertFile)."""
+        kind = self._kind(path)
+        if kind in ("", _DIR, _OTHER):  # missing or not a link: the listing is the answer
+            return kind == _OTHER
+        st = self.stat(path)  # a symlink to follow, or a parent that cannot be listed
         return st is not None and not stat.S_ISDIR(st.st_mode)
 
     def is_executable(self, path: str) -> bool:
@@ -193,13 +292,8 @@ class Fs:
     ) -> list[str]:
         """The file locator: every match of `pattern` under each `<root>/<search path>`."""
         accept = accept or self.is_file
-        prefixes: list[str] = []
-        for search in search_paths or ("",):
-            prefix = in_root(root, search)
-            if prefix not in prefixes:
-                prefixes.append(prefix)
         found: list[str] = []
-        for prefix in prefixes:
+        for prefix in _prefixes(root, tuple(search_paths)):
             for candidate in self.glob(in_root(prefix, pattern)):
                 if accept(candidate):
                     found.append(candidate)

@@ -289,7 +289,7 @@ def _library(walk: _Walk, host_path: str) -> Library:
     if soname is not None:
         directory = os.path.dirname(host_path)
         for candidate in (soname, so_link_name(soname)):
-            if candidate and os.path.islink(os.path.join(directory, candidate)):
+            if candidate and walk.fs.is_link(os.path.join(directory, candidate)):
                 links.add(candidate)
     return Library(mount.host_path, mount.path, soname, frozenset(links))
 

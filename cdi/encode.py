@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from cdi.spec import Spec
+from cdi.spec import ContainerEdits, Spec
 
 TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
 if TYPE_CHECKING:
@@ -121,6 +121,26 @@ def _yaml_string(s: str) -> str:
     return _double_quoted(s)
 
 
+class _Shared:
+    """A nested mapping that recurs in the document: written once per column."""
+
+    __slots__ = ("mapping", "texts")
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.mapping = mapping
+        self.texts: dict[int, str] = {}
+
+    def text(self, nested: int) -> str:
+        """The mapping's lines as a nested block at column `nested`."""
+        text = self.texts.get(nested)
+        if text is None:
+            lines: list[str] = []
+            pad = " " * nested
+            _emit_mapping(lines, self.mapping, pad, pad, nested + 4)
+            text = self.texts[nested] = "".join(lines)
+        return text
+
+
 def _emit_mapping(
     out: list[str], mapping: dict[str, Any], first: str, rest: str, nested: int
 ) -> None:
@@ -128,19 +148,27 @@ def _emit_mapping(
     `rest`, and nested blocks start at column `nested`."""
     prefix = first
     for key, value in mapping.items():
-        if isinstance(value, dict):
+        kind = type(value)  # one dispatch a value: most are strings, ints or lists
+        if kind is str:
+            out.append(f"{prefix}{key}: {_yaml_string(value)}\n")
+        elif kind is list:
+            if not value:
+                out.append(f"{prefix}{key}: []\n")
+            else:
+                out.append(f"{prefix}{key}:\n")
+                _emit_sequence(out, value, nested)
+        elif kind is int:
+            out.append(f"{prefix}{key}: {value}\n")
+        elif kind is _Shared:
+            out.append(f"{prefix}{key}:\n")
+            out.append(value.text(nested))
+        elif kind is dict:
             if not value:
                 out.append(f"{prefix}{key}: {{}}\n")
             else:
                 out.append(f"{prefix}{key}:\n")
                 pad = " " * nested
                 _emit_mapping(out, value, pad, pad, nested + 4)
-        elif isinstance(value, list):
-            if not value:
-                out.append(f"{prefix}{key}: []\n")
-            else:
-                out.append(f"{prefix}{key}:\n")
-                _emit_sequence(out, value, nested)
         else:
             out.append(f"{prefix}{key}: {yaml_scalar(value)}\n")
         prefix = rest
@@ -148,12 +176,28 @@ def _emit_mapping(
 
 def _emit_sequence(out: list[str], items: list[Any], indent: int) -> None:
     dash = " " * indent + "- "
+    if all(type(item) is str for item in items):  # args, env, options: one line each
+        out += [f"{dash}{_yaml_string(item)}\n" for item in items]
+        return
+    rest = " " * (indent + 2)
     for item in items:
-        if isinstance(item, dict):
+        if type(item) is dict:
             # yaml.v3: the item's keys follow the dash, its nested blocks go 4 past it.
-            _emit_mapping(out, item, dash, " " * (indent + 2), indent + 4)
+            _emit_mapping(out, item, dash, rest, indent + 4)
         else:
             out.append(f"{dash}{yaml_scalar(item)}\n")
+
+
+def _share_device_edits(spec: Spec, devices: list[dict[str, Any]]) -> None:
+    """Write each distinct device `containerEdits` once: a device named several ways
+    (index, UUID) carries equal edits, so equal lines, under each of its names."""
+    shared: dict[ContainerEdits, _Shared] = {}
+    for entry, device in zip(devices, spec.devices, strict=True):
+        if entry["containerEdits"]:  # an empty one is `{}` on the key's own line
+            same = shared.get(device.container_edits)
+            if same is None:
+                same = shared[device.container_edits] = _Shared(entry["containerEdits"])
+            entry["containerEdits"] = same
 
 
 def to_yaml(spec: Spec) -> bytes:
@@ -161,6 +205,7 @@ def to_yaml(spec: Spec) -> bytes:
     data = spec.to_dict()
     if not data["containerEdits"]:
         del data["containerEdits"]  # yaml.v3 omits an empty struct; Go's JSON keeps `{}`
+    _share_device_edits(spec, data["devices"])
     out = ["---\n"]
     _emit_mapping(out, data, "", "", 4)
     return "".join(out).encode("utf-8")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from cdi import deviceids, names
 from cdi._locate import matches
@@ -357,8 +358,22 @@ def _common_edits(files: DriverFiles, options: GenerateOptions) -> ContainerEdit
 # --- simplify: de-duplicate, drop what the common edits already give, sort (§14.3) ---
 
 
-def _slashes(path: str) -> int:
-    return os.path.normpath(path).count("/")
+@lru_cache(maxsize=4096)  # a spec sorts the same few hundred paths in every device
+def _path_key(path: str) -> tuple[int, str]:
+    """The toolkit's order of nodes and mounts: fewer path components first, then by path."""
+    return os.path.normpath(path).count("/"), path
+
+
+def _node_key(node: DeviceNode) -> tuple[int, str]:
+    return _path_key(node.path)
+
+
+def _mount_key(mount: Mount) -> tuple[int, str]:
+    return _path_key(mount.container_path)
+
+
+def _device_key(device: Device) -> bytes:
+    return device.name.encode("utf-8")
 
 
 class _Seen:
@@ -375,7 +390,9 @@ class _Seen:
 _NOTHING = _Seen(ContainerEdits())
 
 
-def _keep(items: Iterable[Any], drop: set[Any]) -> list[Any]:
+def _keep(items: tuple[Any, ...], drop: set[Any]) -> list[Any]:
+    if not items:  # most fields of most devices: no dict to build
+        return []
     return [x for x in dict.fromkeys(items) if x not in drop]
 
 
@@ -385,12 +402,29 @@ def _dedupe(edits: ContainerEdits, common: _Seen = _NOTHING) -> ContainerEdits:
     mounts = _keep(edits.mounts, common.mounts)
     return edits._replace(
         env=tuple(_keep(edits.env, common.env)),
-        device_nodes=tuple(sorted(nodes, key=lambda n: (_slashes(n.path), n.path))),
+        device_nodes=tuple(sorted(nodes, key=_node_key)),
         hooks=tuple(_keep(edits.hooks, common.hooks)),
-        mounts=tuple(sorted(mounts, key=lambda m: (_slashes(m.container_path), m.container_path))),
+        mounts=tuple(sorted(mounts, key=_mount_key)),
         net_devices=tuple(_keep(edits.net_devices, common.net_devices)),
         additional_gids=tuple(sorted(set(edits.additional_gids))),
     )
+
+
+def _device_edits(
+    edits: ContainerEdits, seen: _Seen, done: dict[ContainerEdits, ContainerEdits]
+) -> ContainerEdits:
+    """A device's edits less the spec-level ones, unless that would leave them empty.
+
+    `done` holds the edits already simplified against `seen`: a device named several
+    ways (index, UUID) carries the same edits under each name, worked out once.
+    """
+    simplified = done.get(edits)
+    if simplified is None:
+        simplified = _dedupe(edits, seen)
+        if simplified.is_empty():
+            simplified = _dedupe(edits)
+        done[edits] = simplified
+    return simplified
 
 
 def simplify(spec: Spec) -> Spec:
@@ -398,14 +432,25 @@ def simplify(spec: Spec) -> Spec:
     unless that would leave the device empty; sort nodes, mounts and devices."""
     common = _dedupe(spec.container_edits)
     seen = _Seen(common)
-    devices = []
-    for device in spec.devices:
-        edits = _dedupe(device.container_edits, seen)
-        if edits.is_empty():
-            edits = _dedupe(device.container_edits)
-        devices.append(device._replace(container_edits=edits))
-    devices.sort(key=lambda d: d.name.encode("utf-8"))
+    done: dict[ContainerEdits, ContainerEdits] = {}
+    devices = [
+        device._replace(container_edits=_device_edits(device.container_edits, seen, done))
+        for device in spec.devices
+    ]
+    devices.sort(key=_device_key)
     return spec._replace(devices=tuple(devices), container_edits=common)
+
+
+def _add_simplified(spec: Spec, device: Device) -> Spec:
+    """`simplify(spec + device)` for a `spec` that `simplify` returned.
+
+    simplify is idempotent (unique stays unique, sorted stays sorted, what was dropped
+    stays dropped), so only the new device needs the work, not every device again.
+    """
+    edits = _device_edits(device.container_edits, _Seen(spec.container_edits), {})
+    devices = [*spec.devices, device._replace(container_edits=edits)]
+    devices.sort(key=_device_key)
+    return spec._replace(devices=tuple(devices))
 
 
 def _merged(devices: Sequence[Device], name: str) -> Device:
@@ -440,7 +485,7 @@ def generate_spec(
     none = [d.name for d in devices] == [deviceids.NONE]  # --device-id none implies no `all`
     no_all = options.no_all_device or none
     if not no_all and all(d.name != ALL_DEVICE for d in spec.devices):
-        spec = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, ALL_DEVICE))))
+        spec = _add_simplified(spec, _merged(spec.devices, ALL_DEVICE))
     return spec._replace(version=minimum_version(spec))
 
 

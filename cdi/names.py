@@ -47,11 +47,18 @@ def _alnum(c: str) -> bool:
     return c.isascii() and c.isalnum()
 
 
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_INNER = _ALNUM | frozenset("_-.:")  # what a device name may hold inside
+_QUALIFIER_INNER = _ALNUM | frozenset("_-.")  # what a vendor or class may hold inside
+
+
 def _vendor_or_class_error(name: str) -> str | None:
     if not name:
         return "empty name"
     if not (name[0].isascii() and name[0].isalpha()):
         return f'"{name}", should start with letter'
+    if _QUALIFIER_INNER.issuperset(name[1:-1]) and name[-1] in _ALNUM:
+        return None  # the usual valid name: one set test, not a call a character
     for c in name[1:-1]:
         if not (_alnum(c) or c in "_-."):
             return f"invalid character '{c}' in name \"{name}\""
@@ -95,6 +102,8 @@ def device_name_error(name: str) -> str | None:
         return f'invalid class "{name}", should start with a letter or digit'
     if len(name) == 1:
         return None
+    if _NAME_INNER.issuperset(name[1:-1]) and name[-1] in _ALNUM:
+        return None  # the usual valid name: one set test, not a call a character
     for c in name[1:-1]:
         if not (_alnum(c) or c in "_-.:"):
             return f"invalid character '{c}' in device name \"{name}\""

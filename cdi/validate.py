@@ -190,6 +190,10 @@ def validate(spec: Spec) -> list[SpecError]:
     errors += _annotation_errors("annotations", spec.annotations)
     errors += _edits_errors("containerEdits", spec.container_edits)
     first_seen: dict[str, int] = {}
+    # Edits found without a problem: a device named several ways (index, UUID) carries
+    # equal edits under each name, and whether they have a problem does not depend on
+    # where they are (only the problem's field path does).
+    valid: set[ContainerEdits] = set()
     for i, device in enumerate(spec.devices):
         at = f"devices[{i}]"
         if device.name in first_seen:
@@ -208,7 +212,12 @@ def validate(spec: Spec) -> list[SpecError]:
         errors += _annotation_errors(f"{at}.annotations", device.annotations)
         if device.container_edits.is_empty():
             errors.append(SpecError(f"{at}.containerEdits", "invalid device, empty device edits"))
-        errors += _edits_errors(f"{at}.containerEdits", device.container_edits)
+        if device.container_edits not in valid:
+            problems = _edits_errors(f"{at}.containerEdits", device.container_edits)
+            if problems:
+                errors += problems
+            else:
+                valid.add(device.container_edits)
     if not spec.devices:
         errors.append(SpecError("devices", "invalid spec, no devices"))
     return errors

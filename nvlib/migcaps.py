@@ -36,12 +36,28 @@ def parse_mig_minors(text: str) -> dict[str, int]:
     return minors
 
 
+# The last text parsed and its table. The file is host state, so it is read on every
+# call; but the driver writes some 1,000 lines (every GPU x GI x CI), and a process
+# that regenerates (the device plugin, a CDI watch) would parse the same text again
+# each time, ~0.4 ms. Keyed by the text itself, so it can never answer a stale table.
+_last_parsed: tuple[str, dict[str, int]] = ("", {})
+
+
+def _parse_once(text: str) -> dict[str, int]:
+    global _last_parsed
+    last_text, minors = _last_parsed
+    if text != last_text:
+        minors = parse_mig_minors(text)
+        _last_parsed = (text, minors)
+    return dict(minors)  # the caller's own copy: the cached table stays as parsed
+
+
 def read_mig_minors(root: str | Path) -> dict[str, int]:
     """The table under the host root `root`; empty when unreadable (no MIG nodes then)."""
     path = Path(root, MIG_MINORS.lstrip("/"))
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return parse_mig_minors(f.read())
+            return _parse_once(f.read())
     except OSError as err:
         log.debug("cannot read %s: %s", path, err)
         return {}

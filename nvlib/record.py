@@ -40,7 +40,11 @@ else:
                     raise TypeError(f"{name}.{field}: a field without a default after one with")
                 namespace[field] = _tuplegetter(i, f"Alias for field number {i}")
             namespace.update(
-                __slots__=(), _fields=fields, _field_defaults=defaults, __match_args__=fields
+                __slots__=(),
+                _fields=fields,
+                _field_defaults=defaults,
+                _default_values=tuple(defaults.values()),  # the last fields', in order
+                __match_args__=fields,
             )
             return super().__new__(mcs, name, bases, namespace)
 
@@ -50,20 +54,30 @@ else:
         __slots__ = ()
         _fields: tuple[str, ...]
         _field_defaults: dict[str, object]
+        _default_values: tuple[object, ...]
 
         def __new__(cls, *args: object, **kwargs: object) -> "Self":
-            if kwargs or len(args) != len(cls._fields):
-                args = cls._arguments(args, kwargs)
-            return tuple.__new__(cls, args)
+            fields = cls._fields
+            if not kwargs:
+                if len(args) == len(fields):
+                    return tuple.__new__(cls, args)
+                # The first fields by position, defaults for the rest (all have one).
+                missing = len(fields) - len(args)
+                if 0 < missing <= len(cls._default_values):
+                    return tuple.__new__(cls, args + cls._default_values[-missing:])
+            elif not args:  # fields by name, the common case: one lookup a field, in C
+                given = kwargs if len(kwargs) == len(fields) else cls._field_defaults | kwargs
+                if len(given) == len(fields):  # no unknown name, unless one is missing
+                    try:
+                        return tuple.__new__(cls, map(given.__getitem__, fields))
+                    except KeyError:
+                        pass  # a misspelt name: _arguments says which
+            return tuple.__new__(cls, cls._arguments(args, kwargs))
 
         @classmethod
         def _arguments(cls, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple:
+            """The field values from positions, names and defaults; TypeError if wrong."""
             fields = cls._fields
-            if not args and len(kwargs) == len(fields):
-                try:  # every field by name, the model's common case
-                    return tuple([kwargs[field] for field in fields])
-                except KeyError:
-                    pass  # a misspelt name: the full path below says which
             if len(args) > len(fields):
                 raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments")
             values = list(args)
@@ -86,7 +100,8 @@ else:
             return tuple.__new__(cls, values)
 
         def _replace(self, **changes: object) -> "Self":
-            values = [changes.pop(f, v) for f, v in zip(self._fields, self, strict=True)]
+            # changes.pop(field, current) for each field, looped in C
+            values = list(map(changes.pop, self._fields, self))
             if changes:
                 raise ValueError(f"got unexpected field names: {sorted(changes)!r}")
             return tuple.__new__(type(self), values)

@@ -22,7 +22,7 @@ from cdi_fixtures import LIBDIR, VERSION, DriverRoot, build_driver_root, elf_wit
 
 from cdi._elf import read_soname
 from cdi._ldcache import LdCacheError, parse_ld_cache
-from cdi._locate import matches
+from cdi._locate import Fs, _filter, matches
 from cdi.driverfiles import (
     DeviceNodeInfo,
     FileMount,
@@ -30,7 +30,7 @@ from cdi.driverfiles import (
     find_hook_path,
 )
 from cdi.errors import DriverFilesError
-from nvlib.migcaps import parse_mig_minors
+from nvlib.migcaps import parse_mig_minors, read_mig_minors
 
 ONE_GPU = gb.machine(gb.gpu(0))
 
@@ -289,6 +289,20 @@ def test_parse_mig_minors() -> None:
     assert parse_mig_minors(text) == {"config": 1, "monitor": 2, "gpu0/gi7/ci0/access": 73}
 
 
+def test_read_mig_minors_reads_the_file_each_time(tmp_path: Path) -> None:
+    """The parse of an unchanged text is reused; a changed file is read afresh."""
+    table = tmp_path / "proc/driver/nvidia-caps/mig-minors"
+    table.parent.mkdir(parents=True)
+    table.write_text("gpu0/gi1/access 12\n")
+    first = read_mig_minors(tmp_path)
+    first["gpu0/gi1/access"] = 99  # the caller's copy: the next read is unaffected
+    assert read_mig_minors(tmp_path) == {"gpu0/gi1/access": 12}
+    table.write_text("gpu0/gi1/access 13\n")
+    assert read_mig_minors(tmp_path) == {"gpu0/gi1/access": 13}
+    table.unlink()
+    assert read_mig_minors(tmp_path) == {}
+
+
 @pytest.mark.parametrize(
     ("value", "on_path", "found"),
     [
@@ -425,3 +439,25 @@ def test_matches_is_fnmatchcase(pattern: str) -> None:
     ]  # fmt: skip
     for name in names:
         assert matches(name, pattern) == fnmatch.fnmatchcase(name, pattern), (name, pattern)
+    assert _filter(names, pattern) == [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def test_fs_answers_from_listings_as_os_path_does(tmp_path: Path) -> None:
+    """Fs answers lexists / islink / is-file / realpath from one scandir per directory."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link-file").symlink_to("file")
+    (tmp_path / "link-dir").symlink_to("dir")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    (tmp_path / "dir" / "inner").write_text("y")
+    fs = Fs()
+    names = ["dir", "file", "link-file", "link-dir", "dangling", "missing", "dir/inner",
+             "link-dir/inner", "missing-dir/x", "file/x"]  # fmt: skip
+    for name in names:
+        path = str(tmp_path / name)
+        assert fs.lexists(path) == os.path.lexists(path), name
+        assert fs.is_link(path) == os.path.islink(path), name
+        assert fs.is_file(path) == (os.path.exists(path) and not os.path.isdir(path)), name
+        assert fs.realpath(path) == os.path.realpath(path), name
+    assert fs.listdir(str(tmp_path)) == tuple(sorted(os.listdir(tmp_path)))
+    assert fs.listdir(str(tmp_path / "missing")) == ()

@@ -210,3 +210,23 @@ def test_round_trip(encode: object) -> None:
     assert problems == []
     assert spec == EXAMPLE
     assert yaml.safe_load(data) == EXAMPLE.to_dict()  # quoted names stay strings in PyYAML
+
+
+def test_equal_device_edits_written_in_full_under_each_name() -> None:
+    """A device's edits recurring under another name are written once and reused: the
+    same lines, in full, under each name; empty edits stay `{}`."""
+    edits = ContainerEdits(env=("A=1",), device_nodes=(DeviceNode("/dev/nvidia0", major=195),))
+    devices = (Device("0", edits), Device("GPU-1", edits), Device("e", ContainerEdits()))
+    block = (
+        "      containerEdits:\n"
+        "        env:\n"
+        "            - A=1\n"
+        "        deviceNodes:\n"
+        "            - path: /dev/nvidia0\n"
+        "              major: 195\n"
+    )
+    assert to_yaml(Spec("0.5.0", "a.com/b", devices)).decode() == (
+        "---\ncdiVersion: 0.5.0\nkind: a.com/b\ndevices:\n"
+        f'    - name: "0"\n{block}    - name: GPU-1\n{block}'
+        "    - name: e\n      containerEdits: {}\n"
+    )

@@ -17,8 +17,16 @@ import pytest
 from cdi.driverfiles import DeviceNodeInfo, DriverFiles, FileMount, Library
 from cdi.encode import to_yaml
 from cdi.errors import GenerateError
-from cdi.generate import GenerateOptions, generate_spec, select_devices, simplify
+from cdi.generate import (
+    GenerateOptions,
+    _add_simplified,
+    _merged,
+    generate_spec,
+    select_devices,
+    simplify,
+)
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
+from cdi.version import minimum_version
 
 LIB = "/usr/lib/x86_64-linux-gnu"
 V = "550.54.15"
@@ -461,6 +469,43 @@ def test_simplify_removes_common_entities_unless_device_would_be_empty() -> None
     assert device(out, "a") == ContainerEdits(device_nodes=(ctl,), env=("X=1",))  # kept whole
     assert device(out, "b").device_nodes == (DeviceNode("/dev/nvidia0"),)
     assert device(out, "c").device_nodes == (ctl,)
+
+
+@pytest.mark.parametrize("chmod", [False, True])
+def test_all_device_is_simplify_of_the_whole_spec(chmod: bool) -> None:
+    """generate_spec simplifies only the merged `all` device: the same spec as simplifying
+    every device again with it (simplify is idempotent)."""
+    machine = gb.machine(gb.gpu(0, migs=("3g.20gb", "1g.5gb")), gb.gpu(1), gb.gpu(2))
+    files = driver_files(
+        *gpu_nodes(3), node("/dev/nvidia-caps/nvidia-cap1", 508, 1, mode=0o400, gid=44)
+    )
+    opts = options(enabled_hooks=frozenset({"chmod"}) if chmod else frozenset())
+    spec = generate_spec(machine, files, opts._replace(no_all_device=True))
+    whole = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, "all"))))
+    assert generate_spec(machine, files, opts) == whole._replace(version=minimum_version(whole))
+
+
+def test_adding_a_device_to_a_simplified_spec() -> None:
+    """A device kept whole (all its entities are common ones) leaves them in the merged
+    device, which simplify must drop again."""
+    ctl, gpu = DeviceNode("/dev/nvidiactl"), DeviceNode("/dev/nvidia0")
+    spec = simplify(
+        Spec(
+            "",
+            "nvidia.com/gpu",
+            (
+                Device("b", ContainerEdits(device_nodes=(gpu,))),
+                Device("a", ContainerEdits(device_nodes=(ctl,))),
+            ),
+            ContainerEdits(device_nodes=(ctl,)),
+        )
+    )
+    merged = _merged(spec.devices, "all")
+    assert merged.container_edits.device_nodes == (ctl, gpu)
+    added = _add_simplified(spec, merged)
+    assert added == simplify(spec.with_devices((*spec.devices, merged)))
+    assert device(added, "all").device_nodes == (gpu,)
+    assert simplify(added) == added
 
 
 def test_no_all_device() -> None:

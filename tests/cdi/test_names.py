@@ -82,6 +82,29 @@ def test_device_name_rules(name: str, error: str | None) -> None:
     assert names.device_name_error(name) == error
 
 
+def test_names_checked_character_by_character() -> None:
+    """The one-set-test path for valid names agrees with the library's per-character
+    loop (a reference copy here) on every edge: non-ASCII letters and digits too."""
+
+    def alnum(c: str) -> bool:
+        return c.isascii() and c.isalnum()
+
+    def device_reference(name: str) -> bool:
+        inner = all(alnum(c) or c in "_-.:" for c in name[1:-1])
+        return alnum(name[0]) and (len(name) == 1 or (inner and alnum(name[-1])))
+
+    def qualifier_reference(name: str) -> bool:
+        inner = all(alnum(c) or c in "_-." for c in name[1:-1])
+        return name[0].isascii() and name[0].isalpha() and inner and alnum(name[-1])
+
+    samples = ["a", "ab", "a:b", "a.b", "a_b", "a-b", "a:", "a.", "aé", "éa", "aéb",
+               "a²b", "a٣b", "a b", "a/b", "GPU-0008bcf4-cae8", "MIG-1", "0:1", "9",
+               "a\tb", "aZ9"]  # fmt: skip
+    for name in samples:
+        assert (names.device_name_error(name) is None) == device_reference(name), name
+        assert (names.vendor_error(name) is None) == qualifier_reference(name), name
+
+
 @pytest.mark.parametrize(
     ("text", "parsed"),
     [

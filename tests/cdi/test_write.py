@@ -72,6 +72,18 @@ def test_invalid_spec_writes_nothing(tmp_path: Path) -> None:
     assert not target.exists()
 
 
+def test_equal_bad_edits_reported_for_each_device() -> None:
+    """Equal edits are checked once when valid, but a problem is named in every device."""
+    edits = ContainerEdits(env=("NOEQUALS",), device_nodes=(DeviceNode("/dev/nvidia0"),))
+    bad = Spec("0.3.0", "nvidia.com/gpu", (Device("a0", edits), Device("b0", edits)))
+    with pytest.raises(SpecErrors) as err:
+        spec_bytes(bad)
+    assert [str(e) for e in err.value.errors] == [
+        f'devices[{i}].containerEdits.env[0]: invalid environment variable "NOEQUALS"'
+        for i in (0, 1)
+    ]
+
+
 def test_write_mode_and_unchanged_not_rewritten(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "dir" / "nvidia.yaml"  # missing directories are created
     os.umask(0o077)  # the file mode must not depend on the umask

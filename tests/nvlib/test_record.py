@@ -142,3 +142,17 @@ def test_record_by_name_names_a_wrong_field(kwargs: dict[str, int], message: str
     assert Point(y=2, x=1) == Point(1, 2)
     with pytest.raises(TypeError, match=message):
         Point(**kwargs)
+
+
+def test_record_by_name_fills_defaults_and_rejects_unknown_names() -> None:
+    assert Rec(a=1) == Rec(1, ()) == Rec(1) and Rec(b=(2,), a=1) == Rec(1, (2,))
+    with pytest.raises(TypeError, match="missing argument 'a'"):
+        Rec()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        Rec(1, (), 3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected arguments \['c'\]"):
+        Rec(a=1, c=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="missing argument 'a'"):
+        Rec(b=(), c=2)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unexpected field names"):
+        Rec(1)._replace(c=2)
