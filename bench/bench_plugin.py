@@ -36,7 +36,7 @@ from concurrent import futures
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the package and the kubelet double
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]  # the package and the kubelet double
 
 ECHO_METHOD = "/v1beta1.DevicePlugin/Allocate"
 WARMUP = 300

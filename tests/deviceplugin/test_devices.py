@@ -3,7 +3,7 @@
 Matrix: MIG strategy none / single / mixed over full-GPU, all-MIG and mixed nodes;
 time-slicing with and without renameByDefault; the MIG checks of `single` and
 `mixed`; DGX display skipping; the pattern rules; socket names. Pure: hand-built
-machines from tests/gpu_builders.py, no NVML.
+machines from tests/support/gpu_builders.py, no NVML.
 """
 
 from __future__ import annotations
