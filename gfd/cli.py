@@ -156,6 +156,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
             check_device_discovery_strategy(config.flags.device_discovery_strategy)
         except ConfigError as err:
             raise err.wrapped(f"unable to load config: {VALIDATE_PREFIX}") from err
+    if config.flags.use_node_feature_api is None:
+        config.flags.use_node_feature_api = "auto"  # GFD's default (labels.md §17.1)
     warnings = normalise(config)
     if warnings:
         import logging

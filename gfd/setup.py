@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> bool:
     """Resolve `true` / `false` / `auto` once per config load (spec/labels.md §17.1)."""
     value = settings.config.flags.use_node_feature_api
-    if value != "auto":
+    if value in ("true", "false"):
         return value == "true"
     if settings.output_file_explicit:
         return False

@@ -222,7 +222,7 @@ def _flags(value: object, path: str) -> Flags:
     return Flags(
         mig_strategy=f.string("migStrategy", d.mig_strategy),
         fail_on_init_error=f.boolean("failOnInitError", d.fail_on_init_error),
-        use_node_feature_api=d.use_node_feature_api if nfa is None else nfa,
+        use_node_feature_api=nfa,
         device_discovery_strategy=f.string("deviceDiscoveryStrategy", d.device_discovery_strategy),
         mps_root=f.optional_string("mpsRoot"),
         nvidia_driver_root=f.optional_string("nvidiaDriverRoot"),

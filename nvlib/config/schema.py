@@ -97,7 +97,9 @@ class PluginFlags(Plain):
 class Flags(Plain):
     mig_strategy: str = "none"
     fail_on_init_error: bool = True
-    use_node_feature_api: str = "auto"  # "true" | "false" | "auto" (labels.md §17.1)
+    # "true" | "false" | "auto" (labels.md §17.1); None: unset, which GFD reads as "auto"
+    # and the plugin logs as null, as upstream's plugin logs a flag it does not own.
+    use_node_feature_api: str | None = None
     device_discovery_strategy: str = "auto"
     mps_root: str | None = None
     nvidia_driver_root: str | None = None  # the plugin's --driver-root fills in "/"

@@ -188,6 +188,23 @@ def test_logged_config_has_no_gfd_section() -> None:
     assert doc["flags"]["nvidiaDriverRoot"] == "/"
 
 
+@pytest.mark.parametrize(
+    ("file_text", "logged"),
+    [
+        ("version: v1\n", None),  # a GFD flag the plugin does not own: null, as upstream
+        ("flags: {useNodeFeatureAPI: true}\n", True),  # the file's value kept
+        ("flags: {useNodeFeatureAPI: auto}\n", "auto"),
+    ],
+)
+def test_logged_use_node_feature_api_is_the_file_value_or_null(
+    tmp_path: Path, file_text: str, logged: object
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(file_text)
+    doc = json.loads(parse(["--config-file", str(path)], {}).config.to_json(include_gfd=False))
+    assert doc["flags"]["useNodeFeatureAPI"] == logged
+
+
 def test_bad_config_file_text(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("version: v2\n")

@@ -98,7 +98,7 @@ def test_default_config_json() -> None:
             "gdrcopyEnabled": False,
             "gdsEnabled": False,
             "mofedEnabled": False,
-            "useNodeFeatureAPI": "auto",
+            "useNodeFeatureAPI": None,  # unset; GFD's parse makes it "auto"
             "deviceDiscoveryStrategy": "auto",
             "plugin": {
                 "passDeviceSpecs": False,
@@ -155,10 +155,10 @@ def test_set_optional_flags_appear_in_upstream_order() -> None:
 
 @pytest.mark.parametrize(
     ("use_node_feature_api", "logged"),
-    [("true", True), ("false", False), ("auto", "auto")],
+    [("true", True), ("false", False), ("auto", "auto"), (None, None)],
 )
 def test_use_node_feature_api_logged_as_bool_or_auto(
-    use_node_feature_api: str, logged: object
+    use_node_feature_api: str | None, logged: object
 ) -> None:
     config = Config(flags=Flags(use_node_feature_api=use_node_feature_api))
     assert json.loads(config.to_json())["flags"]["useNodeFeatureAPI"] == logged
