@@ -168,7 +168,8 @@ def test_json_vendor_class_and_disabled_hooks(tmp_path: Path) -> None:
     [
         pytest.param(["--device-name-strategy", "x"], 2, "invalid device name strategy", id="name"),
         pytest.param(["--format", "toml"], 2, "--format toml: want yaml or json", id="format"),
-        pytest.param(["--mode", "csv"], 2, "--mode csv: only the nvml mode", id="mode"),
+        pytest.param(["--mode", "csv"], 2, "--mode csv: not supported here", id="mode-csv"),
+        pytest.param(["--mode", "x"], 2, "invalid discovery mode: x", id="mode-unknown"),
         pytest.param(["--feature-flag", "x"], 2, "unknown feature flag: x", id="feature-flag"),
         pytest.param(["--disable-hook", "nope"], 2, "unknown hook 'nope'", id="hook-name"),
         pytest.param(["--interval", "5"], 2, 'time: missing unit in duration "5"', id="interval"),
