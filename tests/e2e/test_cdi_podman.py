@@ -14,8 +14,8 @@ and the spec loads without a registry error at podman's debug level. On gb200 (w
 has IMEX channel 0) the gpu-operator layout: `nvidia.yaml` and `generate --mode imex`'s
 `nvidia-imex.yaml` side by side, a container asking for `nvidia.com/imex-channel=0`
 (alone, with a GPU, and `=all`), and `--mode management`'s `management.nvidia.com/gpu=all`.
-Podman 4.3's CDI library reads only cdiVersion 0.1.0-0.5.0 and rejects unknown keys: these runs are
-the proof that the lowest-version rule and the field set hold.
+Podman 4.3's CDI library reads only cdiVersion 0.1.0-0.5.0 and rejects unknown keys:
+these runs are the proof that the lowest-version rule and the field set hold.
 
 Needs root (mknod, mount namespaces). Without podman or busybox-static the tests fail
 with the install command: CI installs them (`apt-get install -y podman busybox-static`).
