@@ -38,11 +38,21 @@ IGNORED_FEATURE_FLAGS = frozenset(
 )
 
 
+# --mode values (spec/cdi.md §7): those this generator builds, and upstream's others,
+# which are refused by name rather than as unknown.
+MODES = ("auto", "nvml", "imex", "management")
+UPSTREAM_ONLY_MODES = ("csv", "gdrcopy", "gds", "mofed", "nvswitch", "wsl", "vfio")
+# Defaults that depend on the mode (spec/cdi.md §7 `--vendor`, `--class`).
+_MODE_VENDOR = {"management": "management.nvidia.com"}
+_MODE_CLASS = {"imex": "imex-channel"}
+
+
 class GenerateSettings(Record):
     """`generate`'s options, resolved (a `Record`: cheap to define at start-up)."""
 
     output: str = DEFAULT_OUTPUT
     format: str | None = None  # None: from the output's extension
+    mode: str = "nvml"  # nvml (what auto resolves to), imex or management
     driver_root: str | None = None  # None: "/", or the simulated profile's driver root
     dev_root: str | None = None  # None: the driver root
     library_search_paths: tuple[str, ...] = ()
@@ -96,7 +106,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     a = p.add_argument
     a("--output", help=f"spec file to write; - for standard output (default {DEFAULT_OUTPUT})")
     a("--format", help="yaml or json (default: from the output's extension, else yaml)")
-    a("--mode", "--discovery-mode", help="discovery mode: auto or nvml (others unsupported)")
+    a("--mode", "--discovery-mode", help="discovery mode: auto, nvml, imex or management")
     a("--driver-root", help="root of the driver installation (default /)")
     a("--dev-root", help="root of the device nodes (default: the driver root)")
     a("--library-search-path", action="append", default=[], help="directory to find libraries in")
@@ -109,12 +119,16 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         default=[],
         help="index, uuid or type-index; repeatable (default: index and uuid)",
     )
-    a("--vendor", "--cdi-vendor", help=f"CDI vendor (default {names.DEFAULT_VENDOR})")
+    a(
+        "--vendor",
+        "--cdi-vendor",
+        help=f"CDI vendor (default {names.DEFAULT_VENDOR}; management mode: management.nvidia.com)",
+    )
     a(
         "--class",
         "--cdi-class",
         dest="device_class",
-        help=f"CDI class (default {names.DEFAULT_CLASS})",
+        help=f"CDI class (default {names.DEFAULT_CLASS}; imex mode: imex-channel)",
     )
     a(
         "--disable-hook",
@@ -201,8 +215,11 @@ def _interval(text: str | None) -> int:
 
 def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
     mode = (ns.mode or "auto").lower()
-    if mode not in ("auto", "nvml"):
-        raise UsageError(f"--mode {mode}: only the nvml mode (auto) is supported")
+    if mode in UPSTREAM_ONLY_MODES:
+        raise UsageError(f"--mode {mode}: not supported here (want {', '.join(MODES)})")
+    if mode not in MODES:
+        raise UsageError(f"invalid discovery mode: {mode}")
+    mode = "nvml" if mode == "auto" else mode  # no Tegra (csv) or WSL detection here
     fmt = ns.format.lower() if ns.format else None
     if fmt not in (None, "yaml", "json"):
         raise UsageError(f"--format {ns.format}: want yaml or json")
@@ -222,6 +239,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
     return GenerateSettings(
         output=ns.output or DEFAULT_OUTPUT,
         format=fmt,
+        mode=mode,
         driver_root=ns.driver_root or None,
         dev_root=ns.dev_root or None,
         library_search_paths=tuple(_split(ns.library_search_path)),
@@ -229,8 +247,8 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         hook_path=ns.hook_path or None,
         ldconfig_path=ns.ldconfig_path or None,
         device_name_strategies=tuple(dict.fromkeys(strategies)),
-        vendor=ns.vendor or names.DEFAULT_VENDOR,
-        device_class=ns.device_class or names.DEFAULT_CLASS,
+        vendor=ns.vendor or _MODE_VENDOR.get(mode, names.DEFAULT_VENDOR),
+        device_class=ns.device_class or _MODE_CLASS.get(mode, names.DEFAULT_CLASS),
         disabled_hooks=tuple(_split(ns.disable_hook)),
         enabled_hooks=tuple(_split(ns.enable_hook)),
         feature_flags=tuple(flags),

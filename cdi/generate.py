@@ -299,7 +299,11 @@ def _is_lib_name(path: str) -> bool:
     return tail == "" or tail.startswith(".")
 
 
-def _common_hooks(files: DriverFiles, options: GenerateOptions) -> list[Hook]:
+def _common_hooks(
+    files: DriverFiles, options: GenerateOptions, *, application_profile: bool = True
+) -> list[Hook]:
+    """The spec-level hooks in the toolkit's order (§12); `application_profile` False
+    leaves out `update-application-profile`, which only the NVML mode's edits carry."""
     hooks = []
     symlinks = options.hook_enabled("create-symlinks")
     graphics_links = _graphics_links(files)
@@ -318,7 +322,9 @@ def _common_hooks(files: DriverFiles, options: GenerateOptions) -> list[Hook]:
         )
         args += [arg for folder in folders for arg in ("--folder", folder)]
         hooks.append(_hook(options, "update-ldcache", *args))
-    for name in ("disable-device-node-modification", "update-application-profile"):
+    last = ["disable-device-node-modification"]
+    last += ["update-application-profile"] if application_profile else []
+    for name in last:
         if options.hook_enabled(name):
             hooks.append(_hook(options, name))
     return hooks

@@ -1,11 +1,15 @@
 """The edges of `nvidia-cdi generate`: simulation, discovery, the write, and `--watch`.
 
-One pass is discover -> find driver files -> generate (pure) -> write (DESIGN.md). A pass
-that fails at any step writes nothing, so a failed discovery never replaces a good spec.
-`--watch` keeps the spec in step with the node: it re-discovers every `--interval` and
-regenerates only when the driver version, the set of GPUs or the MIG layout changed
-(`node_state`), so a stable node sees no writes and its engines no rescans. A failed
-check is logged and retried at the next interval, leaving the last good spec in place.
+One pass is observe -> generate (pure) -> write (DESIGN.md). What a pass observes
+depends on `--mode`: in `nvml` mode the device model (NVML) and then the driver files;
+in `imex` mode the IMEX channel nodes; in `management` mode the driver version and the
+NVIDIA nodes, then the driver files. A pass that fails at any step writes nothing, so a
+failed discovery never replaces a good spec. `--watch` keeps the spec in step with the
+node: it observes every `--interval` and regenerates only when what the spec depends on
+changed (the driver version, the GPUs and MIG layout; the set of channels; the driver
+version and the set of nodes), so a stable node sees no writes and its engines no
+rescans. A failed check is logged and retried at the next interval, leaving the last
+good spec in place.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from nvlib.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cdi.driverfiles import DriverFiles
     from nvlib.host import HostFacts
 
 log = logging.getLogger("cdi")
@@ -34,6 +39,8 @@ log = logging.getLogger("cdi")
 __all__ = ["Host", "WatchControl", "generate_once", "node_state", "resolve_host", "watch"]
 
 Discover = Callable[["Host"], Machine]
+# What one pass saw (compared by --watch) and how to build the spec from it.
+Observation = tuple[tuple[object, ...], Callable[[], Spec]]
 
 
 class Host(Record):
@@ -111,13 +118,11 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
     )
 
 
-def build_spec(
-    machine: Machine, host: Host, settings: GenerateSettings, options: GenerateOptions
-) -> Spec:
+def _driver_files(machine: Machine, host: Host, settings: GenerateSettings) -> DriverFiles:
     from cdi.driverfiles import find_driver_files
 
     features = feature_options(settings.feature_flags)
-    files = find_driver_files(
+    return find_driver_files(
         machine,
         host.driver_root,
         host.dev_root,
@@ -128,6 +133,12 @@ def build_spec(
         explicit_libraries=features.explicit_libraries,
         ipc_sockets=features.ipc_sockets,
     )
+
+
+def build_spec(
+    machine: Machine, host: Host, settings: GenerateSettings, options: GenerateOptions
+) -> Spec:
+    files = _driver_files(machine, host, settings)
     log.info("Using driver version %s", files.version)
     return generate_spec(machine, files, options)
 
@@ -142,14 +153,71 @@ def _write(spec: Spec, settings: GenerateSettings) -> None:
         log.info("%s %s", "Wrote CDI spec to" if changed else "CDI spec unchanged:", path)
 
 
+def _observe_nvml(
+    host: Host, settings: GenerateSettings, options: GenerateOptions, discover: Discover
+) -> Observation:
+    machine = discover(host)
+    return node_state(machine), lambda: build_spec(machine, host, settings, options)
+
+
+def _observe_imex(host: Host, options: GenerateOptions) -> Observation:
+    """The channel nodes; no NVML at all (a channel is whatever the driver created)."""
+    from cdi.devnodes import find_imex_channels
+    from cdi.modes import imex_spec
+
+    channels = find_imex_channels(host.dev_root, host.placeholder_nodes)
+    return ("imex", channels), lambda: imex_spec(channels, options, host.dev_root)
+
+
+def _nvml_driver_version() -> str:
+    """NVML's driver version, or "" (the libraries then name it, spec/cdi.md §8.1)."""
+    from nvlib.discover import DiscoveryError, driver_version
+    from nvlib.nvml import NvmlError
+
+    try:
+        return driver_version()
+    except (NvmlError, DiscoveryError) as err:
+        log.warning("No driver version from NVML (%s); using the libraries' suffix", err)
+        return ""
+
+
+def _observe_management(
+    host: Host, settings: GenerateSettings, options: GenerateOptions
+) -> Observation:
+    """The driver version and the NVIDIA nodes: no per-GPU query (upstream asks none)."""
+    from cdi.devnodes import find_management_nodes
+    from cdi.modes import management_spec
+
+    version = _nvml_driver_version()
+    nodes = find_management_nodes(host.dev_root, host.placeholder_nodes)
+
+    def build() -> Spec:
+        # A machine without GPUs: find_driver_files then looks only for driver files.
+        machine = Machine(driver_version=version, cuda_driver_version=0)
+        files = _driver_files(machine, host, settings)
+        log.info("Using driver version %s", files.version)
+        return management_spec(nodes, files, options)
+
+    return ("management", version, nodes), build
+
+
+def _observer(
+    settings: GenerateSettings, discover: Discover
+) -> Callable[[Host, GenerateOptions], Observation]:
+    if settings.mode == "imex":
+        return _observe_imex
+    if settings.mode == "management":
+        return lambda host, options: _observe_management(host, settings, options)
+    return lambda host, options: _observe_nvml(host, settings, options, discover)
+
+
 def _pass(
     host: Host, settings: GenerateSettings, options: GenerateOptions, discover: Discover
 ) -> tuple[object, ...]:
-    """Discover, generate, write; returns the node state written for. Raises on failure."""
-    machine = discover(host)
-    spec = build_spec(machine, host, settings, options)
-    _write(spec, settings)
-    return node_state(machine)
+    """Observe, generate, write; returns the state written for. Raises on failure."""
+    state, build = _observer(settings, discover)(host, options)
+    _write(build(), settings)
+    return state
 
 
 def _failure_text(err: BaseException) -> str:
@@ -222,20 +290,20 @@ def watch(
     except (CdiError, OSError, RuntimeError, ValueError) as err:
         log.error("failed to start: %s", _failure_text(err))
         return 1
+    observe = _observer(settings, discover)
     written: tuple[object, ...] | None = None
     control.forced = True  # the first pass always writes (an unchanged file is kept)
     while not control.stopped:
         try:
-            machine = discover(host)
+            state, build = observe(host, options)
         except Exception as err:  # whatever failed, the last good spec stays
             log.error("discovery failed, keeping the current spec: %s", _failure_text(err))
         else:
-            state = node_state(machine)
             if control.forced or state != written:
                 if written is not None and state != written:
-                    log.info("Node changed (driver %s); regenerating", machine.driver_version)
+                    log.info("Node changed (%s mode); regenerating", settings.mode)
                 try:
-                    _write(build_spec(machine, host, settings, options), settings)
+                    _write(build(), settings)
                     written, control.forced = state, False
                 except (CdiError, OSError, ValueError) as err:
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)

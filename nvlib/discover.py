@@ -114,6 +114,20 @@ def discover(
     return Machine(driver, cuda, gpus, machine_type, vgpu)
 
 
+def driver_version() -> str:
+    """nvmlSystemGetDriverVersion and nothing else, for a caller that needs no GPU.
+
+    (The CDI generator's management mode: it mounts the driver's files for whatever
+    GPUs exist, so it asks NVML for the version only, as upstream does.) Raises
+    NvmlInitError or DiscoveryError.
+    """
+    with session():
+        try:
+            return text(pynvml.nvmlSystemGetDriverVersion())
+        except pynvml.NVMLError as err:
+            raise DiscoveryError(f"error querying NVML: {error_text(err)}") from err
+
+
 def _gpu(index: int, facts: host.HostFacts) -> Gpu:
     try:
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)

@@ -168,7 +168,8 @@ def test_json_vendor_class_and_disabled_hooks(tmp_path: Path) -> None:
     [
         pytest.param(["--device-name-strategy", "x"], 2, "invalid device name strategy", id="name"),
         pytest.param(["--format", "toml"], 2, "--format toml: want yaml or json", id="format"),
-        pytest.param(["--mode", "csv"], 2, "--mode csv: only the nvml mode", id="mode"),
+        pytest.param(["--mode", "csv"], 2, "--mode csv: not supported here", id="mode-csv"),
+        pytest.param(["--mode", "x"], 2, "invalid discovery mode: x", id="mode-unknown"),
         pytest.param(["--feature-flag", "x"], 2, "unknown feature flag: x", id="feature-flag"),
         pytest.param(["--disable-hook", "nope"], 2, "unknown hook 'nope'", id="hook-name"),
         pytest.param(["--interval", "5"], 2, 'time: missing unit in duration "5"', id="interval"),
@@ -206,3 +207,65 @@ def test_same_machine_same_bytes(tmp_path: Path) -> None:
 def test_version_flag() -> None:
     result = run_cdi("--version")
     assert result.returncode == 0 and result.stdout.startswith("nvidia-cdi ")
+
+
+# --- --mode imex / management (spec/cdi.md §16) ---
+
+
+def test_imex_on_a_simulated_gb200() -> None:
+    """The simulator writes channel0 for a profile with a fabric; stdout is the spec."""
+    result = run_cdi("generate", "--nvml-mock", "gb200", "--mode", "imex", "--output", "-")
+    assert result.returncode == 0, result.stderr
+    spec, problems = parse_spec(result.stdout)
+    assert problems == [] and spec is not None and validate(spec) == []
+    assert spec.version == "0.5.0" and spec.kind == "nvidia.com/imex-channel"
+    assert [d.name for d in spec.devices] == ["0", "all"]
+    (node,) = spec.devices[0].container_edits.device_nodes
+    assert node.path == "/dev/nvidia-caps-imex-channels/channel0"
+    assert node.host_path.endswith("/driver/dev/nvidia-caps-imex-channels/channel0")
+    assert (node.minor, node.file_mode, node.permissions) == (0, 0o666, "rwm")
+    assert spec.container_edits.to_dict() == {"env": ["NVIDIA_VISIBLE_DEVICES=void"]}
+
+
+def test_management_on_a_simulated_gb200() -> None:
+    result = run_cdi("generate", "--nvml-mock", "gb200", "--mode", "management", "--output", "-")
+    assert result.returncode == 0, result.stderr
+    spec, _ = parse_spec(result.stdout)
+    assert spec is not None and validate(spec) == []
+    assert spec.kind == "management.nvidia.com/gpu" and [d.name for d in spec.devices] == ["all"]
+    paths = [n.path for n in spec.devices[0].container_edits.device_nodes]
+    assert "/dev/nvidia3" in paths and "/dev/nvidia-caps-imex-channels/channel0" in paths
+    assert "Using driver version 570.124.06" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "kind"),
+    [
+        pytest.param([], {}, "nvidia.com/gpu", id="default-nvml"),
+        pytest.param([], {"NVIDIA_CTK_CDI_GENERATE_MODE": "imex"}, "nvidia.com/imex-channel",
+                     id="environment"),
+        pytest.param(["--mode", "management"], {"NVIDIA_CTK_CDI_GENERATE_MODE": "imex"},
+                     "management.nvidia.com/gpu", id="flag-beats-environment"),
+        pytest.param(["--discovery-mode", "IMEX"], {}, "nvidia.com/imex-channel",
+                     id="alias-any-case"),
+        pytest.param(["--mode", "auto"], {"NVIDIA_CTK_CDI_GENERATE_MODE": "imex"},
+                     "nvidia.com/gpu", id="auto-flag-beats-environment"),
+        pytest.param(["--mode", "imex", "--class", "channel"], {}, "nvidia.com/channel",
+                     id="class-flag-beats-mode-default"),
+        pytest.param(["--mode", "imex"], {"NVIDIA_CTK_CDI_GENERATE_VENDOR": "example.com"},
+                     "example.com/imex-channel", id="vendor-env-beats-mode-default"),
+    ],
+)  # fmt: skip
+def test_mode_precedence(args: list[str], env: dict[str, str], kind: str) -> None:
+    result = run_cdi("generate", "--nvml-mock", "gb200", "--output", "-", *HOOK, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["kind"] == kind
+
+
+def test_imex_without_channels_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "nvidia-imex.yaml"
+    out.write_text("good\n")
+    result = run_cdi("generate", "--nvml-mock", "t4", "--mode", "imex", "--output", str(out))
+    assert result.returncode == 1
+    assert "invalid spec, no devices: no IMEX channel" in result.stderr
+    assert out.read_text() == "good\n"

@@ -222,3 +222,56 @@ def test_watch_command_lifecycle(tmp_path: Path) -> None:
         log = proc.stderr.read()
     assert log.count("Generated CDI spec") == 2  # the first pass and the SIGHUP
     assert "CDI spec unchanged" in log  # the forced pass found the same bytes
+
+
+@pytest.mark.parametrize(
+    ("mode", "device_class", "vendor"),
+    [
+        pytest.param("imex", "imex-channel", "nvidia.com", id="imex"),
+        pytest.param("management", "gpu", "management.nvidia.com", id="management"),
+    ],
+)
+def test_other_modes_follow_their_nodes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    device_class: str,
+    vendor: str,
+) -> None:
+    """A new channel node is a node change in both modes; a stray file is none; losing
+    every channel (imex) keeps the last good spec. NVML is simulated (t4, the fixture's
+    driver version) so that management mode finds the fixture's libraries."""
+    caplog.set_level(logging.INFO, logger="cdi")
+    root = build_driver_root(tmp_path / "driver", gpus=1, libraries=("libcuda.so",))
+    root.add_node("dev/nvidia-caps-imex-channels/channel0", 507, 0)
+    out = tmp_path / "cdi" / f"{mode}.yaml"
+    settings = GenerateSettings(
+        output=str(out), mode=mode, vendor=vendor, device_class=device_class,
+        hook_path="/usr/bin/nvidia-cdi-hook", interval_ns=20_000_000,
+    )  # fmt: skip
+    host = run.Host("/", str(root.path), str(root.path), root.nodes)  # the live node map
+    monkeypatch.setattr(run, "resolve_host", lambda _settings: host)
+    control = run.WatchControl()
+    thread = threading.Thread(target=run.watch, args=(settings,), kwargs={"control": control})
+    with sim.activate("t4"):
+        thread.start()
+        try:
+            until(out.exists)
+            time.sleep(0.2)  # ~10 checks of an unchanged node
+            assert generated(caplog) == 1
+            root.add_node("dev/nvidia-caps-imex-channels/channel1", 507, 1)
+            until(lambda: "/dev/nvidia-caps-imex-channels/channel1" in out.read_text())
+            root.add_file("dev/nvidia-caps-imex-channels/README")
+            time.sleep(0.2)
+            assert generated(caplog) == 2
+            if mode == "imex":
+                good = out.read_bytes()
+                for n in (0, 1):
+                    (root.path / f"dev/nvidia-caps-imex-channels/channel{n}").unlink()
+                until(lambda: any("no IMEX channel" in r.getMessage() for r in caplog.records))
+                assert out.read_bytes() == good
+        finally:
+            control.stop()
+            thread.join(5)
+    assert not thread.is_alive()

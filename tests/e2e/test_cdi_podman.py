@@ -10,9 +10,12 @@ simulator's, with each placeholder device node replaced by a real character devi
 is a script that records its arguments, so hook order and arguments are checked too.
 
 Matrix: a GPU by index, by UUID and `all` on dgx-a100; a MIG device on dgx-a100-mig;
-and the spec loads without a registry error at podman's debug level. Podman 4.3's CDI
-library reads only cdiVersion 0.1.0-0.5.0 and rejects unknown keys: these runs are
-the proof that the lowest-version rule and the field set hold.
+and the spec loads without a registry error at podman's debug level. On gb200 (which
+has IMEX channel 0) the gpu-operator layout: `nvidia.yaml` and `generate --mode imex`'s
+`nvidia-imex.yaml` side by side, a container asking for `nvidia.com/imex-channel=0`
+(alone, with a GPU, and `=all`), and `--mode management`'s `management.nvidia.com/gpu=all`.
+Podman 4.3's CDI library reads only cdiVersion 0.1.0-0.5.0 and rejects unknown keys:
+these runs are the proof that the lowest-version rule and the field set hold.
 
 Needs root (mknod, mount namespaces). Without podman or busybox-static the tests fail
 with the install command: CI installs them (`apt-get install -y podman busybox-static`).
@@ -152,6 +155,18 @@ def real_driver_root(profile: str, target: Path) -> Path:
     return target
 
 
+def run_generate(profile: str, root: Path, hook: Path, output: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "cdi", "generate", "--nvml-mock", profile,
+         "--driver-root", str(root), "--nvidia-cdi-hook-path", str(hook),
+         "--output", str(output), *args],
+        capture_output=True, text=True, timeout=120, check=False,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return output.read_text()
+
+
 def generate(scratch: Path, profile: str) -> Node:
     root = real_driver_root(profile, scratch / f"driver-{profile}")
     hook_log = scratch / f"hooks-{profile}.log"
@@ -161,15 +176,8 @@ def generate(scratch: Path, profile: str) -> Node:
     hook.write_text(f'#!/bin/sh\necho "$0 $*" >> {hook_log}\ncat > /dev/null\n')
     hook.chmod(0o755)
     spec_dir = scratch / f"specs-{profile}"
-    result = subprocess.run(
-        [sys.executable, "-m", "cdi", "generate", "--nvml-mock", profile,
-         "--driver-root", str(root), "--nvidia-cdi-hook-path", str(hook),
-         "--output", str(spec_dir / "nvidia.yaml")],
-        capture_output=True, text=True, timeout=120, check=False,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return Node(spec_dir, root, hook_log, (spec_dir / "nvidia.yaml").read_text())
+    text = run_generate(profile, root, hook, spec_dir / "nvidia.yaml")
+    return Node(spec_dir, root, hook_log, text)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +188,21 @@ def dgx(sandbox: Sandbox) -> Iterator[Node]:
 @pytest.fixture(scope="module")
 def dgx_mig(sandbox: Sandbox) -> Iterator[Node]:
     yield generate(sandbox.scratch, "dgx-a100-mig")
+
+
+@pytest.fixture(scope="module")
+def gb200(sandbox: Sandbox) -> Iterator[Node]:
+    """nvidia.yaml plus `--mode imex`'s nvidia-imex.yaml in one directory, as the
+    gpu-operator lays them out; `--mode management` in a directory of its own."""
+    node = generate(sandbox.scratch, "gb200")
+    hook = sandbox.scratch / "bin" / HOOK_NAME
+    imex = run_generate(
+        "gb200", node.driver_root, hook, node.spec_dir / "nvidia-imex.yaml", "--mode", "imex"
+    )
+    assert imex.startswith("---\ncdiVersion: 0.5.0\nkind: nvidia.com/imex-channel\n")
+    management = sandbox.scratch / "specs-gb200-management" / "nvidia-management.yaml"
+    run_generate("gb200", node.driver_root, hook, management, "--mode", "management")
+    yield node
 
 
 def nvidia_nodes(listing: str) -> dict[str, str]:
@@ -311,3 +334,48 @@ def explain(sandbox: Sandbox, spec_dir: Path, failed: subprocess.CompletedProces
     result = sandbox.podman(spec_dir, *args, debug=True)
     lines = [line for line in result.stderr.splitlines() if "refreshing the CDI registry" in line]
     return "\n".join(lines) or failed.stderr[-2000:]
+
+
+IMEX_SHOW = "ls -ln /dev/nvidia-caps-imex-channels; ls -ln /dev | grep nvidia; env | sort"
+
+
+def imex_major() -> int:
+    from nvlib import sim
+
+    with sim.activate("gb200") as simulation:
+        return simulation.device_nodes["dev/nvidia-caps-imex-channels/channel0"][0]
+
+
+@pytest.mark.parametrize(
+    ("devices", "gpu"),
+    [
+        pytest.param(["nvidia.com/imex-channel=0"], False, id="channel-alone"),
+        pytest.param(["nvidia.com/gpu=0", "nvidia.com/imex-channel=0"], True, id="with-a-gpu"),
+        pytest.param(["nvidia.com/imex-channel=all"], False, id="all-channels"),
+    ],
+)
+def test_imex_channel(sandbox: Sandbox, gb200: Node, devices: list[str], gpu: bool) -> None:
+    """What the device plugin hands out with IMEX channels on (device-plugin.md §7.4)."""
+    args = [arg for d in devices for arg in ("--device", d)]
+    result = sandbox.podman(
+        gb200.spec_dir, *args, "--rootfs", str(sandbox.rootfs), "/bin/sh", "-c", IMEX_SHOW
+    )
+    assert result.returncode == 0, explain(sandbox, gb200.spec_dir, result)
+    channels = [line.split() for line in result.stdout.splitlines() if line.endswith(" channel0")]
+    assert len(channels) == 1 and channels[0][0].startswith("crw-rw-rw-"), result.stdout
+    assert channels[0][4:6] == [f"{imex_major()},", "0"]
+    assert ("nvidia0" in nvidia_nodes(result.stdout)) == gpu
+    assert "NVIDIA_VISIBLE_DEVICES=void" in result.stdout
+
+
+def test_management_all(sandbox: Sandbox, gb200: Node) -> None:
+    spec_dir = sandbox.scratch / "specs-gb200-management"
+    result = sandbox.podman(
+        spec_dir, "--device", "management.nvidia.com/gpu=all", "--rootfs", str(sandbox.rootfs),
+        "/bin/sh", "-c", IMEX_SHOW + "; test -x /usr/bin/nvidia-smi && echo smi-ok",
+    )  # fmt: skip
+    assert result.returncode == 0, explain(sandbox, spec_dir, result)
+    nodes = nvidia_nodes(result.stdout)
+    assert {f"nvidia{i}" for i in range(4)} | {"nvidiactl", "nvidia-uvm"} <= nodes.keys()
+    assert any(line.endswith(" channel0") for line in result.stdout.splitlines())
+    assert "smi-ok" in result.stdout
