@@ -35,7 +35,20 @@ TYPE_CHECKING = False  # no `typing` import at run time: this is the generate pa
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["HOOK_NAMES", "GenerateOptions", "generate_spec", "select_devices", "simplify"]
+__all__ = [
+    "HOOK_NAMES",
+    "GenerateOptions",
+    "add_simplified",
+    "check_options",
+    "chmod_hook",
+    "common_hooks",
+    "device_node",
+    "generate_spec",
+    "merged_device",
+    "mount_of",
+    "select_devices",
+    "simplify",
+]
 
 # Hook names for --enable-hook / --disable-hook (spec/cdi.md §12).
 HOOK_NAMES = (
@@ -91,7 +104,7 @@ class GenerateOptions(Record):
         return name not in _OFF_BY_DEFAULT
 
 
-def _check_options(options: GenerateOptions) -> None:
+def check_options(options: GenerateOptions) -> None:
     problems = [
         names.vendor_error(options.vendor),
         names.class_error(options.device_class),
@@ -118,7 +131,9 @@ def _hook(options: GenerateOptions, subcommand: str, *args: str) -> Hook:
     return Hook("createContainer", options.hook_path, (*prefix, *args), HOOK_ENV)
 
 
-def _node(info: DeviceNodeInfo, options: GenerateOptions) -> tuple[DeviceNode, tuple[int, ...]]:
+def device_node(
+    info: DeviceNodeInfo, options: GenerateOptions
+) -> tuple[DeviceNode, tuple[int, ...]]:
     """A node as toolkit v1.20 writes it, and the gid it needs in `additionalGids`."""
     node = DeviceNode(
         path=info.path,
@@ -142,7 +157,7 @@ def _node_edits(
         info = files.device_nodes.get(path)
         if info is None:
             continue  # the toolkit warns and leaves it out (spec/cdi.md §18)
-        node, extra = _node(info, options)
+        node, extra = device_node(info, options)
         nodes.append(node)
         gids += extra
     return nodes, gids
@@ -171,7 +186,7 @@ def _by_path_hook(
     return [_hook(options, "create-symlinks", *links)]
 
 
-def _chmod_hook(nodes: Sequence[DeviceNode], options: GenerateOptions) -> list[Hook]:
+def chmod_hook(nodes: Sequence[DeviceNode], options: GenerateOptions) -> list[Hook]:
     """Deprecated `chmod --mode 755` of the folders holding the nodes (only if enabled)."""
     if not options.hook_enabled("chmod"):
         return []
@@ -182,7 +197,7 @@ def _chmod_hook(nodes: Sequence[DeviceNode], options: GenerateOptions) -> list[H
 
 def _gpu_edits(gpu: Gpu, files: DriverFiles, options: GenerateOptions) -> ContainerEdits:
     nodes, gids = _node_edits([f"/dev/nvidia{gpu.minor}", *_drm_paths(gpu, files)], files, options)
-    hooks = _by_path_hook(gpu, nodes, files, options) + _chmod_hook(nodes, options)
+    hooks = _by_path_hook(gpu, nodes, files, options) + chmod_hook(nodes, options)
     return ContainerEdits(
         device_nodes=tuple(nodes), hooks=tuple(hooks), additional_gids=tuple(gids)
     )
@@ -201,7 +216,7 @@ def _mig_edits(
         paths += _drm_paths(gpu, files)
     nodes, gids = _node_edits(paths, files, options)
     hooks = _by_path_hook(gpu, nodes, files, options) if gfx else []
-    hooks += _chmod_hook(nodes, options)
+    hooks += chmod_hook(nodes, options)
     return ContainerEdits(
         device_nodes=tuple(nodes), hooks=tuple(hooks), additional_gids=tuple(gids)
     )
@@ -299,7 +314,7 @@ def _is_lib_name(path: str) -> bool:
     return tail == "" or tail.startswith(".")
 
 
-def _common_hooks(
+def common_hooks(
     files: DriverFiles, options: GenerateOptions, *, application_profile: bool = True
 ) -> list[Hook]:
     """The spec-level hooks in the toolkit's order (§12); `application_profile` False
@@ -334,7 +349,7 @@ def _link_args(links: Iterable[str]) -> list[str]:
     return [arg for link in links for arg in ("--link", link)]
 
 
-def _mount(mount: FileMount, options: tuple[str, ...] = MOUNT_OPTIONS) -> Mount:
+def mount_of(mount: FileMount, options: tuple[str, ...] = MOUNT_OPTIONS) -> Mount:
     return Mount(mount.host_path, mount.path, options)
 
 
@@ -343,19 +358,19 @@ def _common_edits(files: DriverFiles, options: GenerateOptions) -> ContainerEdit
     allocator = f"libnvidia-allocator.so.{files.version}"
     graphics = [m for m in files.graphics_libraries if os.path.basename(m.path) != allocator]
     mounts = [
-        *(_mount(m) for m in graphics),
-        *(_mount(m) for m in files.xorg_libraries),
-        *(_mount(m) for m in files.configs),
-        *(_mount(m) for m in files.libraries),
-        *(_mount(m, IPC_MOUNT_OPTIONS) for m in files.ipc_sockets),
-        *(_mount(m) for m in files.firmware),
-        *(_mount(m) for m in files.binaries),
+        *(mount_of(m) for m in graphics),
+        *(mount_of(m) for m in files.xorg_libraries),
+        *(mount_of(m) for m in files.configs),
+        *(mount_of(m) for m in files.libraries),
+        *(mount_of(m, IPC_MOUNT_OPTIONS) for m in files.ipc_sockets),
+        *(mount_of(m) for m in files.firmware),
+        *(mount_of(m) for m in files.binaries),
     ]
     env = (f"NVIDIA_CTK_LIBCUDA_DIR={':'.join(files.lib_dirs)}", "NVIDIA_VISIBLE_DEVICES=void")
     return ContainerEdits(
         env=env,
         device_nodes=tuple(nodes),
-        hooks=tuple(_common_hooks(files, options)),
+        hooks=tuple(common_hooks(files, options)),
         mounts=tuple(mounts),
         additional_gids=tuple(gids),
     )
@@ -447,7 +462,7 @@ def simplify(spec: Spec) -> Spec:
     return spec._replace(devices=tuple(devices), container_edits=common)
 
 
-def _add_simplified(spec: Spec, device: Device) -> Spec:
+def add_simplified(spec: Spec, device: Device) -> Spec:
     """`simplify(spec + device)` for a `spec` that `simplify` returned.
 
     simplify is idempotent (unique stays unique, sorted stays sorted, what was dropped
@@ -459,7 +474,7 @@ def _add_simplified(spec: Spec, device: Device) -> Spec:
     return spec._replace(devices=tuple(devices))
 
 
-def _merged(devices: Sequence[Device], name: str) -> Device:
+def merged_device(devices: Sequence[Device], name: str) -> Device:
     """The union of every device's edits, in device order (toolkit mergedDevice)."""
     e = [d.container_edits for d in devices]
     edits = ContainerEdits(
@@ -481,7 +496,7 @@ def generate_spec(
     Same machine, same driver files and options: the same spec, so the same bytes.
     """
     options = options or GenerateOptions()
-    _check_options(options)
+    check_options(options)
     devices = _devices(machine, driver_files, options)
     if not devices:
         raise GenerateError(
@@ -491,7 +506,7 @@ def generate_spec(
     none = [d.name for d in devices] == [deviceids.NONE]  # --device-id none implies no `all`
     no_all = options.no_all_device or none
     if not no_all and all(d.name != ALL_DEVICE for d in spec.devices):
-        spec = _add_simplified(spec, _merged(spec.devices, ALL_DEVICE))
+        spec = add_simplified(spec, merged_device(spec.devices, ALL_DEVICE))
     return spec._replace(version=minimum_version(spec))
 
 

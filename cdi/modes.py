@@ -25,13 +25,13 @@ from cdi.generate import (
     ALL_DEVICE,
     IPC_MOUNT_OPTIONS,
     GenerateOptions,
-    _add_simplified,
-    _check_options,
-    _chmod_hook,
-    _common_hooks,
-    _merged,
-    _mount,
-    _node,
+    add_simplified,
+    check_options,
+    chmod_hook,
+    common_hooks,
+    device_node,
+    merged_device,
+    mount_of,
     simplify,
 )
 from cdi.spec import ContainerEdits, Device, DeviceNode, Spec
@@ -58,7 +58,7 @@ def _nodes(
 ) -> tuple[tuple[DeviceNode, ...], tuple[int, ...]]:
     nodes, gids = [], []
     for info in infos:
-        node, extra = _node(info, options)
+        node, extra = device_node(info, options)
         nodes.append(node)
         gids += extra
     return tuple(nodes), tuple(gids)
@@ -89,7 +89,7 @@ def _select_channels(
 def _finish(spec: Spec, no_all: bool) -> Spec:
     spec = simplify(spec)
     if not no_all and all(d.name != ALL_DEVICE for d in spec.devices):
-        spec = _add_simplified(spec, _merged(spec.devices, ALL_DEVICE))
+        spec = add_simplified(spec, merged_device(spec.devices, ALL_DEVICE))
     return spec._replace(version=minimum_version(spec))
 
 
@@ -101,7 +101,7 @@ def imex_spec(
     `options` supplies the kind, `--device-id`, `--no-all-device` and the node rules;
     naming strategies and hooks do not apply (a channel has one name, and no hook).
     """
-    _check_options(options)
+    check_options(options)
     selected = _select_channels(channels, options.device_ids)
     if not selected:
         raise GenerateError(
@@ -124,7 +124,7 @@ def management_spec(
 
     Raises GenerateError when no NVIDIA node exists (upstream's wording).
     """
-    _check_options(options)
+    check_options(options)
     if not nodes:
         raise GenerateError(
             f"no NVIDIA device nodes found (under {driver_files.dev_root.rstrip('/')}/dev)"
@@ -135,23 +135,23 @@ def management_spec(
         ALL_DEVICE,
         ContainerEdits(
             device_nodes=device_nodes,
-            hooks=tuple(_chmod_hook(device_nodes, options)),
+            hooks=tuple(chmod_hook(device_nodes, options)),
             additional_gids=gids,
         ),
     )
     files = driver_files
     mounts = (
-        *(_mount(m) for m in files.libraries),
-        *(_mount(m, IPC_MOUNT_OPTIONS) for m in files.ipc_sockets),
-        *(_mount(m) for m in files.firmware),
-        *(_mount(m) for m in files.binaries),
+        *(mount_of(m) for m in files.libraries),
+        *(mount_of(m, IPC_MOUNT_OPTIONS) for m in files.ipc_sockets),
+        *(mount_of(m) for m in files.firmware),
+        *(mount_of(m) for m in files.binaries),
     )
     # Only the driver's own files: graphics libraries and configs belong to the
     # NVML mode's common edits, not to upstream's driver discoverer that this mirrors.
     driver_only = files._replace(graphics_libraries=(), xorg_libraries=())
     common = ContainerEdits(
         env=(f"NVIDIA_CTK_LIBCUDA_DIR={':'.join(files.lib_dirs)}", _VOID),
-        hooks=tuple(_common_hooks(driver_only, options, application_profile=False)),
+        hooks=tuple(common_hooks(driver_only, options, application_profile=False)),
         mounts=mounts,
     )
     return _finish(Spec("", options.kind, (device,), common), no_all=True)

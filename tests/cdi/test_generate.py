@@ -19,9 +19,9 @@ from cdi.encode import to_yaml
 from cdi.errors import GenerateError
 from cdi.generate import (
     GenerateOptions,
-    _add_simplified,
-    _merged,
+    add_simplified,
     generate_spec,
+    merged_device,
     select_devices,
     simplify,
 )
@@ -481,7 +481,7 @@ def test_all_device_is_simplify_of_the_whole_spec(chmod: bool) -> None:
     )
     opts = options(enabled_hooks=frozenset({"chmod"}) if chmod else frozenset())
     spec = generate_spec(machine, files, opts._replace(no_all_device=True))
-    whole = simplify(spec.with_devices((*spec.devices, _merged(spec.devices, "all"))))
+    whole = simplify(spec.with_devices((*spec.devices, merged_device(spec.devices, "all"))))
     assert generate_spec(machine, files, opts) == whole._replace(version=minimum_version(whole))
 
 
@@ -500,9 +500,9 @@ def test_adding_a_device_to_a_simplified_spec() -> None:
             ContainerEdits(device_nodes=(ctl,)),
         )
     )
-    merged = _merged(spec.devices, "all")
+    merged = merged_device(spec.devices, "all")
     assert merged.container_edits.device_nodes == (ctl, gpu)
-    added = _add_simplified(spec, merged)
+    added = add_simplified(spec, merged)
     assert added == simplify(spec.with_devices((*spec.devices, merged)))
     assert device(added, "all").device_nodes == (gpu,)
     assert simplify(added) == added
