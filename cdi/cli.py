@@ -329,7 +329,9 @@ def _transform_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _to_transform_root(ns: argparse.Namespace) -> TransformRootSettings:
-    if ns.relative_to not in ("host", "container"):
+    from cdi.transform import RELATIVE_TO  # light: the spec model and the version table
+
+    if ns.relative_to not in RELATIVE_TO:
         raise UsageError(f"invalid --relative-to value: {ns.relative_to}")  # upstream's words
     for flag, root in (("--from", ns.from_root), ("--to", ns.to_root)):
         # A relative root could only match relative paths, and would make host paths

@@ -131,7 +131,7 @@ def transform_root(spec: Spec, from_: str, to: str, relative_to: str = "host") -
     Raises ValueError for a `relative_to` other than `host` or `container`.
     """
     if relative_to not in RELATIVE_TO:
-        raise ValueError(f"invalid --relative-to value: {relative_to}")
+        raise ValueError(f"invalid relative_to {relative_to!r}: want host or container")
     root, target = clean_root(from_), clean_root(to)
     if root == target:
         return spec

@@ -212,5 +212,5 @@ def test_version_raised_only_when_a_hostPath_appears() -> None:
 
 
 def test_bad_relative_to() -> None:
-    with pytest.raises(ValueError, match="invalid --relative-to value: pod"):
+    with pytest.raises(ValueError, match="invalid relative_to 'pod': want host or container"):
         transform_root(_spec(ContainerEdits(env=("A=b",))), DRIVER, "/", "pod")
