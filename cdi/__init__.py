@@ -1,7 +1,7 @@
 """CDI specs for NVIDIA GPUs: generate, write, load and validate them (spec/cdi.md).
 
-The command is `nvidia-cdi generate / list / validate` (`python -m cdi`). The same steps
-are a library for the device plugin (device-plugin.md §7.4, §15):
+The command is `nvidia-cdi generate / list / validate / transform root` (`python -m
+cdi`). The same steps are a library for the device plugin (device-plugin.md §7.4, §15):
 
     import cdi
     from nvlib.discover import discover
@@ -35,6 +35,8 @@ Public API (imported lazily, so `import cdi` stays cheap):
 - `select_devices(spec, names) -> Spec`: keep the named devices, lowest version again.
 - `write_spec(spec, path, fmt=None) -> bool`: validate, then write atomically (`-`:
   stdout); False when the file already held these bytes.
+- `transform_root(spec, from_, to, relative_to="host") -> Spec`: pure; the spec's host
+  (or container) paths moved from one root to another (`transform root`).
 - `spec_bytes(spec, fmt="yaml") -> bytes`, `to_yaml`, `to_json`: deterministic bytes.
 - `load_specs(dirs) -> Registry`: devices the spec dirs define, with CDI's precedence;
   `Registry.defines(qualified_name)`, `.devices`, `.errors`.
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     )
     from cdi.registry import Registry, load_specs
     from cdi.spec import Spec
+    from cdi.transform import transform_root
     from cdi.validate import validate as validate_spec
     from cdi.version import minimum_version
     from cdi.write import spec_bytes, write_spec
@@ -96,6 +99,7 @@ _EXPORTS = {
     "Registry": "cdi.registry",
     "load_specs": "cdi.registry",
     "Spec": "cdi.spec",
+    "transform_root": "cdi.transform",
     "validate_spec": "cdi.validate",
     "minimum_version": "cdi.version",
     "spec_bytes": "cdi.write",
@@ -130,6 +134,7 @@ __all__ = [
     "spec_bytes",
     "to_json",
     "to_yaml",
+    "transform_root",
     "validate_spec",
     "write_spec",
 ]
@@ -138,7 +143,7 @@ __all__ = [
 _ALIASES = {"validate_spec": "validate"}  # `cdi.validate` is the submodule
 _SUBMODULES = frozenset(
     {"driverfiles", "encode", "errors", "features", "generate", "load", "names", "registry"}
-    | {"spec", "validate", "version", "write"}
+    | {"spec", "transform", "validate", "version", "write"}
 )
 
 

@@ -1,7 +1,8 @@
-"""`nvidia-cdi` / `python -m cdi`: `generate`, `list` and `validate` CDI specs.
+"""`nvidia-cdi` / `python -m cdi`: `generate`, `list`, `validate`, `transform root` CDI specs.
 
 Logs go to standard error; standard output carries only the product: the spec with
-`generate --output -`, the device names of `list`, the problems `validate` found.
+`generate --output -` or `transform root` (by default), the device names of `list`, the
+problems `validate` found.
 Exit status: 0 success, 1 failure (nothing written, or problems found), 2 usage.
 """
 
@@ -74,7 +75,7 @@ def _validate(paths: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure()  # standard error only: standard output is the product
-    from cdi.cli import GenerateSettings, ListSettings, UsageError, parse
+    from cdi.cli import GenerateSettings, ListSettings, TransformRootSettings, UsageError, parse
 
     try:
         settings = parse(sys.argv[1:] if argv is None else argv)
@@ -88,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if isinstance(settings, ListSettings):
         return _list(settings.spec_dirs)
+    if isinstance(settings, TransformRootSettings):
+        from cdi.transform_run import transform_root_once
+
+        return transform_root_once(settings)
     if not isinstance(settings, GenerateSettings):
         return _validate(settings.paths)
     from cdi import run

@@ -1,4 +1,4 @@
-"""The `nvidia-cdi` command line: `generate`, `list`, `validate`.
+"""The `nvidia-cdi` command line: `generate`, `list`, `validate`, `transform root`.
 
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
 and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
@@ -18,7 +18,13 @@ from collections.abc import Mapping, Sequence
 from cdi import names
 from nvlib.record import Record
 
-__all__ = ["GenerateSettings", "ListSettings", "ValidateSettings", "parse"]
+__all__ = [
+    "GenerateSettings",
+    "ListSettings",
+    "TransformRootSettings",
+    "ValidateSettings",
+    "parse",
+]
 
 DEFAULT_OUTPUT = "/var/run/cdi/nvidia.yaml"
 DEFAULT_INTERVAL = "30s"
@@ -78,6 +84,16 @@ class ListSettings(Record):
 
 class ValidateSettings(Record):
     paths: tuple[str, ...]
+
+
+class TransformRootSettings(Record):
+    """`transform root`'s options, as `nvidia-ctk cdi transform root` names them."""
+
+    from_root: str = ""  # "" is `/` (cdi.transform.change_root)
+    to_root: str = ""
+    input_path: str = "-"  # standard input
+    output: str = "-"  # standard output
+    relative_to: str = "host"
 
 
 class UsageError(ValueError):
@@ -266,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Write, list and check CDI specs for NVIDIA GPUs.",
     )
     parser.add_argument("--version", action="store_true", help="print the version")
-    sub = parser.add_subparsers(dest="command", metavar="{generate,list,validate}")
+    sub = parser.add_subparsers(dest="command", metavar="{generate,list,validate,transform}")
     _generate_parser(sub)
     lister = sub.add_parser("list", help="list the CDI devices the spec directories define")
     lister.add_argument(
@@ -277,12 +293,81 @@ def _parser() -> argparse.ArgumentParser:
     )
     checker = sub.add_parser("validate", help="check spec files as strictly as the CDI library")
     checker.add_argument("paths", nargs="+", metavar="PATH", help="spec file or directory")
+    _transform_parser(sub)
     return parser
+
+
+def _transform_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`transform root`: upstream's flags and defaults; upstream reads no environment."""
+    transform = sub.add_parser(
+        "transform",
+        help="rewrite a CDI spec (root)",
+        description="Apply a transform to a CDI spec.",
+    )
+    kinds = transform.add_subparsers(dest="transform", metavar="{root}", required=True)
+    p = kinds.add_parser(
+        "root",
+        help="move the spec's paths from one root to another",
+        description="Move the host (or container) paths of a CDI spec from one root to "
+        "another, e.g. a spec generated with the driver at /run/nvidia/driver to /.",
+    )
+    a = p.add_argument
+    a(
+        "--from",
+        dest="from_root",
+        default="",
+        metavar="ROOT",
+        help="root to move paths from (default /)",
+    )
+    a(
+        "--to",
+        dest="to_root",
+        default="",
+        metavar="ROOT",
+        help="root to move them to (default /); equal to --from: no change",
+    )
+    a(
+        "--input",
+        default="-",
+        metavar="PATH",
+        help="spec file to read; - for standard input (default -)",
+    )
+    a(
+        "--output",
+        default="",
+        metavar="PATH",
+        help="spec file to write; - for standard output (the default)",
+    )
+    a(
+        "--relative-to",
+        default="host",
+        metavar="{host,container}",
+        help="which side of each edit moves (default host)",
+    )
+
+
+def _to_transform_root(ns: argparse.Namespace) -> TransformRootSettings:
+    from cdi.transform import RELATIVE_TO  # light: the spec model and the version table
+
+    if ns.relative_to not in RELATIVE_TO:
+        raise UsageError(f"invalid --relative-to value: {ns.relative_to}")  # upstream's words
+    for flag, root in (("--from", ns.from_root), ("--to", ns.to_root)):
+        # A relative root could only match relative paths, and would make host paths
+        # relative: nothing an engine can use, so refuse it rather than write it.
+        if root and not root.startswith("/"):
+            raise UsageError(f"{flag} {root}: want an absolute path (empty means /)")
+    return TransformRootSettings(
+        from_root=ns.from_root,
+        to_root=ns.to_root,
+        input_path=ns.input or "-",
+        output=ns.output or "-",  # upstream: empty is standard output
+        relative_to=ns.relative_to,
+    )
 
 
 def parse(
     argv: Sequence[str], environ: Mapping[str, str] | None = None
-) -> GenerateSettings | ListSettings | ValidateSettings | None:
+) -> GenerateSettings | ListSettings | ValidateSettings | TransformRootSettings | None:
     """Settings for the command `argv` names; None for `--version`.
 
     argparse exits 2 with a usage message for unknown flags; UsageError covers values.
@@ -304,5 +389,7 @@ def parse(
         return ListSettings(tuple(dirs) or DEFAULT_SPEC_DIRS)
     if ns.command == "validate":
         return ValidateSettings(tuple(ns.paths))
+    if ns.command == "transform":
+        return _to_transform_root(ns)
     parser.print_help(sys.stderr)  # no command: a usage error, so not on stdout
     raise SystemExit(2)

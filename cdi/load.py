@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["parse_spec", "read_spec"]
+__all__ = ["check_spec", "parse_spec", "read_spec"]
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -317,15 +317,23 @@ def read_spec(path: str) -> tuple[Spec | None, list[SpecError]]:
     Each problem names `path`. The spec is returned only when there is no problem, as a
     CDI consumer skips a file with any error.
     """
-    from cdi.validate import validate
-
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
         return None, [SpecError("", f"failed to read CDI Spec: {err.strerror}", path)]
+    return check_spec(data, path)
+
+
+def check_spec(data: bytes | str, file: str) -> tuple[Spec | None, list[SpecError]]:
+    """`read_spec` for text already read: decode, validate, name `file` in each problem.
+
+    `file` is what the messages call the source: a path, or `<stdin>` for a spec piped in.
+    """
+    from cdi.validate import validate
+
     spec, problems = parse_spec(data)
     if spec is not None:
         problems += validate(spec)
-    problems = [p.in_file(path) for p in problems]
+    problems = [p.in_file(file) for p in problems]
     return (spec if not problems else None), problems

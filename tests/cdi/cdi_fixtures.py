@@ -8,7 +8,10 @@ that need the real simulator beneath pynvml use `nvlib.sim` directly.
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,3 +149,23 @@ def build_driver_root(
     for minor in caps:
         root.add_node(f"dev/nvidia-caps/nvidia-cap{minor}", 508, minor, mode=0o400)
     return root
+
+
+def run_cdi(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m cdi ARGS` in a fresh interpreter, without the caller's NVIDIA_CTK_* and
+    NVML_* variables (so only `env` sets them), `stdin` piped in."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NVIDIA_CTK", "NVML_"))}
+    environ["PYTHONPATH"] = os.pathsep.join(sys.path)
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "cdi", *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environ,
+        timeout=60,
+    )

@@ -9,33 +9,17 @@ bytes with an explicit driver root.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cdi_fixtures import run_cdi
 
 from cdi.load import parse_spec, read_spec
 from cdi.validate import validate
 
 HOOK = ["--nvidia-cdi-hook-path", "/usr/bin/nvidia-cdi-hook"]
-
-
-def run_cdi(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NVIDIA_CTK", "NVML_"))}
-    environ["PYTHONPATH"] = os.pathsep.join(sys.path)
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cdi", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=environ,
-        timeout=60,
-    )
 
 
 def names(text: str) -> list[str]:
