@@ -1,0 +1,273 @@
+{{/*
+Names, labels and the decisions the DaemonSets share. A decision that answers yes or no
+is a named template that prints "true" or "false", so callers compare with eq.
+*/}}
+
+{{- define "gnt.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gnt.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A component's object name: <fullname>-<suffix>, within 63 characters. */}}
+{{- define "gnt.componentName" -}}
+{{- printf "%s-%s" (include "gnt.fullname" .root) .suffix | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gnt.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{- define "gnt.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gnt.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* Labels on every object; call with (dict "root" $ "component" "...") */}}
+{{- define "gnt.labels" -}}
+helm.sh/chart: {{ include "gnt.chart" .root }}
+{{ include "gnt.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{/* Selector labels: one set per component, so the DaemonSets never select each other's pods. */}}
+{{- define "gnt.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gnt.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- with .root.Values.selectorLabelsOverride }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Could any config in use select a MIG strategy other than none? A ConfigMap the chart
+cannot read (config.name) could; so could an embedded config that says so.
+*/}}
+{{- define "gnt.migPossible" -}}
+{{- $result := false }}
+{{- if .Values.migStrategy }}
+{{- $result = ne .Values.migStrategy "none" }}
+{{- else if .Values.config.name }}
+{{- $result = true }}
+{{- else }}
+{{- range $name, $contents := .Values.config.map }}
+{{- $config := $contents | fromYaml }}
+{{- if and $config.flags $config.flags.migStrategy (ne $config.flags.migStrategy "none") }}
+{{- $result = true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $result }}
+{{- end }}
+
+{{/* Could the plugin use the volume-mounts device-list strategy? */}}
+{{- define "gnt.volumeMountsPossible" -}}
+{{- $result := false }}
+{{- if .Values.deviceListStrategy }}
+{{- $result = has "volume-mounts" (splitList "," .Values.deviceListStrategy) }}
+{{- else if .Values.config.name }}
+{{- $result = true }}
+{{- else }}
+{{- range $name, $contents := .Values.config.map }}
+{{- $config := $contents | fromYaml }}
+{{- if and $config.flags $config.flags.plugin }}
+{{- $strategy := $config.flags.plugin.deviceListStrategy }}
+{{- if kindIs "string" $strategy }}
+{{- $result = or $result (has "volume-mounts" (splitList "," $strategy)) }}
+{{- else if kindIs "slice" $strategy }}
+{{- $result = or $result (has "volume-mounts" $strategy) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $result }}
+{{- end }}
+
+{{- define "gnt.hasConfigMap" -}}
+{{- or (ne .Values.config.name "") (not (empty .Values.config.map)) }}
+{{- end }}
+
+{{- define "gnt.configMapName" -}}
+{{- if .Values.config.name }}
+{{- .Values.config.name }}
+{{- else if .Values.config.map }}
+{{- include "gnt.componentName" (dict "root" . "suffix" "configs") }}
+{{- end }}
+{{- end }}
+
+{{/*
+The config in use, as config-manager would pick it with no node label (device-plugin.md
+§14): config.default, else the first fallback that resolves. "-" means none resolves;
+"" means the empty config (no config file). A ConfigMap the chart cannot read
+(config.name) is taken to hold the entry the `named` fallback wants.
+*/}}
+{{- define "gnt.defaultConfig" -}}
+{{- $result := "-" }}
+{{- if .Values.config.default }}
+{{- $result = .Values.config.default }}
+{{- else }}
+{{- $map := .Values.config.map | default dict }}
+{{- range .Values.config.fallbackStrategies }}
+{{- if eq $result "-" }}
+{{- if and (eq . "named") (or $.Values.config.name (hasKey $map "default")) }}
+{{- $result = "default" }}
+{{- else if and (eq . "single") (eq (len $map) 1) }}
+{{- $result = first (keys $map) }}
+{{- else if eq . "empty" }}
+{{- $result = "" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $result }}
+{{- end }}
+
+{{/* Is a config file mounted at /config/config.yaml? */}}
+{{- define "gnt.hasConfigFile" -}}
+{{- and (eq (include "gnt.hasConfigMap" .) "true") (ne (include "gnt.defaultConfig" .) "") }}
+{{- end }}
+
+{{/* The plugin's security context (device-plugin.md §16). */}}
+{{- define "gnt.pluginSecurityContext" -}}
+{{- if .Values.securityContext }}
+{{- toYaml .Values.securityContext }}
+{{- else if .Values.compatWithCPUManager }}
+privileged: true
+{{- else if or (eq (include "gnt.migPossible" .) "true") (eq (include "gnt.volumeMountsPossible" .) "true") (eq (include "gnt.hasConfigMap" .) "true") }}
+capabilities:
+  add: ["SYS_ADMIN"]
+{{- else }}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+{{- end }}
+
+{{/* GFD's: gfd.securityContext (privileged by default), else the plugin's rule without CPU-manager compatibility. */}}
+{{- define "gnt.gfdSecurityContext" -}}
+{{- if .Values.gfd.securityContext }}
+{{- toYaml .Values.gfd.securityContext }}
+{{- else if or (eq (include "gnt.migPossible" .) "true") (eq (include "gnt.volumeMountsPossible" .) "true") (eq (include "gnt.hasConfigMap" .) "true") }}
+capabilities:
+  add: ["SYS_ADMIN"]
+{{- else }}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+{{- end }}
+
+{{/* Does GFD talk to the API server (NodeFeature output possible)? Only an explicit false says no. */}}
+{{- define "gnt.gfdUsesApi" -}}
+{{- not (and (kindIs "bool" .Values.gfd.useNodeFeatureAPI) (not .Values.gfd.useNodeFeatureAPI)) }}
+{{- end }}
+
+{{/* Pod annotations: the user's, plus the embedded config's checksum so a change rolls the pods. */}}
+{{- define "gnt.podAnnotations" -}}
+{{- $annotations := deepCopy (.Values.podAnnotations | default dict) }}
+{{- if and .Values.config.map (not (hasKey $annotations "checksum/config")) }}
+{{- $_ := set $annotations "checksum/config" (toYaml .Values.config.map | sha256sum) }}
+{{- end }}
+{{- with $annotations }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod spec fields every DaemonSet shares: scheduling, priority, runtime, pull secrets. */}}
+{{- define "gnt.podCommon" -}}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Environment both the plugin and GFD take from the top-level values. */}}
+{{- define "gnt.sharedEnv" -}}
+{{- if kindIs "string" .Values.migStrategy }}
+- name: MIG_STRATEGY
+  value: {{ .Values.migStrategy | quote }}
+{{- end }}
+{{- if kindIs "bool" .Values.failOnInitError }}
+- name: FAIL_ON_INIT_ERROR
+  value: {{ .Values.failOnInitError | quote }}
+{{- end }}
+{{- if eq (include "gnt.hasConfigFile" .) "true" }}
+- name: CONFIG_FILE
+  value: /config/config.yaml
+{{- end }}
+{{- if eq (include "gnt.migPossible" .) "true" }}
+- name: NVIDIA_MIG_MONITOR_DEVICES
+  value: all
+{{- end }}
+{{- if kindIs "string" .Values.deviceDiscoveryStrategy }}
+- name: DEVICE_DISCOVERY_STRATEGY
+  value: {{ .Values.deviceDiscoveryStrategy | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The config volume: the entry in use, as config.yaml. */}}
+{{- define "gnt.configVolume" -}}
+{{- if eq (include "gnt.hasConfigFile" .) "true" }}
+- name: config
+  configMap:
+    name: {{ include "gnt.configMapName" . }}
+    items:
+      - key: {{ include "gnt.defaultConfig" . }}
+        path: config.yaml
+{{- end }}
+{{- end }}
+
+{{/* The CDI generator's driver root, mounted at its host path; empty for / (the runtime injects the driver). */}}
+{{- define "gnt.cdiDriverRoot" -}}
+{{- if and (kindIs "string" .Values.nvidiaDriverRoot) (ne (clean .Values.nvidiaDriverRoot) "/") }}
+{{- clean .Values.nvidiaDriverRoot }}
+{{- end }}
+{{- end }}
+
+{{/* A dev root the generator needs mounted besides /dev and the driver root; else empty. */}}
+{{- define "gnt.cdiDevRootMount" -}}
+{{- if kindIs "string" .Values.nvidiaDevRoot }}
+{{- $dev := clean .Values.nvidiaDevRoot }}
+{{- if and (ne $dev "/") (ne $dev (include "gnt.cdiDriverRoot" .)) }}
+{{- $dev }}
+{{- end }}
+{{- end }}
+{{- end }}
