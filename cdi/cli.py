@@ -61,6 +61,10 @@ class GenerateSettings(Record):
     mode: str = "nvml"  # nvml (what auto resolves to), imex or management
     driver_root: str | None = None  # None: "/", or the simulated profile's driver root
     dev_root: str | None = None  # None: the driver root
+    # Where --driver-root / --dev-root are mounted in this container: read there, named
+    # in the spec as the host has them (a generator in a pod). None: read them as given.
+    driver_root_ctr_path: str | None = None
+    dev_root_ctr_path: str | None = None
     library_search_paths: tuple[str, ...] = ()
     config_search_paths: tuple[str, ...] = ()
     hook_path: str | None = None  # None: searched for (driverfiles.find_hook_path)
@@ -125,6 +129,14 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     a("--mode", "--discovery-mode", help="discovery mode: auto, nvml, imex or management")
     a("--driver-root", help="root of the driver installation (default /)")
     a("--dev-root", help="root of the device nodes (default: the driver root)")
+    a(
+        "--driver-root-ctr-path",
+        help="where --driver-root is mounted in this container: read there, named as on the host",
+    )
+    a(
+        "--dev-root-ctr-path",
+        help="where --dev-root is mounted in this container (default: from the driver root's)",
+    )
     a("--library-search-path", action="append", default=[], help="directory to find libraries in")
     a("--config-search-path", action="append", default=[], help="directory to find configs in")
     a("--nvidia-cdi-hook-path", "--nvidia-ctk-path", dest="hook_path", help="hook binary path")
@@ -182,6 +194,8 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "mode": ("NVIDIA_CTK_CDI_GENERATE_MODE",),
     "driver_root": ("NVIDIA_CTK_DRIVER_ROOT",),
     "dev_root": ("NVIDIA_CTK_DEV_ROOT",),
+    "driver_root_ctr_path": ("DRIVER_ROOT_CTR_PATH",),
+    "dev_root_ctr_path": ("DEV_ROOT_CTR_PATH",),
     "library_search_path": ("NVIDIA_CTK_CDI_GENERATE_LIBRARY_SEARCH_PATHS",),
     "config_search_path": ("NVIDIA_CTK_CDI_GENERATE_CONFIG_SEARCH_PATHS",),
     "hook_path": ("NVIDIA_CTK_CDI_HOOK_PATH",),
@@ -213,6 +227,14 @@ def _apply_env(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
                 else:
                     setattr(ns, dest, value)
                 break
+
+
+def _absolute_or_none(path: str | None, flag: str) -> str | None:
+    if not path:
+        return None
+    if not path.startswith("/"):
+        raise UsageError(f"{flag} {path}: must be an absolute path")
+    return path
 
 
 def _interval(text: str | None) -> int:
@@ -258,6 +280,8 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         mode=mode,
         driver_root=ns.driver_root or None,
         dev_root=ns.dev_root or None,
+        driver_root_ctr_path=_absolute_or_none(ns.driver_root_ctr_path, "--driver-root-ctr-path"),
+        dev_root_ctr_path=_absolute_or_none(ns.dev_root_ctr_path, "--dev-root-ctr-path"),
         library_search_paths=tuple(_split(ns.library_search_path)),
         config_search_paths=tuple(_split(ns.config_search_path)),
         hook_path=ns.hook_path or None,

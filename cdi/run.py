@@ -44,12 +44,18 @@ Observation = tuple[tuple[object, ...], Callable[[], Spec]]
 
 
 class Host(Record):
-    """Where this run reads from: the host tree, the driver root, the dev root."""
+    """Where this run reads from: the host tree, the driver root, the dev root.
+
+    `moves` pairs a root as read here with the same root on the host, when the roots
+    are mounted into this container elsewhere (`--driver-root-ctr-path`): the spec is
+    built from what is read, then names the host's paths (`name_host_roots`).
+    """
 
     host_root: str = "/"
     driver_root: str = "/"
     dev_root: str = "/"
     placeholder_nodes: Mapping[str, tuple[int, int]] = MappingProxyType({})
+    moves: tuple[tuple[str, str], ...] = ()
 
 
 def resolve_host(settings: GenerateSettings) -> Host:
@@ -63,13 +69,51 @@ def resolve_host(settings: GenerateSettings) -> Host:
     """
     if not settings.nvml_mock:
         driver_root = settings.driver_root or "/"
-        return Host("/", driver_root, settings.dev_root or driver_root)
+        return _in_container(Host("/", driver_root, settings.dev_root or driver_root), settings)
     from nvlib import mock
 
     simulation = mock.simulation(settings.nvml_mock)
-    driver_root = settings.driver_root or str(simulation.driver_root)
+    # With a mounted driver root, --driver-root is the host's (default /), not the profile's.
+    mounted = settings.driver_root_ctr_path is not None
+    driver_root = settings.driver_root or ("/" if mounted else str(simulation.driver_root))
     dev_root = settings.dev_root or driver_root
-    return Host(str(simulation.root), driver_root, dev_root, dict(simulation.device_nodes))
+    host = Host(str(simulation.root), driver_root, dev_root, dict(simulation.device_nodes))
+    return _in_container(host, settings)
+
+
+def _in_container(host: Host, settings: GenerateSettings) -> Host:
+    """Read the roots where `--driver-root-ctr-path` / `--dev-root-ctr-path` mount them.
+
+    The dev root follows the driver root's mount when it is the driver root (the
+    default) and has no mount of its own; a dev root given without one is read as given.
+    With a real driver mounted, NVML is loaded from the mount too, as the plugin does.
+    """
+    driver_ctr, dev_ctr = settings.driver_root_ctr_path, settings.dev_root_ctr_path
+    if driver_ctr is None and dev_ctr is None:
+        return host
+    moves: list[tuple[str, str]] = []
+    driver_root, dev_root = host.driver_root, host.dev_root
+    if driver_ctr is not None:
+        moves.append((driver_ctr, host.driver_root))
+        driver_root = driver_ctr
+        if not settings.nvml_mock:
+            from nvlib.driverroot import preload_nvml
+
+            preload_nvml(driver_ctr)
+    if dev_ctr is not None:
+        moves.append((dev_ctr, host.dev_root))
+        dev_root = dev_ctr
+    elif host.dev_root == host.driver_root:
+        dev_root = driver_root
+    return host._replace(driver_root=driver_root, dev_root=dev_root, moves=tuple(moves))
+
+
+def _for_host(spec: Spec, host: Host) -> Spec:
+    if not host.moves:
+        return spec
+    from cdi.transform import name_host_roots
+
+    return name_host_roots(spec, host.moves)
 
 
 def discover_machine(host: Host) -> Machine:
@@ -216,7 +260,7 @@ def _pass(
 ) -> tuple[object, ...]:
     """Observe, generate, write; returns the state written for. Raises on failure."""
     state, build = _observer(settings, discover)(host, options)
-    _write(build(), settings)
+    _write(_for_host(build(), host), settings)
     return state
 
 
@@ -303,7 +347,7 @@ def watch(
                 if written is not None and state != written:
                     log.info("Node changed (%s mode); regenerating", settings.mode)
                 try:
-                    _write(build(), settings)
+                    _write(_for_host(build(), host), settings)
                     written, control.forced = state, False
                 except (CdiError, OSError, ValueError) as err:
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)

@@ -22,11 +22,12 @@ change nothing at all.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 
 from cdi.spec import ContainerEdits, DeviceNode, Hook, Mount, Spec
 from cdi.version import minimum_version, parse_version
 
-__all__ = ["RELATIVE_TO", "change_root", "clean_root", "transform_root"]
+__all__ = ["RELATIVE_TO", "change_root", "clean_root", "name_host_roots", "transform_root"]
 
 RELATIVE_TO = ("host", "container")
 # Hooks the runtime runs in the container's namespace: their args name container paths.
@@ -148,3 +149,31 @@ def transform_root(spec: Spec, from_: str, to: str, relative_to: str = "host") -
     if declared is not None and lowest is not None and lowest > declared:
         return moved._replace(version=needed)
     return moved
+
+
+def name_host_roots(spec: Spec, moves: Sequence[tuple[str, str]]) -> Spec:
+    """A spec generated from roots mounted in a container, naming the host's roots.
+
+    `moves` are (root as this process reads it, the same root on the host) pairs, such
+    as the driver root mounted at `/driver-root` and found at `/` on the host. The
+    deepest root moves first, so a dev root inside the driver root keeps its own target.
+    The result reads as if generated on the host: a `hostPath` equal to its `path` is
+    left out, and `cdiVersion` is the lowest the content allows.
+    """
+    for root, target in sorted(moves, key=lambda m: -len(clean_root(m[0]))):
+        spec = transform_root(spec, root, target, "host")
+    spec = spec._replace(
+        container_edits=_without_same_host_paths(spec.container_edits),
+        devices=tuple(
+            d._replace(container_edits=_without_same_host_paths(d.container_edits))
+            for d in spec.devices
+        ),
+    )
+    return spec._replace(version=minimum_version(spec))
+
+
+def _without_same_host_paths(edits: ContainerEdits) -> ContainerEdits:
+    nodes = tuple(
+        n._replace(host_path="") if n.host_path == n.path else n for n in edits.device_nodes
+    )
+    return edits if nodes == edits.device_nodes else edits._replace(device_nodes=nodes)

@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
-from deviceplugin.driverroot import preload_nvml
 from deviceplugin.errors import PluginError
 from deviceplugin.plugins import Host, Remembered, Running, start_plugins
 from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
 from nvlib.discover import DiscoveryError, discover
+from nvlib.driverroot import preload_nvml
 from nvlib.host import HostFacts
 from nvlib.nvml import NvmlError
 from nvlib.signals import Signals

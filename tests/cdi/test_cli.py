@@ -159,6 +159,8 @@ def test_json_vendor_class_and_disabled_hooks(tmp_path: Path) -> None:
         pytest.param(["--interval", "5"], 2, 'time: missing unit in duration "5"', id="interval"),
         pytest.param(["--bad-flag"], 2, "unrecognized arguments: --bad-flag", id="unknown-flag"),
         pytest.param(["--class", "g"], 1, 'class "g" has 1 character', id="one-char-class"),
+        pytest.param(["--driver-root-ctr-path", "driver-root"], 2,
+                     "--driver-root-ctr-path driver-root: must be an absolute path", id="ctr-path"),
     ],
 )  # fmt: skip
 def test_usage_errors(args: list[str], status: int, message: str) -> None:
@@ -186,6 +188,61 @@ def test_same_machine_same_bytes(tmp_path: Path) -> None:
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert f"hostPath: {root}/dev/nvidia0".encode() in outputs[0]
+
+
+# --- a generator in a pod: the driver mounted at --driver-root-ctr-path ---
+
+
+@pytest.mark.parametrize(
+    ("host_root", "args", "env"),
+    [
+        pytest.param("/", ["--driver-root-ctr-path", "{mount}"], {}, id="host-driver"),
+        pytest.param(
+            "/run/nvidia/driver",
+            ["--driver-root", "/run/nvidia/driver", "--driver-root-ctr-path", "{mount}"],
+            {},
+            id="driver-container",
+        ),
+        pytest.param(
+            "/run/nvidia/driver",
+            ["--driver-root", "/run/nvidia/driver"],
+            {"DRIVER_ROOT_CTR_PATH": "{mount}"},
+            id="env",
+        ),
+    ],
+)
+def test_mounted_driver_root_names_host_paths(
+    tmp_path: Path, host_root: str, args: list[str], env: dict[str, str]
+) -> None:
+    """Files are read under the mount; the spec names them where the host has them, as
+    a spec generated on the host would: device nodes without a hostPath when it equals
+    the path, every library's host path under the host's driver root."""
+    from nvlib import sim
+
+    with sim.activate("dgx-a100") as simulation:
+        mount = tmp_path / "driver-root"
+        shutil.copytree(simulation.driver_root, mount, symlinks=True)
+    args = [a.replace("{mount}", str(mount)) for a in args]
+    env = {k: v.replace("{mount}", str(mount)) for k, v in env.items()}
+    result = run_cdi("generate", "--nvml-mock", "dgx-a100", "--output", "-", *HOOK, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path) not in result.stdout
+    spec = yaml.safe_load(result.stdout)
+    nodes = [n for d in spec["devices"] for n in d["containerEdits"]["deviceNodes"]]
+    nodes += spec["containerEdits"]["deviceNodes"]
+    prefix = "" if host_root == "/" else host_root
+    for node in nodes:
+        assert node.get("hostPath", node["path"]) == prefix + node["path"]
+    mounts = spec["containerEdits"]["mounts"]
+    libcuda = [m for m in mounts if m["containerPath"].endswith("/libcuda.so.550.54.15")]
+    assert len(libcuda) == 1
+    for m in mounts:
+        if "nvidia-persistenced/socket" not in m["hostPath"]:  # sockets live under /run
+            assert m["hostPath"] == prefix + m["containerPath"]
+    parsed, problems = parse_spec(result.stdout)
+    assert problems == [] and parsed is not None and validate(parsed) == []
+    if host_root == "/":
+        assert all("hostPath" not in node for node in nodes)  # left out, as on the host
 
 
 def test_version_flag() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
-from cdi.transform import change_root, clean_root, transform_root
+from cdi.transform import change_root, clean_root, name_host_roots, transform_root
 
 DRIVER = "/run/nvidia/driver"
 
@@ -214,3 +214,60 @@ def test_version_raised_only_when_a_hostPath_appears() -> None:
 def test_bad_relative_to() -> None:
     with pytest.raises(ValueError, match="invalid relative_to 'pod': want host or container"):
         transform_root(_spec(ContainerEdits(env=("A=b",))), DRIVER, "/", "pod")
+
+
+# --- name_host_roots: a spec generated from roots mounted in a container ---
+
+
+def _one_device(*edits: ContainerEdits, version: str = "0.5.0") -> Spec:
+    devices = tuple(Device(f"gpu{i}", e) for i, e in enumerate(edits))
+    return Spec(version, "nvidia.com/gpu", devices, ContainerEdits())
+
+
+def _at(path: str, host_path: str = "") -> ContainerEdits:
+    return ContainerEdits(device_nodes=(DeviceNode(path, host_path),))
+
+
+LIB = "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"
+
+
+@pytest.mark.parametrize(
+    ("moves", "edits", "expected"),
+    [
+        pytest.param([("/driver-root", "/")], _at("/dev/nvidia0", "/driver-root/dev/nvidia0"),
+                     _at("/dev/nvidia0"), id="host-driver-hostpath-left-out"),
+        pytest.param([("/driver-root", DRIVER)], _at("/dev/nvidia0", "/driver-root/dev/nvidia0"),
+                     _at("/dev/nvidia0", f"{DRIVER}/dev/nvidia0"), id="driver-container"),
+        pytest.param([("/driver-root", "/")],
+                     ContainerEdits(mounts=(Mount(f"/driver-root{LIB}", LIB),)),
+                     ContainerEdits(mounts=(Mount(LIB, LIB),)), id="mount"),
+        pytest.param([("/driver-root", DRIVER), ("/dev-root", "/")],
+                     _at("/dev/nvidia0", "/dev-root/dev/nvidia0"), _at("/dev/nvidia0"),
+                     id="own-dev-root"),
+        pytest.param([("/mnt", DRIVER), ("/mnt/dev-root", "/")],
+                     _at("/dev/nvidia0", "/mnt/dev-root/dev/nvidia0"), _at("/dev/nvidia0"),
+                     id="deeper-root-moves-first"),
+        pytest.param([("/mnt/dev-root", "/"), ("/mnt", DRIVER)],
+                     ContainerEdits(mounts=(Mount(f"/mnt{LIB}", LIB),)),
+                     ContainerEdits(mounts=(Mount(f"{DRIVER}{LIB}", LIB),)),
+                     id="order-of-moves-irrelevant"),
+        pytest.param([("/driver-root", "/")], _at("/dev/nvidia0", "/elsewhere/nvidia0"),
+                     _at("/dev/nvidia0", "/elsewhere/nvidia0"), id="outside-kept"),
+    ],
+)  # fmt: skip
+def test_name_host_roots(
+    moves: list[tuple[str, str]], edits: ContainerEdits, expected: ContainerEdits
+) -> None:
+    result = name_host_roots(_one_device(edits), moves)
+    assert result.devices[0].container_edits == expected
+
+
+def test_name_host_roots_lowers_the_version_a_host_path_needed() -> None:
+    """Named as on the host, a node needs no hostPath: 0.5.0 was only for that."""
+    mounted = Spec(
+        "0.5.0",
+        "nvidia.com/gpu",
+        (Device("gpu0", _at("/dev/nvidia0", "/driver-root/dev/nvidia0")),),
+        ContainerEdits(),
+    )
+    assert name_host_roots(mounted, [("/driver-root", "/")]).version == "0.3.0"

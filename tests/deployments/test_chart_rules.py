@@ -463,7 +463,8 @@ def test_gfd_security_context(values: dict[str, Any], expected: dict[str, Any]) 
 
 # --- the CDI generator ------------------------------------------------------------------
 
-CDI_ENV = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "all"}
+CDI_ENV = {"NVIDIA_VISIBLE_DEVICES": "void"}  # nothing injected: all comes from /driver-root
+MOUNTED = ["--driver-root-ctr-path=/driver-root"]
 
 
 @pytest.mark.parametrize(
@@ -471,30 +472,38 @@ CDI_ENV = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "all"}
     [
         pytest.param(
             {},
-            [["generate", "--output=/var/run/cdi/nvidia.yaml", "--watch", "--dev-root=/"]],
+            [["generate", "--output=/var/run/cdi/nvidia.yaml", "--watch", "--driver-root=/",
+              *MOUNTED]],
             id="defaults",
         ),
         pytest.param(
             {"cdi": {"imex": {"enabled": True}, "interval": "10s"}},
             [
                 ["generate", "--output=/var/run/cdi/nvidia.yaml",
-                 "--watch", "--interval=10s", "--dev-root=/"],
+                 "--watch", "--interval=10s", "--driver-root=/", *MOUNTED],
                 ["generate", "--mode=imex", "--output=/var/run/cdi/nvidia-imex.yaml",
-                 "--watch", "--interval=10s", "--dev-root=/"],
+                 "--watch", "--interval=10s", "--driver-root=/", *MOUNTED],
             ],
             id="imex-and-interval",
         ),
         pytest.param(
             {"nvidiaDriverRoot": "/run/nvidia/driver"},
             [["generate", "--output=/var/run/cdi/nvidia.yaml", "--watch",
-              "--driver-root=/run/nvidia/driver", "--dev-root=/"]],
+              "--driver-root=/run/nvidia/driver", *MOUNTED]],
             id="driver-root",
         ),
         pytest.param(
-            {"nvidiaDriverRoot": "/", "nvidiaDevRoot": "/run/nvidia/driver"},
+            {"nvidiaDriverRoot": "/run/nvidia/driver", "nvidiaDevRoot": "/"},
             [["generate", "--output=/var/run/cdi/nvidia.yaml", "--watch",
-              "--dev-root=/run/nvidia/driver"]],
-            id="root-slash-is-the-default",
+              "--driver-root=/run/nvidia/driver", *MOUNTED, "--dev-root=/",
+              "--dev-root-ctr-path=/dev-root"]],
+            id="driver-container-dev-root-on-the-host",
+        ),
+        pytest.param(
+            {"nvidiaDriverRoot": "/run/nvidia/driver", "nvidiaDevRoot": "/run/nvidia/driver/"},
+            [["generate", "--output=/var/run/cdi/nvidia.yaml", "--watch",
+              "--driver-root=/run/nvidia/driver", *MOUNTED]],
+            id="dev-root-same-as-driver-root",
         ),
     ],
 )  # fmt: skip
@@ -509,39 +518,36 @@ def test_cdi_commands(values: dict[str, Any], commands: list[list[str]]) -> None
 
 
 @pytest.mark.parametrize(
-    ("values", "extra"),
+    ("values", "driver_root", "dev"),
     [
-        pytest.param({}, {}, id="defaults"),
-        pytest.param(
-            {"nvidiaDriverRoot": "/run/nvidia/driver"},
-            {"/run/nvidia/driver": {"readOnly": True, "hostPath": {
-                "path": "/run/nvidia/driver", "type": "Directory"}}},
-            id="driver-root-at-its-host-path",
-        ),
-        pytest.param(
-            {"nvidiaDriverRoot": "/run/nvidia/driver", "nvidiaDevRoot": "/run/nvidia/driver"},
-            {"/run/nvidia/driver": {"readOnly": True, "hostPath": {
-                "path": "/run/nvidia/driver", "type": "Directory"}}},
-            id="dev-root-same-as-driver-root",
-        ),
-        pytest.param(
-            {"nvidiaDevRoot": "/run/nvidia/dev"},
-            {"/run/nvidia/dev": {"readOnly": True, "hostPath": {
-                "path": "/run/nvidia/dev", "type": "Directory"}}},
-            id="dev-root-of-its-own",
-        ),
+        pytest.param({}, "/", None, id="defaults"),
+        pytest.param({"nvidiaDriverRoot": "/run/nvidia/driver"}, "/run/nvidia/driver", None,
+                     id="driver-container"),
+        pytest.param({"nvidiaDriverRoot": "/run/nvidia/driver", "nvidiaDevRoot": "/"},
+                     "/run/nvidia/driver", "/dev", id="dev-root-on-the-host"),
+        pytest.param({"nvidiaDevRoot": "/run/nvidia/dev-root/"}, "/", "/run/nvidia/dev-root/dev",
+                     id="dev-root-of-its-own"),
     ],
 )  # fmt: skip
-def test_cdi_mounts(values: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Spec paths are host paths: every root is mounted where the host has it."""
-    base = {
+def test_cdi_mounts(values: dict[str, Any], driver_root: str, dev: str | None) -> None:
+    """The host's roots are mounted read-only where --*-ctr-path says; the spec directory
+    read-write at its host path."""
+    expected = {
         "/var/run/cdi": {
             "readOnly": False,
             "hostPath": {"path": "/var/run/cdi", "type": "DirectoryOrCreate"},
         },
-        "/dev": {"readOnly": True, "hostPath": {"path": "/dev", "type": "Directory"}},
+        "/driver-root": {
+            "readOnly": True,
+            "hostPath": {"path": driver_root, "type": "Directory"},
+        },
     }
-    assert mounts(render(values), "cdi-generator") == {**base, **extra}
+    if dev is not None:
+        expected["/dev-root/dev"] = {
+            "readOnly": True,
+            "hostPath": {"path": dev, "type": "Directory"},
+        }
+    assert mounts(render(values), "cdi-generator") == expected
 
 
 def test_plugin_and_cdi_share_the_spec_directory() -> None:

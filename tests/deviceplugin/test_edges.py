@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deviceplugin.driverroot import locate_nvml
 from deviceplugin.errors import PluginError
 from deviceplugin.imex import present_channels
 from deviceplugin.mps import check_daemon
+from nvlib.driverroot import locate_nvml
 
 
 def test_missing_imex_channel_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

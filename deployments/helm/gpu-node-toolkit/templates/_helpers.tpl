@@ -255,18 +255,21 @@ tolerations:
 {{- end }}
 {{- end }}
 
-{{/* The CDI generator's driver root, mounted at its host path; empty for / (the runtime injects the driver). */}}
+{{/* The CDI generator's driver root on the host (default /), mounted at /driver-root. */}}
 {{- define "gnt.cdiDriverRoot" -}}
-{{- if and (kindIs "string" .Values.nvidiaDriverRoot) (ne (clean .Values.nvidiaDriverRoot) "/") }}
+{{- if kindIs "string" .Values.nvidiaDriverRoot }}
 {{- clean .Values.nvidiaDriverRoot }}
+{{- else -}}
+/
 {{- end }}
 {{- end }}
 
-{{/* A dev root the generator needs mounted besides /dev and the driver root; else empty. */}}
-{{- define "gnt.cdiDevRootMount" -}}
+{{/* The generator's dev root on the host when it is not the driver root (its /dev is then
+mounted at /dev-root/dev); else empty: the nodes are read under the driver root's mount. */}}
+{{- define "gnt.cdiDevRoot" -}}
 {{- if kindIs "string" .Values.nvidiaDevRoot }}
 {{- $dev := clean .Values.nvidiaDevRoot }}
-{{- if and (ne $dev "/") (ne $dev (include "gnt.cdiDriverRoot" .)) }}
+{{- if ne $dev (include "gnt.cdiDriverRoot" .) }}
 {{- $dev }}
 {{- end }}
 {{- end }}

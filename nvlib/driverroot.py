@@ -1,10 +1,11 @@
 """Loading libnvidia-ml from the driver root mounted in the container (device-plugin.md §2.1).
 
 With a driver container the host's driver lives under `--driver-root-ctr-path`
-(`/driver-root`), not on the plugin's library path. Upstream then loads NVML from the
-first of a few library directories there. pynvml opens the bare name
-`libnvidia-ml.so.1`; loading the file first, globally, makes the dynamic loader hand
-that same library to pynvml, since a loaded library answers to its SONAME.
+(`/driver-root`), not on the library path of the plugin or of `nvidia-cdi generate`.
+Upstream then loads NVML from the first of a few library directories there. pynvml
+opens the bare name `libnvidia-ml.so.1`; loading the file first, globally, makes the
+dynamic loader hand that same library to pynvml, since a loaded library answers to its
+SONAME.
 """
 
 from __future__ import annotations
