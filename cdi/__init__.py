@@ -37,6 +37,8 @@ Public API (imported lazily, so `import cdi` stays cheap):
   stdout); False when the file already held these bytes.
 - `transform_root(spec, from_, to, relative_to="host") -> Spec`: pure; the spec's host
   (or container) paths moved from one root to another (`transform root`).
+- `name_host_roots(spec, moves) -> Spec`: pure; a spec generated from roots mounted in
+  a container, naming the host's roots as if generated there.
 - `spec_bytes(spec, fmt="yaml") -> bytes`, `to_yaml`, `to_json`: deterministic bytes.
 - `load_specs(dirs) -> Registry`: devices the spec dirs define, with CDI's precedence;
   `Registry.defines(qualified_name)`, `.devices`, `.errors`.
@@ -99,6 +101,7 @@ _EXPORTS = {
     "Registry": "cdi.registry",
     "load_specs": "cdi.registry",
     "Spec": "cdi.spec",
+    "name_host_roots": "cdi.transform",
     "transform_root": "cdi.transform",
     "validate_spec": "cdi.validate",
     "minimum_version": "cdi.version",
@@ -126,6 +129,7 @@ __all__ = [
     "load_specs",
     "mig_name",
     "minimum_version",
+    "name_host_roots",
     "parse_qualified_name",
     "parse_spec",
     "qualified_name",

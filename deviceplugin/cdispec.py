@@ -20,6 +20,7 @@ without a CDI strategy never loads it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,8 @@ class GenerateInput:
     disabled_hooks: tuple[str, ...] = ()
     feature_flags: tuple[str, ...] = ()
     placeholder_nodes: Mapping[str, tuple[int, int]] | None = None  # the simulator's
+    # (root as read here, the same root on the host): the driver mounted in the container
+    moves: tuple[tuple[str, str], ...] = ()
 
 
 def generate_missing(source: GenerateInput, missing: frozenset[str]) -> bytes:
@@ -163,5 +166,29 @@ def generate_missing(source: GenerateInput, missing: frozenset[str]) -> bytes:
         full_gpus_for_mig_enabled=source.full_gpus_for_mig_enabled,
     )
     spec = cdi.generate_spec(source.machine, files, options)
+    if source.moves:
+        spec = cdi.name_host_roots(spec, source.moves)
     names = [cdi.parse_qualified_name(n)[2] for n in sorted(missing)]
     return cdi.spec_bytes(cdi.select_devices(spec, names), "yaml")
+
+
+def mounted_roots(
+    driver_root: str, dev_root: str, container_driver_root: str
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(driver root to read, dev root to read, moves): upstream's root transform (§15).
+
+    With the host's driver root mounted at `--driver-root-ctr-path` (a directory in this
+    container), files are read there and the spec names `driver_root`; device nodes
+    are read under the mount's `dev` when it has one, else under `/`, and named under
+    `dev_root`. Without the mount (the default `/` with an injecting runtime) the roots
+    are read as given.
+    """
+    ctr = container_driver_root.rstrip("/")
+    if not ctr or not os.path.isdir(ctr):
+        return driver_root, dev_root, ()
+    read_dev = ctr if os.path.isdir(os.path.join(ctr, "dev")) else "/"
+    moves = (
+        (ctr, driver_root),
+        (os.path.join(read_dev, "dev"), os.path.join(dev_root, "dev")),
+    )
+    return ctr, read_dev, moves

@@ -17,7 +17,14 @@ from pathlib import Path
 from cdi.names import DEFAULT_KIND, imex_channel_name, qualified_name
 from deviceplugin import imex
 from deviceplugin.allocate import AllocateOptions, Allocator, present_control_nodes, visible_id
-from deviceplugin.cdispec import OWN_FILE, CdiKeeper, GenerateInput, generate_missing, spec_dirs
+from deviceplugin.cdispec import (
+    OWN_FILE,
+    CdiKeeper,
+    GenerateInput,
+    generate_missing,
+    mounted_roots,
+    spec_dirs,
+)
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings
 from deviceplugin.devices import DeviceMap, Resource, build_device_map
 from deviceplugin.errors import PluginError
@@ -254,10 +261,15 @@ def _cdi_keeper(
 ) -> CdiKeeper:
     flags = settings.config.flags
     needed = (visible_id(d, options.id_strategy) for r in resources for d in r.devices)
+    driver_root, dev_root, moves = host.driver_root, host.dev_root, ()
+    if host.placeholder_nodes is None:  # a real host: the driver may be mounted here
+        driver_root, dev_root, moves = mounted_roots(
+            host.driver_root, host.dev_root, flags.plugin.container_driver_root
+        )
     source = GenerateInput(
         machine=machine,
-        driver_root=host.driver_root,
-        dev_root=host.dev_root,
+        driver_root=driver_root,
+        dev_root=dev_root,
         host_root=str(host.root),
         hook_path=flags.plugin.nvidia_ctk_path,
         id_strategy=options.id_strategy,
@@ -265,6 +277,7 @@ def _cdi_keeper(
         disabled_hooks=tuple(settings.cdi_disable_hooks),
         feature_flags=tuple(settings.cdi_feature_flags),
         placeholder_nodes=host.placeholder_nodes,
+        moves=moves,
     )
     dirs = spec_dirs(host.root, settings.cdi_spec_dir)
     own = Path(settings.cdi_spec_dir) / OWN_FILE

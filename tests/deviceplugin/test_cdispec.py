@@ -11,12 +11,13 @@ with full-GPU entries for MIG-enabled GPUs under mig-strategy none.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from deviceplugin.cdispec import OWN_FILE, CdiKeeper, GenerateInput, generate_missing
+from deviceplugin.cdispec import OWN_FILE, CdiKeeper, GenerateInput, generate_missing, mounted_roots
 from nvlib import sim
 from nvlib.discover import discover
 
@@ -177,3 +178,72 @@ def test_generation_error_text(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         keeper.check()
     assert not (tmp_path / OWN_FILE).exists()
     assert "Failed to write the CDI spec" in caplog.text
+
+
+# --- the driver mounted in the plugin's container (--driver-root-ctr-path) ---
+
+
+@pytest.mark.parametrize(
+    ("layout", "host_roots", "expected"),
+    [
+        pytest.param(None, ("/", "/"), ("/", "/", ()), id="no-mount-read-as-given"),
+        pytest.param(
+            ["usr/lib"], ("/run/nvidia/driver", "/run/nvidia/driver"),
+            ("{ctr}", "/", (("{ctr}", "/run/nvidia/driver"), ("/dev", "/run/nvidia/driver/dev"))),
+            id="mount-without-dev",
+        ),
+        pytest.param(
+            ["usr/lib", "dev"], ("/run/nvidia/driver", "/"),
+            ("{ctr}", "{ctr}", (("{ctr}", "/run/nvidia/driver"), ("{ctr}/dev", "/dev"))),
+            id="mount-with-dev",
+        ),
+    ],
+)  # fmt: skip
+def test_mounted_roots(
+    tmp_path: Path,
+    layout: list[str] | None,
+    host_roots: tuple[str, str],
+    expected: tuple[str, str, tuple[tuple[str, str], ...]],
+) -> None:
+    ctr = tmp_path / "driver-root"
+    for directory in layout or []:
+        (ctr / directory).mkdir(parents=True)
+
+    def fill(text: str) -> str:
+        return text.replace("{ctr}", str(ctr))
+
+    want = (
+        fill(expected[0]),
+        fill(expected[1]),
+        tuple((fill(a), fill(b)) for a, b in expected[2]),
+    )
+    assert mounted_roots(*host_roots, str(ctr)) == want
+
+
+def test_generated_from_a_mount_names_the_host_paths(tmp_path: Path) -> None:
+    """Read under the mount, written as the host has it: nothing of the mount is left."""
+    host = "/run/nvidia/driver"
+    with sim.activate("dgx-a100") as simulation:
+        mount = tmp_path / "driver-root"
+        shutil.copytree(simulation.driver_root, mount, symlinks=True)
+        machine = discover(simulation.root, "")
+        driver_root, dev_root, moves = mounted_roots(host, host, str(mount))
+        source = GenerateInput(
+            machine=machine,
+            driver_root=driver_root,
+            dev_root=dev_root,
+            host_root=str(simulation.root),
+            hook_path="/usr/bin/nvidia-cdi-hook",
+            id_strategy="index",
+            full_gpus_for_mig_enabled=False,
+            placeholder_nodes=simulation.device_nodes,
+            moves=moves,
+        )
+        text = generate_missing(source, frozenset({"nvidia.com/gpu=0"})).decode()
+    assert str(tmp_path) not in text
+    doc = yaml.safe_load(text)
+    nodes = doc["devices"][0]["containerEdits"]["deviceNodes"]
+    assert [n["hostPath"] for n in nodes] == [f"{host}/dev/nvidia0"]
+    mounts = doc["containerEdits"]["mounts"]
+    assert mounts and all(m["hostPath"] == host + m["containerPath"] for m in mounts
+                          if "persistenced" not in m["hostPath"])  # fmt: skip
