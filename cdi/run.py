@@ -285,6 +285,19 @@ def generate_once(settings: GenerateSettings, discover: Discover = discover_mach
     return 0
 
 
+def _driver_replaced(err: BaseException) -> bool:
+    """The driver was upgraded under this process: only a new one loads its library."""
+    from nvlib.nvml import is_library_mismatch
+
+    if not is_library_mismatch(err):
+        return False
+    log.error(
+        "The NVIDIA driver changed under this process (library/kernel module version "
+        "mismatch); exiting so that a restart loads the new driver and regenerates"
+    )
+    return True
+
+
 class WatchControl:
     """How a signal handler (or a test) talks to the watch loop: set flags, wake it."""
 
@@ -324,7 +337,9 @@ def watch(
 
     Runs until `control.stop()` (SIGTERM / SIGINT when run as a command); SIGHUP
     (`control.regenerate()`) forces a pass at once. Failures are logged and retried at
-    the next interval, never fatal: the spec on disk stays the last good one.
+    the next interval: the spec on disk stays the last good one. One failure ends the
+    watch (1): NVML reporting a library/kernel module version mismatch, i.e. a driver
+    upgraded under this process, which a restart (the DaemonSet's) cures.
     """
     control = control or WatchControl()
     interval = settings.interval_ns / 1e9
@@ -342,6 +357,8 @@ def watch(
             state, build = observe(host, options)
         except Exception as err:  # whatever failed, the last good spec stays
             log.error("discovery failed, keeping the current spec: %s", _failure_text(err))
+            if _driver_replaced(err):
+                return 1
         else:
             if control.forced or state != written:
                 if written is not None and state != written:

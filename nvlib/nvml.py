@@ -39,6 +39,15 @@ def error_text(err: BaseException) -> str:
     return str(err)
 
 
+def is_library_mismatch(err: BaseException) -> bool:
+    """NVML init failed because the kernel module is not the loaded library's version.
+
+    After a driver upgrade a long-running process still holds the old libnvidia-ml;
+    only a new process loads the new one, so the caller should exit and be restarted.
+    """
+    return isinstance(err, NvmlInitError) and err.code == pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH
+
+
 def is_absent(err: pynvml.NVMLError) -> bool:
     """NotSupported / FunctionNotFound mean this GPU or driver lacks the feature."""
     return isinstance(err, pynvml.NVMLError_NotSupported | pynvml.NVMLError_FunctionNotFound)

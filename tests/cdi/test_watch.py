@@ -73,12 +73,21 @@ class Watcher:
                 self.checks += 1
                 return run.discover_machine(h)
 
-        self._thread = threading.Thread(
-            target=run.watch,
-            args=(settings,),
-            kwargs={"discover": discover, "control": self.control},
-        )
+        self.result: int | None = None
+
+        def run_watch() -> None:
+            self.result = run.watch(settings, discover=discover, control=self.control)
+
+        self._thread = threading.Thread(target=run_watch)
         self._host = host
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait_exit(self) -> None:
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "the watch did not end"
 
     def wait_checks(self, count: int) -> None:
         target = self.checks + count
@@ -195,6 +204,36 @@ def test_failed_discovery_keeps_the_spec(
         simulation.clear_faults()
         w.wait_checks(3)
         assert generated(caplog) == 1  # back to the same node: still nothing to write
+
+
+def test_driver_upgraded_under_the_watch_ends_it(
+    tmp_path: Path, watcher: Callable[[], Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """NVML's library/kernel version mismatch: the spec stays, the watch exits 1 so that
+    a new process (the DaemonSet's restart) loads the new driver's library."""
+    caplog.set_level(logging.INFO, logger="cdi")
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    simulation = sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        until(out.exists)
+        good = out.read_bytes()
+        simulation.fail_call("nvmlInit", "LIB_RM_VERSION_MISMATCH")
+        w.wait_exit()
+        assert w.result == 1
+    assert out.read_bytes() == good
+    assert "The NVIDIA driver changed under this process" in caplog.text
+
+
+def test_other_init_failures_do_not_end_the_watch(
+    tmp_path: Path, watcher: Callable[[], Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    simulation = sim.activate(profile(tmp_path, OLD))
+    with watcher() as w:
+        until((tmp_path / "cdi" / "nvidia.yaml").exists)
+        simulation.fail_call("nvmlInit", "DRIVER_NOT_LOADED")
+        w.wait_checks(3)
+        assert w.running
+        simulation.clear_faults()
 
 
 def test_watch_command_lifecycle(tmp_path: Path) -> None:
