@@ -29,7 +29,7 @@ from nvlib.config import ConfigError
 from nvlib.discover import DiscoveryError, discover
 from nvlib.driverroot import preload_nvml
 from nvlib.host import HostFacts
-from nvlib.nvml import NvmlError
+from nvlib.nvml import NvmlError, is_library_mismatch
 from nvlib.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
 # How often NVML is asked whether the GPUs, the MIG layout or the driver changed: a
 # change restarts the plugins, which re-advertise the devices and re-check the CDI names.
 NODE_CHECK_SECONDS = 30.0
+
+
+class _DriverReplaced(Exception):
+    """The driver was upgraded under this process: its libnvidia-ml can never init again,
+    and an in-process restart keeps the same library. Exit; the DaemonSet restarts us."""
 
 
 class Daemon:
@@ -101,7 +106,10 @@ class Daemon:
                 reason = "Restarting after failed plugin start."
             elif time.monotonic() - node_checked >= self.node_check_seconds:
                 node_checked = time.monotonic()
-                reason = self._node_changed()
+                try:
+                    reason = self._node_changed()
+                except _DriverReplaced:
+                    return 1
             if reason is None:
                 if self.running.cdi is not None and time.monotonic() >= next_cdi:
                     next_cdi = time.monotonic() + CDI_CHECK_SECONDS
@@ -126,6 +134,12 @@ class Daemon:
         try:
             current = discover(self._host_facts.root, "", with_vgpu=False, facts=self._host_facts)
         except (NvmlError, DiscoveryError) as err:
+            if is_library_mismatch(err):
+                log.error(
+                    "The NVIDIA driver changed under this process (library/kernel module "
+                    "version mismatch); exiting so that a restart loads the new driver"
+                )
+                raise _DriverReplaced from err
             # A lost GPU is health's business; the next check will tell again.
             log.debug("Node check skipped: %s", err)
             return None

@@ -557,3 +557,30 @@ def test_node_change_restarts_and_readvertises(tmp_path: Path) -> None:
             assert all(uuid in spec for uuid in gpus)  # the new names are defined
         finally:
             run.simulation = swapped  # the fixture deactivates what it holds
+
+
+def test_driver_upgraded_under_the_plugin_exits_for_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NVML's library/kernel version mismatch at a node check: the loaded library can
+    never init again, so the plugin exits 1 (its DaemonSet restarts it) and removes its
+    sockets, rather than advertising GPUs it can no longer watch."""
+    directory = tmp_path / "device-plugins"
+    simulation = sim.activate("t4")
+    argv = ["--nvml-mock", "t4", "--kubelet-socket", str(directory / "kubelet.sock"),
+            "--cdi-spec-dir", str(tmp_path / "cdi")]  # fmt: skip
+    with KubeletDouble(directory) as kubelet:
+        daemon = Daemon(argv, {}, parse(argv, {}))
+        daemon.node_check_seconds = 0.2
+        exit_code: list[int] = []
+        thread = threading.Thread(target=lambda: exit_code.append(daemon.run(Control())))
+        thread.start()
+        try:
+            kubelet.wait_registration(GPU, timeout=10)
+            simulation.fail_call("nvmlInit", "LIB_RM_VERSION_MISMATCH")
+            thread.join(10)
+        finally:
+            simulation.deactivate()
+    assert not thread.is_alive() and exit_code == [1]
+    assert "The NVIDIA driver changed under this process" in caplog.text
+    assert list(directory.glob("nvidia-*.sock")) == []
