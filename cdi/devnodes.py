@@ -5,7 +5,7 @@ into a spec without touching the disk. Neither walk asks NVML anything: an IMEX 
 or a management node is whatever the driver created under `<dev-root>/dev`.
 
 Each node goes through the same char-device locator as the NVML mode's nodes
-(`driverfiles._Walk.char_device`), so it carries the same `stat` facts (major, minor,
+(`driverfiles.RootWalk.char_device`), so it carries the same `stat` facts (major, minor,
 mode, gid) and the simulator's placeholder files count as devices here too.
 """
 
@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 
 from cdi._locate import in_root
-from cdi.driverfiles import DeviceNodeInfo, _Walk
+from cdi.driverfiles import DeviceNodeInfo, RootWalk
 from nvlib.record import Record
 
 __all__ = [
@@ -85,7 +85,7 @@ def find_imex_channels(
     simulator's placeholders) are skipped.
     """
     dev_root = os.path.abspath(dev_root)
-    walk = _Walk(dev_root, dev_root, "/", placeholder_nodes or {})
+    walk = RootWalk(dev_root, dev_root, "/", placeholder_nodes or {})
     channels = []
     for name in _listdir(in_root(dev_root, IMEX_CHANNEL_DIR)):
         number = imex_channel_id(name)
@@ -110,7 +110,7 @@ def find_management_nodes(
     files that are not placeholders are skipped.
     """
     dev_root = os.path.abspath(dev_root)
-    walk = _Walk(dev_root, dev_root, "/", placeholder_nodes or {})
+    walk = RootWalk(dev_root, dev_root, "/", placeholder_nodes or {})
     seen: dict[str, DeviceNodeInfo] = {}
     for pattern in _MANAGEMENT_PATTERNS:
         directory, glob = os.path.split(pattern)

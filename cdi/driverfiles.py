@@ -41,6 +41,7 @@ __all__ = [
     "DriverFiles",
     "FileMount",
     "Library",
+    "RootWalk",
     "find_driver_files",
     "find_hook_path",
 ]
@@ -208,8 +209,11 @@ def find_hook_path(value: str | None = None, path_env: str | None = None) -> str
     return DEFAULT_HOOK_PATH
 
 
-class _Walk:
-    """One pass: the roots, the cached file system view, and the placeholder nodes."""
+class RootWalk:
+    """One pass: the roots, the cached file system view, and the placeholder nodes.
+
+    Shared with `cdi.devnodes`, whose node walks must read nodes exactly as this does.
+    """
 
     def __init__(
         self,
@@ -258,7 +262,7 @@ class _Walk:
             return None
 
 
-def _driver_version(walk: _Walk, version: str, search: Sequence[str]) -> str:
+def _driver_version(walk: RootWalk, version: str, search: Sequence[str]) -> str:
     """NVML's answer, else the suffix of the first libcuda / libnvidia-ml (spec/cdi.md §8.1)."""
     if version and version != "*.*":
         return version
@@ -269,7 +273,7 @@ def _driver_version(walk: _Walk, version: str, search: Sequence[str]) -> str:
     raise DriverFilesError(f'failed to determine driver version ("{version}")')
 
 
-def _lib_dirs(walk: _Walk, version: str, search: Sequence[str]) -> tuple[str, ...]:
+def _lib_dirs(walk: RootWalk, version: str, search: Sequence[str]) -> tuple[str, ...]:
     found = walk.fs.locate_library(walk.root, f"lib*.so.{version}", search)
     if not found:
         where = ", ".join(search) if search else f"{walk.root} (standard dirs, ld.so.cache)"
@@ -281,7 +285,7 @@ def _lib_dirs(walk: _Walk, version: str, search: Sequence[str]) -> tuple[str, ..
     return tuple(dirs)
 
 
-def _library(walk: _Walk, host_path: str) -> Library:
+def _library(walk: RootWalk, host_path: str) -> Library:
     mount = walk.mount(host_path)
     name = os.path.basename(host_path)
     soname = read_soname(host_path) if name.count(".") >= 2 else None
@@ -306,7 +310,7 @@ def so_link_name(name: str) -> str:
 
 
 def _libraries(
-    walk: _Walk, version: str, lib_dirs: Sequence[str], explicit: bool
+    walk: RootWalk, version: str, lib_dirs: Sequence[str], explicit: bool
 ) -> tuple[Library, ...]:
     # DriverLibraryLocator: the driver library directories, then their vdpau/ subdirs.
     with_vdpau = [*lib_dirs, *(f"{d.rstrip('/')}/vdpau" for d in lib_dirs)]
@@ -319,7 +323,7 @@ def _libraries(
 
 
 def _graphics(
-    walk: _Walk, version: str, lib_dirs: Sequence[str], search: Sequence[str]
+    walk: RootWalk, version: str, lib_dirs: Sequence[str], search: Sequence[str]
 ) -> tuple[tuple[FileMount, ...], tuple[FileMount, ...]]:
     patterns = (
         *_GRAPHICS_LIBRARIES,
@@ -341,7 +345,7 @@ def _graphics(
     return tuple(_unique_mounts(libraries)), tuple(_unique_mounts(xorg))
 
 
-def _configs(walk: _Walk, config_search: Sequence[str]) -> tuple[FileMount, ...]:
+def _configs(walk: RootWalk, config_search: Sequence[str]) -> tuple[FileMount, ...]:
     if config_search:
         root, dirs = "/", list(config_search)  # explicit config paths are host paths
     else:
@@ -367,7 +371,7 @@ def _configs(walk: _Walk, config_search: Sequence[str]) -> tuple[FileMount, ...]
     return tuple(mounts)
 
 
-def _firmware(walk: _Walk, version: str) -> tuple[FileMount, ...]:
+def _firmware(walk: RootWalk, version: str) -> tuple[FileMount, ...]:
     release = os.uname().release
     dirs = []
     custom = (walk.host_file("/sys/module/firmware_class/parameters/path") or "").strip()
@@ -383,13 +387,13 @@ def _firmware(walk: _Walk, version: str) -> tuple[FileMount, ...]:
     return tuple(_unique_mounts(walk.mount(p) for p in found))
 
 
-def _binaries(walk: _Walk) -> tuple[FileMount, ...]:
+def _binaries(walk: RootWalk) -> tuple[FileMount, ...]:
     dirs = bin_dirs()
     found = (walk.fs.locate_executable(walk.root, name, dirs) for name in _BINARIES)
     return tuple(walk.mount(p) for p in found if p is not None)
 
 
-def _ipc_sockets(walk: _Walk) -> tuple[FileMount, ...]:
+def _ipc_sockets(walk: RootWalk) -> tuple[FileMount, ...]:
     mounts = []
     for socket in _IPC_SOCKETS:
         found = walk.fs.locate(walk.root, ("/run", "/var/run"), socket, count=1)
@@ -405,7 +409,7 @@ def _unique_mounts(mounts: Iterable[FileMount]) -> list[FileMount]:
 
 
 def _device_nodes(
-    walk: _Walk, machine: Machine, mig_minors: Mapping[str, int]
+    walk: RootWalk, machine: Machine, mig_minors: Mapping[str, int]
 ) -> tuple[dict[str, DeviceNodeInfo], dict[str, tuple[str, ...]], dict[str, str]]:
     wanted = list(CONTROL_NODES)
     drm: dict[str, tuple[str, ...]] = {}
@@ -462,7 +466,7 @@ def find_driver_files(
     """
     driver_root = os.path.abspath(driver_root)
     dev_root = os.path.abspath(dev_root) if dev_root else driver_root
-    walk = _Walk(driver_root, dev_root, host_root, placeholder_nodes or {})
+    walk = RootWalk(driver_root, dev_root, host_root, placeholder_nodes or {})
     search = [os.path.abspath(p) for p in library_search_paths]
     version = _driver_version(walk, machine.driver_version, search)
     lib_dirs = _lib_dirs(walk, version, search)
