@@ -248,11 +248,18 @@ def _observe_management(
 def _observer(
     settings: GenerateSettings, discover: Discover
 ) -> Callable[[Host, GenerateOptions], Observation]:
-    if settings.mode == "imex":
-        return _observe_imex
-    if settings.mode == "management":
-        return lambda host, options: _observe_management(host, settings, options)
-    return lambda host, options: _observe_nvml(host, settings, options, discover)
+    """The mode's observation; the spec it builds names the host's roots (`_for_host`)."""
+
+    def observe(host: Host, options: GenerateOptions) -> Observation:
+        if settings.mode == "imex":
+            state, build = _observe_imex(host, options)
+        elif settings.mode == "management":
+            state, build = _observe_management(host, settings, options)
+        else:
+            state, build = _observe_nvml(host, settings, options, discover)
+        return state, lambda: _for_host(build(), host)
+
+    return observe
 
 
 def _pass(
@@ -260,7 +267,7 @@ def _pass(
 ) -> tuple[object, ...]:
     """Observe, generate, write; returns the state written for. Raises on failure."""
     state, build = _observer(settings, discover)(host, options)
-    _write(_for_host(build(), host), settings)
+    _write(build(), settings)
     return state
 
 
@@ -364,7 +371,7 @@ def watch(
                 if written is not None and state != written:
                     log.info("Node changed (%s mode); regenerating", settings.mode)
                 try:
-                    _write(_for_host(build(), host), settings)
+                    _write(build(), settings)
                     written, control.forced = state, False
                 except (CdiError, OSError, ValueError) as err:
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)
