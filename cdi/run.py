@@ -294,14 +294,11 @@ def generate_once(settings: GenerateSettings, discover: Discover = discover_mach
 
 def _driver_replaced(err: BaseException) -> bool:
     """The driver was upgraded under this process: only a new one loads its library."""
-    from nvlib.nvml import is_library_mismatch
+    from nvlib.nvml import LIBRARY_MISMATCH_EXIT, is_library_mismatch
 
     if not is_library_mismatch(err):
         return False
-    log.error(
-        "The NVIDIA driver changed under this process (library/kernel module version "
-        "mismatch); exiting so that a restart loads the new driver and regenerates"
-    )
+    log.error("%s and regenerates", LIBRARY_MISMATCH_EXIT)
     return True
 
 

@@ -29,7 +29,7 @@ from nvlib.config import ConfigError
 from nvlib.discover import DiscoveryError, discover
 from nvlib.driverroot import preload_nvml
 from nvlib.host import HostFacts
-from nvlib.nvml import NvmlError, is_library_mismatch
+from nvlib.nvml import LIBRARY_MISMATCH_EXIT, NvmlError, is_library_mismatch
 from nvlib.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,7 @@ class Daemon:
             current = discover(self._host_facts.root, "", with_vgpu=False, facts=self._host_facts)
         except (NvmlError, DiscoveryError) as err:
             if is_library_mismatch(err):
-                log.error(
-                    "The NVIDIA driver changed under this process (library/kernel module "
-                    "version mismatch); exiting so that a restart loads the new driver"
-                )
+                log.error("%s", LIBRARY_MISMATCH_EXIT)
                 raise _DriverReplaced from err
             # A lost GPU is health's business; the next check will tell again.
             log.debug("Node check skipped: %s", err)

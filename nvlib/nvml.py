@@ -39,6 +39,13 @@ def error_text(err: BaseException) -> str:
     return str(err)
 
 
+# What a long-running command logs before it exits on `is_library_mismatch`.
+LIBRARY_MISMATCH_EXIT = (
+    "The NVIDIA driver changed under this process (library/kernel module version "
+    "mismatch); exiting so that a restart loads the new driver"
+)
+
+
 def is_library_mismatch(err: BaseException) -> bool:
     """NVML init failed because the kernel module is not the loaded library's version.
 
