@@ -19,6 +19,7 @@ from helm_chart import (
     daemonset,
     env,
     find,
+    load_tool,
     mounts,
     pod_spec,
     render,
@@ -26,6 +27,8 @@ from helm_chart import (
 
 COMPONENTS = ("device-plugin", "gpu-feature-discovery", "cdi-generator")
 DEFAULTS = render()
+# The chart runs, by default, the image tools/build_image.py builds by default.
+BUILT_IMAGE = load_tool("build_image").default_tag()
 
 # --- scheduling: every DaemonSet -------------------------------------------------------
 
@@ -60,7 +63,7 @@ def test_priority_image_and_namespace(component: str) -> None:
     spec = ds["spec"]["template"]["spec"]
     assert spec["priorityClassName"] == "system-node-critical"
     for ctr in spec["containers"]:
-        assert ctr["image"] == "gpu-node-toolkit:0.1.0"  # no registry host
+        assert ctr["image"] == BUILT_IMAGE == "localhost/gpu-node-toolkit:0.1.0"
         assert ctr["imagePullPolicy"] == "IfNotPresent"
         assert "resources" not in ctr
 

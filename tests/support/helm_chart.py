@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,7 @@ def load_tool(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"tools_{name}", path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
