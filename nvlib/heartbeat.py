@@ -23,9 +23,10 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
-__all__ = ["Heartbeat", "HeartbeatError", "check", "max_age", "verdict"]
+__all__ = ["Heartbeat", "HeartbeatError", "check", "max_age", "parse_args", "verdict"]
 
 # Stale after this many intervals without a touch, plus slack for a slow pass (a pass
 # runs between two waits, so the gap between touches is an interval plus a pass).
@@ -151,7 +152,8 @@ def _parse_limit(text: str) -> float:
     return nanoseconds / 1e9
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The probe's command line (`check PATH [--max-age DURATION]`); exits 2 if bad."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -169,12 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker.add_argument(
         "--max-age", metavar="DURATION", help="a fixed limit, a Go duration (e.g. 2m)"
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     try:
-        limit = None if args.max_age is None else _parse_limit(args.max_age)
+        args.limit = None if args.max_age is None else _parse_limit(args.max_age)
     except ValueError as err:
         parser.error(f"--max-age {args.max_age}: {err}")
-    fresh, line = check(args.path, limit)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    fresh, line = check(args.path, args.limit)
     print(line)
     return 0 if fresh else 1
 
