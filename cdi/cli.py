@@ -3,9 +3,10 @@
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
 and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
 `--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
-`--nvml-mock`, `--watch`, `--interval` are added (DESIGN.md). Each option resolves as
-command line > environment > default. Repeatable flags also take comma-separated lists,
-as urfave/cli does.
+`--nvml-mock`, `--watch`, `--interval` and `--heartbeat-file` (a liveness heartbeat
+`--watch` touches after every check, nvlib/heartbeat.py) are added (DESIGN.md). Each
+option resolves as command line > environment > default. Repeatable flags also take
+comma-separated lists, as urfave/cli does.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class GenerateSettings(Record):
     nvml_mock: str | None = None
     watch: bool = False
     interval_ns: int = DEFAULT_INTERVAL_NS
+    heartbeat_file: str | None = None  # --watch only
 
 
 class ListSettings(Record):
@@ -181,6 +183,12 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     a("--nvml-mock", help="simulate a built-in machine (or a YAML profile) instead of NVML")
     a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
     a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
+    a(
+        "--heartbeat-file",
+        metavar="PATH",
+        help="--watch touches it after every check, for a liveness probe"
+        " (python3 -m nvlib.heartbeat check)",
+    )
     for action in p._actions:  # name each option's environment variable in --help
         variables = _GENERATE_ENV.get(action.dest)
         if variables and action.help:
@@ -209,6 +217,7 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "no_all_device": ("NVIDIA_CTK_CDI_GENERATE_NO_ALL_DEVICE",),
     "device_id": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS",),
     "nvml_mock": ("NVML_MOCK",),
+    "heartbeat_file": ("NVIDIA_CTK_CDI_GENERATE_HEARTBEAT_FILE",),
 }
 
 
@@ -274,6 +283,8 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
     for flag in flags:
         if flag not in FEATURE_FLAGS:
             raise UsageError(f"unknown feature flag: {flag}")
+    if ns.heartbeat_file and not ns.watch:
+        raise UsageError(f"--heartbeat-file {ns.heartbeat_file}: only with --watch")
     return GenerateSettings(
         output=ns.output or DEFAULT_OUTPUT,
         format=fmt,
@@ -297,6 +308,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         nvml_mock=ns.nvml_mock or None,
         watch=ns.watch,
         interval_ns=_interval(ns.interval),
+        heartbeat_file=ns.heartbeat_file or None,
     )
 
 

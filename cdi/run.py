@@ -9,7 +9,9 @@ node: it observes every `--interval` and regenerates only when what the spec dep
 changed (the driver version, the GPUs and MIG layout; the set of channels; the driver
 version and the set of nodes), so a stable node sees no writes and its engines no
 rescans. A failed check is logged and retried at the next interval, leaving the last
-good spec in place.
+good spec in place. With `--heartbeat-file` every check that ran to its end (spec
+written, node unchanged, or discovery failed and the last good spec kept) touches the
+heartbeat (nvlib/heartbeat.py); a hung check does not.
 """
 
 from __future__ import annotations
@@ -343,14 +345,22 @@ def watch(
     (`control.regenerate()`) forces a pass at once. Failures are logged and retried at
     the next interval: the spec on disk stays the last good one. One failure ends the
     watch (1): NVML reporting a library/kernel module version mismatch, i.e. a driver
-    upgraded under this process, which a restart (the DaemonSet's) cures.
+    upgraded under this process, which a restart (the DaemonSet's) cures. Every check
+    that ran to its end touches the heartbeat, if there is one.
     """
     control = control or WatchControl()
     interval = settings.interval_ns / 1e9
+    from nvlib.heartbeat import Heartbeat, HeartbeatError
+
+    heartbeat = None
+    if settings.heartbeat_file:
+        heartbeat = Heartbeat(settings.heartbeat_file, interval)
     try:
+        if heartbeat is not None:
+            heartbeat.start()  # a bad path fails here, before any pass
         host = resolve_host(settings)
         options = generate_options(settings)
-    except (CdiError, OSError, RuntimeError, ValueError) as err:
+    except (CdiError, HeartbeatError, OSError, RuntimeError, ValueError) as err:
         log.error("failed to start: %s", _failure_text(err))
         return 1
     observe = _observer(settings, discover)
@@ -374,6 +384,8 @@ def watch(
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)
                 except Exception:  # a bug must not end the watch: log it, retry next time
                     log.exception("failed to generate CDI spec, keeping the current one")
+        if heartbeat is not None:
+            heartbeat.beat()
         control.wake.wait(interval)
         control.wake.clear()
     return 0

@@ -4,7 +4,8 @@ Flags, aliases, variables and defaults are upstream's (device-plugin.md §13.1);
 option resolves as command line > first set environment variable > config file >
 default, through nvlib.config's Go-compatible parsing (the same helpers as GFD).
 Additions: `--nvml-mock` / `NVML_MOCK` (DESIGN.md), `--cdi-spec-dir` / `CDI_SPEC_DIR`
-(§15), and `--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (§11.4, opt-in).
+(§15), `--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (§11.4, opt-in) and
+`--heartbeat-file` / `DP_HEARTBEAT_FILE` (a liveness heartbeat, deviceplugin/daemon.py).
 
 Imports nothing heavy: this runs before every start and on every SIGHUP.
 """
@@ -153,6 +154,13 @@ FLAGS: tuple[Flag, ...] = (
         " NVML still reaches it (a Go duration; infinite, the default, never does)",
         envs=("DP_HEALTH_RECOVERY_PERIOD",),
     ),
+    Flag(
+        "heartbeat-file", "string", "",
+        "a file whose mtime is set after each registration with the kubelet and at each"
+        " 30s node check while every plugin is still served and registered, for a"
+        " liveness probe (python3 -m nvlib.heartbeat check)",
+        envs=("DP_HEARTBEAT_FILE",),
+    ),
     *COMMON_FLAGS,
 )  # fmt: skip
 
@@ -188,6 +196,7 @@ class PluginSettings:
     cdi_feature_flags: list[str]
     cdi_disable_hooks: list[str]
     health_recovery_period: Duration
+    heartbeat_file: str  # "" = none
     nvml_mock: str | None  # None when not given or empty
     driver_root_explicit: bool  # --driver-root / NVIDIA_DRIVER_ROOT set (beats a profile's)
     show_version: bool
@@ -222,6 +231,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
         cdi_feature_flags=list(parsed["cdi-feature-flags"]),  # type: ignore[call-overload]
         cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]
         health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]
+        heartbeat_file=str(parsed["heartbeat-file"]),
         nvml_mock=str(parsed["nvml-mock"]) or None,
         driver_root_explicit=parsed.is_set("driver-root"),
         show_version=show_version,

@@ -9,6 +9,14 @@ MIG devices or driver than at start (a restart re-advertises and re-checks CDI n
 Signal handlers only record the signal
 (`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
 same loop from a thread of their own.
+
+With `--heartbeat-file` the loop touches the heartbeat (nvlib/heartbeat.py) after each
+start that registered every plugin with the kubelet, and at each node check while every
+plugin is still served on its socket and the kubelet it registered with is still there.
+A kubelet restart wipes the sockets: the heartbeat then waits for the re-registration,
+so a plugin that cannot register again, or a loop that hangs, goes stale and the
+liveness probe restarts the container. A node without devices serves nothing and waits,
+as upstream does; its node checks keep the heartbeat fresh.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from nvlib import __version__
 from nvlib.config import ConfigError
 from nvlib.discover import DiscoveryError, discover
 from nvlib.driverroot import preload_nvml
+from nvlib.heartbeat import Heartbeat, HeartbeatError
 from nvlib.host import HostFacts
 from nvlib.nvml import LIBRARY_MISMATCH_EXIT, NvmlError, is_library_mismatch
 from nvlib.signals import Signals
@@ -65,9 +74,18 @@ class Daemon:
         self.running = Running()
         self.started = threading.Event()  # set after each start: tests wait on it
         self.starts = 0
+        self.node_checks = 0  # counted at the end of each check: tests wait on it
+        self._heartbeat: Heartbeat | None = None
 
     def run(self, control: Signals) -> int:
         log.info("Starting NVIDIA Device Plugin %s", __version__)
+        if self._settings.heartbeat_file:
+            self._heartbeat = Heartbeat(self._settings.heartbeat_file, self.node_check_seconds)
+            try:
+                self._heartbeat.start()  # a bad path fails here, before any plugin serves
+            except HeartbeatError as err:
+                log.error("%s", err)
+                return 1
         socket = self._settings.kubelet_socket
         try:
             Path(socket or DEFAULT_KUBELET_SOCKET).parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +128,9 @@ class Daemon:
                     reason = self._node_changed()
                 except _DriverReplaced:
                     return 1
+                if reason is None:
+                    self._beat_if_in_place()
+                self.node_checks += 1
             if reason is None:
                 if self.running.cdi is not None and time.monotonic() >= next_cdi:
                     next_cdi = time.monotonic() + CDI_CHECK_SECONDS
@@ -153,9 +174,15 @@ class Daemon:
         except PluginError as err:
             log.error("error starting plugins: %s", err)
             return None
+        if not self.running.retry:
+            self._beat_if_in_place()
         self.starts += 1
         self.started.set()
         return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
+
+    def _beat_if_in_place(self) -> None:
+        if self._heartbeat is not None and self.running.in_place():
+            self._heartbeat.beat()
 
     def _host(self) -> Host:
         """`/`, or the simulator's host tree (kept across restarts for one profile)."""

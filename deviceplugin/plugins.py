@@ -76,6 +76,11 @@ class Running:
     cdi: CdiKeeper | None = None
     retry: bool = False  # a plugin failed to start: restart everything in 30 s
 
+    def in_place(self) -> bool:
+        """Every plugin of this start still served and registered; a start that found
+        no devices serves none and waits, as upstream does, so it is in place too."""
+        return not self.retry and all(server.in_place() for server in self.servers)
+
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()

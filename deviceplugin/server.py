@@ -22,6 +22,7 @@ from deviceplugin.devices import Resource
 from deviceplugin.errors import PluginError, RequestError
 from deviceplugin.preferred import PreferredAllocator
 from deviceplugin.v1beta1 import api_pb2, api_pb2_grpc
+from deviceplugin.watch import Identity, identity
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         self._allocator = allocator
         self._preferred = preferred
         self._server: grpc.Server | None = None
+        self._socket: Identity = None  # the socket file serve() made
+        self._kubelet: tuple[str, Identity] | None = None  # the kubelet.sock registered with
         self._changed = threading.Condition()
         self._stopped = False
         self._version = 0
@@ -103,6 +106,7 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                     f"unable to connect to GRPC server for '{self.resource_name}':"
                     f" {rpc_error_text(err)}"
                 ) from err
+        self._socket = identity(self.socket_path)
 
     def register(self, kubelet_socket: str) -> None:
         """Tell the kubelet about this resource; PluginError (the plugin stops) if it fails."""
@@ -112,6 +116,8 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
             resource_name=self.resource_name,
             options=OPTIONS,
         )
+        # Before the dial: a kubelet that restarts meanwhile then reads as another one.
+        kubelet = (kubelet_socket, identity(kubelet_socket))
         with grpc.insecure_channel(unix_target(kubelet_socket)) as channel:
             try:
                 api_pb2_grpc.RegistrationStub(channel).Register(
@@ -122,7 +128,24 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                     f"unable to register device plugin for '{self.resource_name}':"
                     f" {rpc_error_text(err)}"
                 ) from err
+        self._kubelet = kubelet
         log.info("Registered device plugin for '%s' with Kubelet", self.resource_name)
+
+    def in_place(self) -> bool:
+        """Still served on the socket it made and, once registered, known to the kubelet.
+
+        The kubelet cannot be asked what it has registered, but a restarted kubelet
+        wipes the plugin sockets and makes its own socket anew (another inode), and
+        forgets every registration: either is seen here.
+        """
+        if self._server is None or self._stopped or self._socket is None:
+            return False
+        if identity(self.socket_path) != self._socket:
+            return False
+        if self._kubelet is not None:
+            path, registered_with = self._kubelet
+            return identity(path) == registered_with
+        return True
 
     def stop(self) -> None:
         """Stop serving, end the streams and remove the socket."""

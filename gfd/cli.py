@@ -2,7 +2,9 @@
 
 Every flag and variable keeps upstream's name, aliases and default (labels.md §18), and
 each option resolves as: command line > first set environment variable > config file >
-default. `--nvml-mock` / `NVML_MOCK` is the project's addition (DESIGN.md).
+default. `--nvml-mock` / `NVML_MOCK` and `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a
+liveness heartbeat touched after every pass, nvlib/heartbeat.py) are the project's
+additions (DESIGN.md).
 
 This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
 only when a YAML config file is read, logging only when there is a warning to log.
@@ -104,6 +106,12 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("node-name", "string", "", "The name of the node to be worked on.", envs=("NODE_NAME",)),
     Flag("pod-name", "string", "", "The name of the pod running GFD.", envs=("POD_NAME",)),
+    Flag(
+        "heartbeat-file", "string", "",
+        "a file whose mtime is set after every labelling pass, for a liveness probe"
+        " (python3 -m nvlib.heartbeat check); not with --oneshot",
+        envs=("GFD_HEARTBEAT_FILE",),
+    ),
     *COMMON_FLAGS,
 )  # fmt: skip
 
@@ -132,6 +140,7 @@ class GfdSettings(Plain):
     namespace: str
     node_name: str
     pod_name: str
+    heartbeat_file: str  # "" = none
     nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
     show_version: bool
     warnings: list[str] = factory(list)  # normalise()'s, already logged
@@ -156,6 +165,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
             check_device_discovery_strategy(config.flags.device_discovery_strategy)
         except ConfigError as err:
             raise err.wrapped(f"unable to load config: {VALIDATE_PREFIX}") from err
+    heartbeat_file = str(parsed["heartbeat-file"])
+    if heartbeat_file and config.flags.gfd.oneshot and not show_version:
+        raise ConfigError(
+            "--heartbeat-file", heartbeat_file, "a one-shot run has no loop to prove alive"
+        )
     if config.flags.use_node_feature_api is None:
         config.flags.use_node_feature_api = "auto"  # GFD's default (labels.md §17.1)
     warnings = normalise(config)
@@ -174,6 +188,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
         namespace=str(parsed["namespace"]),
         node_name=str(parsed["node-name"]),
         pod_name=str(parsed["pod-name"]),
+        heartbeat_file=heartbeat_file,
         nvml_mock=str(parsed["nvml-mock"]) or None,
         show_version=show_version,
         warnings=warnings,

@@ -5,6 +5,11 @@ in the safe way stack.md describes: signal handlers set an Event, the loop waits
 Event (never `time.sleep`), the job never lets an exception escape into `run_pending()`.
 A failed first pass exits 1; a later failed pass is logged, the last good labels stay
 published and it is retried at the next interval; 5 failures in a row exit 1.
+
+With `--heartbeat-file` every pass that ran to its end touches the heartbeat
+(nvlib/heartbeat.py): one that wrote new labels, one that found them unchanged and one
+that failed and kept the last good labels all prove the loop alive; a pass that hangs
+does not touch it, and the liveness probe restarts the container.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from gfd.outputs import Output, OutputError
 from nvlib import host
 from nvlib.config import ConfigError
 from nvlib.discover import discover
+from nvlib.heartbeat import Heartbeat, HeartbeatError
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
 from nvlib.record import Plain
@@ -78,17 +84,23 @@ class Labeller(Plain):
             raise PassError(str(err)) from err
 
 
-def serve(labeller: Labeller, signals: Signals) -> int | None:
+def serve(labeller: Labeller, signals: Signals, heartbeat: Heartbeat | None = None) -> int | None:
     """Run passes until a signal or a fatal failure.
 
     Returns an exit code, or None when SIGHUP asks for a reload.
     """
     settings = labeller.settings.config.flags.gfd
+
+    def beat() -> None:
+        if heartbeat is not None:
+            heartbeat.beat()
+
     try:
         labeller.run_pass()
     except PassError as err:
         log.error("%s", err)
         return 1
+    beat()
     if settings.oneshot:
         return 0
 
@@ -108,6 +120,8 @@ def serve(labeller: Labeller, signals: Signals) -> int | None:
             )
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 signals.wake.set()
+                return  # the loop is giving up: nothing left to prove alive
+        beat()  # the pass ran to its end, whatever it found
 
     scheduler = schedule.Scheduler()
     if settings.sleep_interval.infinite:
@@ -144,15 +158,26 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
             except ConfigError as err:
                 log.error("%s", err)
                 return 1
+        heartbeat = _heartbeat(settings)
         try:
+            if heartbeat is not None:
+                heartbeat.start()  # a bad path fails here, before any pass
             labeller, cleanup = build_labeller(settings, environ)
-        except (ConfigError, OutputError, PassError, OSError, ValueError) as err:
+        except (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError) as err:
             log.error("%s", err)
             return 1
         if not settings.config.flags.gfd.no_timestamp:
             labeller.timestamp = int(time.time())
-        code = serve(labeller, signals)
+        code = serve(labeller, signals, heartbeat)
         if code is not None:
             cleanup()
             return code
         settings = None
+
+
+def _heartbeat(settings: GfdSettings) -> Heartbeat | None:
+    """The heartbeat of this config load: its interval is this load's sleep interval."""
+    if not settings.heartbeat_file:
+        return None
+    interval = settings.config.flags.gfd.sleep_interval
+    return Heartbeat(settings.heartbeat_file, interval.seconds)

@@ -158,6 +158,8 @@ def test_json_vendor_class_and_disabled_hooks(tmp_path: Path) -> None:
         pytest.param(["--disable-hook", "nope"], 2, "unknown hook 'nope'", id="hook-name"),
         pytest.param(["--interval", "5"], 2, 'time: missing unit in duration "5"', id="interval"),
         pytest.param(["--bad-flag"], 2, "unrecognized arguments: --bad-flag", id="unknown-flag"),
+        pytest.param(["--heartbeat-file", "/run/hb"], 2, "--heartbeat-file /run/hb: only with"
+                     " --watch", id="heartbeat-without-watch"),
         pytest.param(["--class", "g"], 1, 'class "g" has 1 character', id="one-char-class"),
         pytest.param(["--driver-root-ctr-path", "driver-root"], 2,
                      "--driver-root-ctr-path driver-root: must be an absolute path", id="ctr-path"),

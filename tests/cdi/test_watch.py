@@ -4,8 +4,10 @@ In process, the watch loop runs in a thread over the real simulator beneath pynv
 (intervals of 50 ms, every wait bounded); the test swaps the simulated machine under
 it: a driver version change and a MIG layout change each produce exactly one new spec;
 an unchanged node, a new file in the driver root and a failing NVML call produce none,
-and a failed discovery leaves the last good spec in place. As a command, `--watch`
-writes at once, regenerates on SIGHUP and exits 0 on SIGTERM.
+and a failed discovery leaves the last good spec in place. Every check that ran to its
+end, an unchanged node's or a failed discovery's, touches the heartbeat; a bad
+heartbeat path ends the watch before any check. As a command, `--watch` writes at
+once, regenerates on SIGHUP and exits 0 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import pytest
 from cdi_fixtures import DriverRoot, build_driver_root
 
 from cdi import run
-from cdi.cli import GenerateSettings
+from cdi.cli import GenerateSettings, parse
 from nvlib import sim
+from nvlib.heartbeat import check
 
 OLD, NEW = "550.54.15", "560.35.03"
 T4_BUS = "0000:00:1e.0"
@@ -106,7 +109,7 @@ class Watcher:
 @pytest.fixture
 def watcher(
     tmp_path: Path, root: DriverRoot, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[], Watcher]]:
+) -> Iterator[Callable[..., Watcher]]:
     out = tmp_path / "cdi" / "nvidia.yaml"
     settings = GenerateSettings(
         output=str(out),
@@ -116,7 +119,7 @@ def watcher(
     )
     host = run.Host(str(tmp_path / "host"), str(root.path), str(root.path), root.nodes)
     monkeypatch.setattr(run, "resolve_host", lambda _settings: host)
-    yield lambda: Watcher(settings, host)
+    yield lambda **changes: Watcher(settings._replace(**changes), host)
     current = sim.active()
     if current is not None:
         current.deactivate()
@@ -234,6 +237,61 @@ def test_other_init_failures_do_not_end_the_watch(
         w.wait_checks(3)
         assert w.running
         simulation.clear_faults()
+
+
+def stale(path: Path) -> None:
+    os.utime(path, (0, 0))
+
+
+def fresh(path: Path) -> bool:
+    return check(str(path), limit=60.0)[0]
+
+
+def test_every_finished_check_touches_the_heartbeat(
+    tmp_path: Path, watcher: Callable[..., Watcher]
+) -> None:
+    beat = tmp_path / "heartbeat"
+    simulation = sim.activate(profile(tmp_path, OLD))
+    with watcher(heartbeat_file=str(beat)) as w:
+        until((tmp_path / "cdi" / "nvidia.yaml").exists)
+        assert beat.read_text() == "0.05\n"  # the interval the probe's limit comes from
+        w.wait_checks(2)
+        stale(beat)
+        until(lambda: fresh(beat))  # a check of an unchanged node: nothing written
+        simulation.fail_call("nvmlSystemGetDriverVersion", "UNKNOWN")
+        w.wait_checks(2)  # the last of these started after the fault
+        stale(beat)
+        until(lambda: fresh(beat))  # a failed discovery that kept the spec
+        assert w.running
+
+
+def test_bad_heartbeat_path_ends_the_watch_before_a_check(
+    tmp_path: Path, watcher: Callable[..., Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    beat = tmp_path / "missing" / "heartbeat"
+    sim.activate(profile(tmp_path, OLD))
+    with watcher(heartbeat_file=str(beat)) as w:
+        w.wait_exit()
+    assert w.result == 1 and w.checks == 0
+    assert (
+        f"failed to start: heartbeat file {beat}: its directory {beat.parent} does not exist"
+        in caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        pytest.param([], {}, None, id="default-none"),
+        pytest.param([], {"NVIDIA_CTK_CDI_GENERATE_HEARTBEAT_FILE": "/run/e"}, "/run/e", id="env"),
+        pytest.param(["--heartbeat-file=/run/f"], {"NVIDIA_CTK_CDI_GENERATE_HEARTBEAT_FILE":
+                     "/run/e"}, "/run/f", id="flag-beats-env"),
+    ],
+)  # fmt: skip
+def test_heartbeat_file_option(args: list[str], env: dict[str, str], expected: str | None) -> None:
+    settings = parse(["generate", "--watch", *args], env)
+    assert isinstance(settings, GenerateSettings)
+    assert settings.heartbeat_file == expected
 
 
 def test_watch_command_lifecycle(tmp_path: Path) -> None:

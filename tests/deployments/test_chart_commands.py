@@ -4,7 +4,9 @@ Matrix: every value set of helm_chart.VALUE_SETS x every container the chart ren
 the command is one of this distribution's console scripts; every environment variable
 is one the command reads (or one the NVIDIA container runtime reads); and the command's
 own parser accepts the arguments and the environment together, with the embedded config
-file where one is mounted. Then the schema's enums against the commands' own lists.
+file where one is mounted; a container's liveness probe is the heartbeat check's own
+command line, on the very file the container's command is told to touch, in an emptyDir
+of its pod. Then the schema's enums against the commands' own lists.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ DOWNWARD = {"spec.nodeName": "node-1", "metadata.namespace": "gpu-node-toolkit",
             "metadata.name": "gpu-feature-discovery-abcde"}  # fmt: skip
 
 
-def _gfd(args: list[str], environ: dict[str, str]) -> None:
+# Each parser returns the heartbeat file the command was told to touch ("" for none).
+def _gfd(args: list[str], environ: dict[str, str]) -> str:
     from gfd.cli import FLAGS, parse
 
     _check_names(environ, FLAGS)
@@ -36,9 +39,10 @@ def _gfd(args: list[str], environ: dict[str, str]) -> None:
     assert settings.node_name == "node-1"
     assert settings.namespace == "gpu-node-toolkit"
     assert settings.pod_name.startswith("gpu-feature-discovery")
+    return settings.heartbeat_file
 
 
-def _plugin(args: list[str], environ: dict[str, str]) -> None:
+def _plugin(args: list[str], environ: dict[str, str]) -> str:
     from deviceplugin.cli import FLAGS, parse
     from nvlib.config.validate import validate_plugin_flags
 
@@ -46,9 +50,10 @@ def _plugin(args: list[str], environ: dict[str, str]) -> None:
     settings = parse(args, environ)
     validate_plugin_flags(settings.config, nvml_available=True)  # done at start (§13.4)
     assert settings.kubelet_socket.endswith("/device-plugins/kubelet.sock")
+    return settings.heartbeat_file
 
 
-def _cdi(args: list[str], environ: dict[str, str]) -> None:
+def _cdi(args: list[str], environ: dict[str, str]) -> str:
     from cdi.cli import GenerateSettings, parse
 
     _check_names(environ, ())
@@ -56,9 +61,29 @@ def _cdi(args: list[str], environ: dict[str, str]) -> None:
     assert isinstance(settings, GenerateSettings)
     assert settings.watch
     assert settings.output.startswith("/var/run/cdi/")
+    return settings.heartbeat_file or ""
 
 
-PARSERS: dict[str, Callable[[list[str], dict[str, str]], None]] = {
+def _check_probe(ctr: dict[str, Any], docs: list[dict[str, Any]], heartbeat: str) -> None:
+    """The probe checks the file the command touches, in an emptyDir the pod mounts."""
+    from nvlib.heartbeat import parse_args
+
+    probe = ctr.get("livenessProbe")
+    if probe is None:
+        assert heartbeat == "", f"{ctr['name']}: a heartbeat nobody checks"
+        return
+    command = probe["exec"]["command"]
+    assert command[:3] == ["python3", "-m", "nvlib.heartbeat"]  # the image's venv python
+    checked = parse_args(command[3:])
+    assert (checked.command, checked.path, checked.limit) == ("check", heartbeat, None)
+    directory = str(Path(heartbeat).parent)
+    mount = next(m for m in ctr["volumeMounts"] if m["mountPath"] == directory)
+    assert not mount.get("readOnly", False)
+    volume = next(v for v in _volumes(docs, ctr) if v["name"] == mount["name"])
+    assert "emptyDir" in volume
+
+
+PARSERS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "gpu-feature-discovery": _gfd,
     "nvidia-device-plugin": _plugin,
     "nvidia-cdi": _cdi,
@@ -119,7 +144,8 @@ def test_commands_accept_what_the_chart_passes(values: dict[str, Any], tmp_path:
         command = ctr["command"]
         assert len(command) == 1 and command[0] in PARSERS, command
         assert command[0] in scripts  # installed by this distribution
-        PARSERS[command[0]](list(ctr.get("args", [])), _environ(ctr, docs, tmp_path))
+        heartbeat = PARSERS[command[0]](list(ctr.get("args", [])), _environ(ctr, docs, tmp_path))
+        _check_probe(ctr, docs, heartbeat)
 
 
 def _schema() -> dict[str, Any]:

@@ -4,7 +4,9 @@ Matrix: scheduling (tolerations, affinity, priority) on every DaemonSet; the plu
 (always-present, present-only-when-set, MIG monitor), mounts (MPS, driver root, config,
 kubeletRoot) and its four security-context cases; GFD's env (downward API, gfd.* values),
 mounts, security context and RBAC, with and without the API; the CDI DaemonSet's
-commands, roots and mounts; the components switched off; the embedded ConfigMap.
+commands, roots and mounts; the components switched off; the embedded ConfigMap; each
+container's liveness probe on its heartbeat (defaults pinned, off, GFD's infinite
+interval, timings).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ COMPONENTS = ("device-plugin", "gpu-feature-discovery", "cdi-generator")
 DEFAULTS = render()
 # The chart runs, by default, the image tools/build_image.py builds by default.
 BUILT_IMAGE = load_tool("build_image").default_tag()
+HEARTBEATS = "/run/gpu-node-toolkit/heartbeat"
+HEARTBEAT_MOUNT = {
+    HEARTBEATS: {"readOnly": False, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+}
 
 # --- scheduling: every DaemonSet -------------------------------------------------------
 
@@ -107,6 +113,7 @@ def test_overrides_reach_every_pod() -> None:
 
 ALWAYS = {
     "MPS_ROOT": "/run/nvidia/mps",
+    "DP_HEARTBEAT_FILE": f"{HEARTBEATS}/nvidia-device-plugin-ctr",
     "NVIDIA_VISIBLE_DEVICES": "all",
     "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
 }
@@ -240,6 +247,7 @@ def test_plugin_mounts_default() -> None:
             "readOnly": False,
             "hostPath": {"path": "/var/run/cdi", "type": "DirectoryOrCreate"},
         },
+        **HEARTBEAT_MOUNT,
     }
     assert container(DEFAULTS, "device-plugin")["args"] == [
         "--kubelet-socket=/var/lib/kubelet/device-plugins/kubelet.sock"
@@ -326,6 +334,7 @@ DOWNWARD = {
     "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
 }
 GFD_RUNTIME = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "utility"}
+GFD_HEARTBEAT = {"GFD_HEARTBEAT_FILE": f"{HEARTBEATS}/gpu-feature-discovery-ctr"}
 
 
 @pytest.mark.parametrize(
@@ -339,7 +348,11 @@ GFD_RUNTIME = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "u
         ),
         pytest.param(
             {"gfd": {"noTimestamp": False, "sleepInterval": "infinite"}},
-            {"GFD_NO_TIMESTAMP": "false", "GFD_SLEEP_INTERVAL": "infinite"},
+            {
+                "GFD_NO_TIMESTAMP": "false",
+                "GFD_SLEEP_INTERVAL": "infinite",
+                "GFD_HEARTBEAT_FILE": None,
+            },  # no periodic pass: no heartbeat
             id="gfd-values-false-infinite",
         ),
         pytest.param(
@@ -365,10 +378,9 @@ GFD_RUNTIME = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "u
     ],
 )
 def test_gfd_env(values: dict[str, Any], extra: dict[str, Any]) -> None:
+    expected = {**DOWNWARD, **GFD_RUNTIME, **GFD_HEARTBEAT, **extra}
     assert env(container(render(values), "gpu-feature-discovery")) == {
-        **DOWNWARD,
-        **GFD_RUNTIME,
-        **extra,
+        name: value for name, value in expected.items() if value is not None
     }
 
 
@@ -435,6 +447,7 @@ def test_gfd_mounts() -> None:
             },
         },
         "/sys": {"readOnly": True, "hostPath": {"path": "/sys", "type": "Directory"}},
+        **HEARTBEAT_MOUNT,
     }
     assert container(DEFAULTS, "gpu-feature-discovery")["command"] == ["gpu-feature-discovery"]
 
@@ -514,7 +527,11 @@ def test_cdi_commands(values: dict[str, Any], commands: list[list[str]]) -> None
     docs = render(values)
     ctrs = pod_spec(docs, "cdi-generator")["containers"]
     assert [c["command"] for c in ctrs] == [["nvidia-cdi"]] * len(commands)
-    assert [c["args"] for c in ctrs] == commands
+    # each container its own heartbeat, named after it
+    assert [c["args"] for c in ctrs] == [
+        [*args, f"--heartbeat-file={HEARTBEATS}/{c['name']}"]
+        for c, args in zip(ctrs, commands, strict=True)
+    ]
     assert [env(c) for c in ctrs] == [CDI_ENV] * len(commands)
     assert [c["securityContext"] for c in ctrs] == [{"privileged": True}] * len(commands)
     assert pod_spec(docs, "cdi-generator")["automountServiceAccountToken"] is False
@@ -550,7 +567,7 @@ def test_cdi_mounts(values: dict[str, Any], driver_root: str, dev: str | None) -
             "readOnly": True,
             "hostPath": {"path": dev, "type": "Directory"},
         }
-    assert mounts(render(values), "cdi-generator") == expected
+    assert mounts(render(values), "cdi-generator") == {**expected, **HEARTBEAT_MOUNT}
 
 
 def test_plugin_and_cdi_share_the_spec_directory() -> None:
@@ -584,3 +601,68 @@ def test_components(values: dict[str, Any], present: set[str]) -> None:
     assert found == present
     if "gpu-feature-discovery" not in present:
         assert {d["kind"] for d in docs} == {"DaemonSet"}  # no RBAC either
+
+
+# --- liveness probes on the heartbeats ---------------------------------------------------
+
+TIMINGS = {"initialDelaySeconds": 10, "periodSeconds": 30, "timeoutSeconds": 10,
+           "failureThreshold": 3}  # fmt: skip
+
+
+def probe(name: str) -> dict[str, Any]:
+    check = ["python3", "-m", "nvlib.heartbeat", "check", f"{HEARTBEATS}/{name}"]
+    return {"exec": {"command": check}, **TIMINGS}
+
+
+@pytest.mark.parametrize(
+    ("component", "names"),
+    [
+        pytest.param("device-plugin", ["nvidia-device-plugin-ctr"], id="device-plugin"),
+        pytest.param("gpu-feature-discovery", ["gpu-feature-discovery-ctr"], id="gfd"),
+        pytest.param("cdi-generator", ["nvidia-cdi-generate", "nvidia-cdi-generate-imex"],
+                     id="cdi-with-imex"),
+    ],
+)  # fmt: skip
+def test_liveness_probes_by_default(component: str, names: list[str]) -> None:
+    """Each container checks its own heartbeat, in an emptyDir of its pod; no probe
+    carries its own limit: each command writes its interval into the heartbeat."""
+    docs = render({"cdi": {"imex": {"enabled": True}}})
+    ctrs = pod_spec(docs, component)["containers"]
+    assert [c["name"] for c in ctrs] == names
+    assert [c["livenessProbe"] for c in ctrs] == [probe(name) for name in names]
+    for index in range(len(ctrs)):
+        assert mounts(docs, component, index)[HEARTBEATS] == HEARTBEAT_MOUNT[HEARTBEATS]
+
+
+@pytest.mark.parametrize(
+    ("values", "component"),
+    [
+        pytest.param({"devicePlugin": {"livenessProbe": {"enabled": False}}}, "device-plugin",
+                     id="device-plugin-off"),
+        pytest.param({"gfd": {"livenessProbe": {"enabled": False}}}, "gpu-feature-discovery",
+                     id="gfd-off"),
+        pytest.param({"gfd": {"sleepInterval": "infinite"}}, "gpu-feature-discovery",
+                     id="gfd-infinite-no-periodic-pass"),
+        pytest.param({"cdi": {"livenessProbe": {"enabled": False}}}, "cdi-generator",
+                     id="cdi-off"),
+    ],
+)  # fmt: skip
+def test_no_probe_no_heartbeat(values: dict[str, Any], component: str) -> None:
+    """Off: no probe, and nothing of the heartbeat (flag, variable, mount, volume) left."""
+    docs = render(values)
+    spec = pod_spec(docs, component)
+    assert "heartbeat" not in str(spec)
+    assert all("livenessProbe" not in c for c in spec["containers"])
+    others = [c for c in COMPONENTS if c != component]
+    assert all("livenessProbe" in container(docs, c) for c in others)
+
+
+def test_probe_timings_from_values() -> None:
+    docs = render({"gfd": {"sleepInterval": "5m", "livenessProbe": {"periodSeconds": 60,
+                   "failureThreshold": 5, "initialDelaySeconds": None}}})  # fmt: skip
+    assert container(docs, "gpu-feature-discovery")["livenessProbe"] == {
+        "exec": probe("gpu-feature-discovery-ctr")["exec"],
+        "periodSeconds": 60,
+        "timeoutSeconds": 10,
+        "failureThreshold": 5,
+    }

@@ -138,6 +138,10 @@ OPTIONS = {
         (("DP_HEALTH_RECOVERY_PERIOD", "5m", Duration(300_000_000_000)),),
         ("--health-recovery-period", "30s"), Duration(30_000_000_000),
     ),
+    "heartbeat-file": Option(
+        lambda s: s.heartbeat_file, "", None, None,
+        (("DP_HEARTBEAT_FILE", "/env/hb", "/env/hb"),), ("--heartbeat-file=/cli/hb",), "/cli/hb",
+    ),
     "nvml-mock": Option(
         lambda s: s.nvml_mock, None, None, None,
         (("NVML_MOCK", "t4", "t4"),), ("--nvml-mock", "dgx-a100"), "dgx-a100",

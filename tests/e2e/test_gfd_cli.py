@@ -4,7 +4,9 @@ Matrix: each built-in profile's headline labels (DESIGN.md's machine table), sta
 output discipline (labels on stdout, logs on stderr), the feature file (mode 0644, not
 rewritten when unchanged, removed on SIGTERM), SIGHUP reload, the periodic job's exit
 latency, init failures with and without --fail-on-init-error, unsupported discovery
-strategies, and the NodeFeature object written once to a validating fake API server.
+strategies, the NodeFeature object written once to a validating fake API server, and
+the liveness heartbeat: touched by every pass (unchanged labels, failed passes), a bad
+heartbeat path refused before any pass.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from nvlib.heartbeat import check
 from tests.gfd.kubefake import FakeApiServer
 
 GFD = Path(sys.executable).parent / "gpu-feature-discovery"
@@ -442,3 +445,67 @@ def test_nodefeature_without_node_name_exits_1_before_any_request(tmp_path: Path
         assert "required flag node-name not set" in result.stderr
         assert "Traceback" not in result.stderr
         assert server.fake.calls("POST") == server.fake.calls("GET", "/apis/nfd") == []
+
+
+def stale(path: Path) -> None:
+    os.utime(path, (0, 0))
+
+
+def fresh(path: Path) -> bool:
+    return check(str(path), limit=60.0)[0]
+
+
+def test_heartbeat_touched_by_passes_that_change_nothing(tmp_path: Path) -> None:
+    """Unchanged labels are not rewritten, yet every pass proves the loop alive."""
+    out, beat = tmp_path / "gfd", tmp_path / "heartbeat"
+    with daemon(
+        "--nvml-mock", "dgx-a100", "--sleep-interval", "100ms", "--output-file", str(out),
+        "--heartbeat-file", str(beat),
+    ) as proc:  # fmt: skip
+        wait_for(out.exists)
+        labels = out.stat()
+        assert beat.read_text() == "0.1\n"  # the interval the probe's limit comes from
+        for _ in range(3):
+            stale(beat)
+            wait_for(lambda: fresh(beat))
+        assert (out.stat().st_ino, out.stat().st_mtime_ns) == (labels.st_ino, labels.st_mtime_ns)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+
+
+def test_heartbeat_touched_by_failed_passes(tmp_path: Path) -> None:
+    """A failed pass that keeps the last labels still ran to its end: it touches."""
+    out, beat, log = tmp_path / "gfd", tmp_path / "heartbeat", tmp_path / "stderr"
+    args = ["--nvml-mock", str(_faulty_profile(tmp_path, "1s")), "--sleep-interval", "500ms",
+            "--output-file", str(out), "--heartbeat-file", str(beat), "--no-timestamp"]  # fmt: skip
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([str(GFD), *args], stdout=subprocess.DEVNULL, stderr=stderr,
+                                text=True, env=_env())  # fmt: skip
+        try:
+            wait_for(out.exists)
+            good = out.read_text()
+            # From the first failure on, every pass fails (the fault stays): the pass
+            # that freshens the heartbeat after it was made stale is a failed one.
+            wait_for(lambda: "Labelling pass failed (1 in a row)" in log.read_text())
+            stale(beat)
+            wait_for(lambda: fresh(beat))
+            assert out.read_text() == good
+            assert proc.wait(timeout=10) == 1  # 5 in a row: the loop gives up
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "Giving up after 5 failed labelling passes" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("missing/heartbeat", "its directory {dir} does not exist"),
+     ("", "refusing to write over a directory")],
+)  # fmt: skip
+def test_bad_heartbeat_path_exits_1_naming_it(tmp_path: Path, name: str, problem: str) -> None:
+    out, beat = tmp_path / "gfd", tmp_path / name
+    result = gfd("--nvml-mock", "t4", "--output-file", str(out), "--heartbeat-file", str(beat))
+    assert result.returncode == 1
+    assert f"heartbeat file {beat}: {problem.format(dir=beat.parent)}" in result.stderr
+    assert not out.exists()  # refused before any pass

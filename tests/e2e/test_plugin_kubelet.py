@@ -7,7 +7,9 @@ DGX topology; Allocate under every device-list strategy, both device-ID strategi
 MIG strategies none / single / mixed; time-slicing with and without renameByDefault and
 failRequestsGreaterThanOne; health transitions (XID, MIG XID, replicas, a GPU falling
 off the bus, recovery); a kubelet restart, re-registration timed under one second; a
-node without GPUs. As a process (`python -m deviceplugin`): SIGTERM exits 0 and removes
+node without GPUs; the liveness heartbeat (touched by a start that registered and by
+node checks while registered, not while the sockets are gone or registration fails,
+a bad path refused at start). As a process (`python -m deviceplugin`): SIGTERM exits 0 and removes
 the sockets; SIGHUP re-registers with the re-read config file; --fail-on-init-error.
 """
 
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from kubelet_double import Endpoint, KubeletDouble
 from deviceplugin.cli import parse
 from deviceplugin.daemon import Daemon
 from nvlib import sim
+from nvlib.heartbeat import check
 from nvlib.signals import Signals as Control
 
 REPO = Path(__file__).resolve().parents[2]
@@ -439,6 +442,106 @@ def test_node_without_gpus_waits(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         time.sleep(0.2)
         assert run.kubelet.registrations == []
     assert "No devices found. Waiting indefinitely." in caplog.text
+
+
+# -- the liveness heartbeat --------------------------------------------------------------
+
+
+def stale(path: Path) -> None:
+    os.utime(path, (0, 0))
+
+
+def fresh(path: Path) -> bool:
+    return check(str(path), limit=60.0)[0]
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def node_checks(daemon: Daemon, count: int) -> None:
+    """Wait for `count` more node checks to end (the last one began after this call)."""
+    target = daemon.node_checks + count
+    until(lambda: daemon.node_checks >= target)
+
+
+def test_heartbeat_follows_registration_across_a_kubelet_restart(tmp_path: Path) -> None:
+    beat = tmp_path / "heartbeat"
+    with plugin(tmp_path, "t4", "--heartbeat-file", str(beat)) as run:
+        run.kubelet.wait_registration(GPU)
+        assert fresh(beat)
+        assert beat.read_text() == "30\n"  # the node check's interval: the probe's limit
+        run.daemon.node_check_seconds = 0.1
+        stale(beat)
+        until(lambda: fresh(beat))  # a node check, the plugin still served and registered
+        # A restarting kubelet: gone, its directory's sockets wiped, not yet back.
+        run.kubelet.stop()
+        for path in run.directory.glob("*.sock"):
+            path.unlink()
+        node_checks(run.daemon, 2)  # every check from here on sees the wiped sockets
+        stale(beat)
+        node_checks(run.daemon, 2)
+        assert not fresh(beat)  # checked, nothing in place: not touched
+        back = time.monotonic()
+        run.kubelet.start()
+        run.kubelet.wait_registration(GPU, after=back)
+        until(lambda: fresh(beat))  # registered again: touched
+
+
+def test_heartbeat_stops_when_the_plugin_socket_is_lost(tmp_path: Path) -> None:
+    """Its socket removed under it (the kubelet still there): nothing reaches the plugin
+    any more, so it stops proving itself alive and the probe will restart it."""
+    beat = tmp_path / "heartbeat"
+    with plugin(tmp_path, "t4", "--heartbeat-file", str(beat)) as run:
+        run.kubelet.wait_registration(GPU)
+        run.daemon.node_check_seconds = 0.1
+        (run.directory / "nvidia-gpu.sock").unlink()
+        node_checks(run.daemon, 2)
+        stale(beat)
+        node_checks(run.daemon, 2)
+        assert not fresh(beat)
+
+
+def test_heartbeat_waits_for_a_registration_that_succeeds(tmp_path: Path) -> None:
+    beat = tmp_path / "heartbeat"
+    args = ("--heartbeat-file", str(beat))
+    with plugin(tmp_path, "t4", *args, reject=True, retry_seconds=0.5) as run:
+        run.daemon.node_check_seconds = 0.1
+        stale(beat)
+        starts = run.daemon.starts
+        until(lambda: run.daemon.starts >= starts + 2)  # failed starts
+        node_checks(run.daemon, 2)  # and checks between them
+        assert not fresh(beat)
+        run.kubelet.reject = False
+        run.kubelet.wait_registration(GPU)
+        until(lambda: fresh(beat))
+
+
+def test_heartbeat_on_a_node_without_gpus(tmp_path: Path) -> None:
+    """No devices: nothing to serve, the plugin waits as upstream does, and is alive."""
+    beat = tmp_path / "heartbeat"
+    with plugin(tmp_path, "no-gpu", "--heartbeat-file", str(beat)) as run:
+        run.daemon.node_check_seconds = 0.1
+        stale(beat)
+        until(lambda: fresh(beat))
+        assert run.kubelet.registrations == []
+
+
+def test_bad_heartbeat_path_is_fatal_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "dp"
+    beat = tmp_path / "missing" / "heartbeat"
+    with KubeletDouble(directory) as kubelet, sim.activate("t4"):
+        argv = ["--nvml-mock", "t4", "--kubelet-socket", str(directory / "kubelet.sock"),
+                "--heartbeat-file", str(beat)]  # fmt: skip
+        code = Daemon(argv, {}, parse(argv, {})).run(Control())
+        assert kubelet.registrations == []
+    assert code == 1
+    assert f"heartbeat file {beat}: its directory {beat.parent} does not exist" in caplog.text
 
 
 # -- the command as a process ------------------------------------------------------------

@@ -132,6 +132,11 @@ OPTIONS = {
         (("POD_NAME", "gfd-abc", "gfd-abc"),),
         ("--pod-name=gfd-xyz",), "gfd-xyz",
     ),
+    "heartbeat-file": Option(
+        lambda s: s.heartbeat_file, "", None, None,
+        (("GFD_HEARTBEAT_FILE", "/run/env-hb", "/run/env-hb"),),
+        ("--heartbeat-file=/run/cli-hb",), "/run/cli-hb",
+    ),
     "nvml-mock": Option(
         lambda s: s.nvml_mock, None, None, None,
         (("NVML_MOCK", "t4", "t4"),),
@@ -297,6 +302,9 @@ def test_mig_strategy_is_not_validated_at_start() -> None:
         pytest.param(["--oneshot", "true"], {},
                      "true: unexpected argument: gpu-feature-discovery takes only flags (write"
                      " --flag=false for a boolean) (got 'true')", id="positional"),
+        pytest.param(["--oneshot"], {"GFD_HEARTBEAT_FILE": "/run/hb"},
+                     "--heartbeat-file: a one-shot run has no loop to prove alive"
+                     " (got '/run/hb')", id="heartbeat-oneshot"),
         pytest.param(["--machine-type-file"], {},
                      "--machine-type-file: flag needs an argument (got '--machine-type-file')",
                      id="missing-value"),

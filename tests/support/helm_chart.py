@@ -142,6 +142,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "gfd-api-forced": {"gfd": {"useNodeFeatureAPI": True, "sleepInterval": "infinite"}},
     "cdi-imex": {"cdi": {"imex": {"enabled": True}, "interval": "10s"}},
+    "no-liveness-probes": {
+        "devicePlugin": {"livenessProbe": {"enabled": False}},
+        "gfd": {"livenessProbe": {"enabled": False}},
+        "cdi": {"livenessProbe": {"enabled": False}, "imex": {"enabled": True}},
+    },
     "kubelet-root": {"kubeletRoot": "/var/lib/k0s/kubelet"},
     "gfd-only": {"devicePlugin": {"enabled": False}, "cdi": {"enabled": False}},
     "overrides": {

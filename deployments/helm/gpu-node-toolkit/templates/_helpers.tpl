@@ -274,3 +274,38 @@ mounted at /dev-root/dev); else empty: the nodes are read under the driver root'
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Liveness heartbeats (nvlib/heartbeat.py): each container's command touches
+<heartbeatDir>/<container name> after every pass of its loop, in an emptyDir of the pod,
+and its exec probe checks the file's age against the interval the command wrote in it.
+*/}}
+{{- define "gnt.heartbeatDir" -}}
+/run/gpu-node-toolkit/heartbeat
+{{- end }}
+
+{{/* The probe; call with (dict "probe" <component>.livenessProbe "container" "<name>"). */}}
+{{- define "gnt.livenessProbe" -}}
+exec:
+  command: ["python3", "-m", "nvlib.heartbeat", "check", "{{ include "gnt.heartbeatDir" . }}/{{ .container }}"]
+{{- with omit .probe "enabled" }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "gnt.heartbeatMount" -}}
+- name: heartbeat
+  mountPath: {{ include "gnt.heartbeatDir" . }}
+{{- end }}
+
+{{- define "gnt.heartbeatVolume" -}}
+- name: heartbeat
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end }}
+
+{{/* GFD's probe: none with an infinite sleep interval, which has no periodic pass. */}}
+{{- define "gnt.gfdLiveness" -}}
+{{- and .Values.gfd.livenessProbe.enabled (ne (toString .Values.gfd.sleepInterval) "infinite") }}
+{{- end }}
