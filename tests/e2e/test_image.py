@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helm_chart import container, render
 from kubelet_double import KubeletDouble
 from podman_sandbox import PodmanSandbox, require, require_root
 
@@ -153,6 +154,29 @@ def test_plugin_in_the_image_registers_through_a_bind_mounted_socket_dir(
         finally:
             image.podman.run("rm", "--force", started.strip())
     assert not (directory / "nvidia-gpu.sock").exists(), logs
+
+
+def test_chart_liveness_probe_runs_in_the_image(image: Built) -> None:
+    """The chart's exec probe, as the kubelet runs it in GFD's container, on a live GFD."""
+    ctr = container(render(), "gpu-feature-discovery")
+    probe = ctr["livenessProbe"]["exec"]["command"]
+    heartbeat = {e["name"]: e.get("value") for e in ctr["env"]}["GFD_HEARTBEAT_FILE"]
+    name = "gfd-liveness"
+    image.podman.check(
+        "run", "--detach", "--name", name, "--network=none",
+        "--mount", f"type=tmpfs,destination={Path(heartbeat).parent}",
+        "--env", f"GFD_HEARTBEAT_FILE={heartbeat}",
+        REF, "gpu-feature-discovery", "--nvml-mock", "t4", "--sleep-interval", "1s",
+        "--output-file", "/tmp/gfd",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while (checked := image.podman.run("exec", name, *probe)).returncode != 0:
+            assert time.monotonic() < deadline, checked.stdout + checked.stderr
+            time.sleep(0.5)
+        assert "old (limit" in checked.stdout, checked.stdout
+    finally:
+        image.podman.run("rm", "--force", name)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
