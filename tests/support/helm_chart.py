@@ -96,7 +96,7 @@ def env(ctr: dict[str, Any]) -> dict[str, Any]:
 
 
 def mounts(docs: list[dict[str, Any]], component: str, index: int = 0) -> dict[str, dict]:
-    """mountPath -> {readOnly, the volume's definition}."""
+    """mountPath -> {readOnly, the volume's definition}, and mountPropagation where set."""
     spec = pod_spec(docs, component)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     found = {}
@@ -104,6 +104,8 @@ def mounts(docs: list[dict[str, Any]], component: str, index: int = 0) -> dict[s
         volume = dict(volumes[mount["name"]])
         volume.pop("name")
         found[mount["mountPath"]] = {"readOnly": mount.get("readOnly", False), **volume}
+        if "mountPropagation" in mount:
+            found[mount["mountPath"]]["mountPropagation"] = mount["mountPropagation"]
     return found
 
 
