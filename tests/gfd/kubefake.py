@@ -5,11 +5,12 @@ create answers 201 (gap 1), PUT replaces an object (gap 2) with resourceVersion
 checks (gap 4: uid, resourceVersion and creationTimestamp are stamped),
 discovery declares `nfd.k8s-sigs.io/v1alpha1` `nodefeatures` (gap 6). Every
 NodeFeature create or update body goes through `nodefeature_schema.review`, as
-NFD's CRD makes a real apiserver take it: refused with its Status (400, 422
-Invalid, 500), or stored pruned, unknown fields named in a Warning header and in
-`pruned`. A PATCH of a NodeFeature is refused: the double does not validate
-merged patches, so a writer that starts patching must teach it first. Every
-request must carry the bearer token.
+NFD's CRD makes a real apiserver take it (also one answered with an injected
+fault): refused with its Status (400, 422 Invalid, 500), or stored pruned,
+unknown fields named in a Warning header and in `pruned`. A PATCH of a
+NodeFeature is refused: the double does not validate merged patches, so a
+writer that starts patching must teach it first. Every request must carry the
+bearer token.
 
 Every request is recorded (`api_log`: method, path, query, and the owner
 references a body carries), and appended as a JSON line to the file named by
@@ -111,6 +112,7 @@ class KubeFake(kmock.KubernetesEmulator):
             return await self._render_error(_status(401, "Unauthorized", "Unauthorized"))
         fault = self.faults.get((request.method.value, request.url.path))
         if fault is not None:
+            self._check_body_anyway(request)
             return await self._render_error(fault)
         if request.resource == NODEFEATURES and self.serve_nodefeatures:
             if request.method == kmock.method.PUT and request.name:
@@ -177,9 +179,24 @@ class KubeFake(kmock.KubernetesEmulator):
             self.pruned.append((request.method.value, request.url.path, answer.unknown))
         return answer
 
-    async def _refusal(self, request: kmock.Request, answer: Review) -> aiohttp.web.StreamResponse:
+    def _check_body_anyway(self, request: kmock.Request) -> None:
+        """A body answered with an injected fault is still checked: a bad one is recorded
+        in `rejections` (the answer stays the fault, as authorization comes first)."""
+        if request.resource != NODEFEATURES or request.method not in (
+            kmock.method.POST,
+            kmock.method.PUT,
+        ):
+            return
+        answer = self._review(request, request.name, update=request.method == kmock.method.PUT)
+        if answer.code is not None:
+            self._reject(request, answer)
+
+    def _reject(self, request: kmock.Request, answer: Review) -> None:
         errors = [str(e) for e in answer.errors] or [answer.message]
         self.rejections.append((request.method.value, request.url.path, errors))
+
+    async def _refusal(self, request: kmock.Request, answer: Review) -> aiohttp.web.StreamResponse:
+        self._reject(request, answer)
         details: dict[str, Any] = {"group": NODEFEATURES.group, "kind": "nodefeatures"}
         if answer.code == 422:
             shown = (answer.obj.get("metadata") or {}).get("name") or request.name or ""

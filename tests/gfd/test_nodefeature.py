@@ -9,8 +9,9 @@ spec'd texts; owner resolution (no pod name, pod GET fails, no DaemonSet
 owner, DaemonSet owner); the `auto` probe true and false; the rate limiter;
 the lazy import of the client. Every NodeFeature body sent is checked as NFD's
 CRD makes an apiserver check it (tests/gfd/nodefeature_schema.py; its own table
-is tests/gfd/test_nodefeature_crd.py), and none may carry a field the CRD prunes
-(the api_server fixture checks).
+is tests/gfd/test_nodefeature_crd.py), even one answered with an injected fault:
+the api_server fixture fails a test whose GFD sent a body the CRD refuses or
+prunes.
 """
 
 from __future__ import annotations
@@ -309,6 +310,7 @@ def test_invalid_body_is_rejected_by_the_double(
         'spec.labels.nvidia.com/gpu.count in body must be of type string: "integer"'
     )
     assert [r[0] for r in api_server.fake.rejections] == ["POST"]
+    api_server.fake.rejections.clear()  # checked: the fixture's own check passes
 
 
 def test_unreachable_server(kubeconfig: str) -> None:

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import kmock
 import pytest
 
 from tests.gfd.kubefake import TOKEN, FakeApiServer
@@ -446,3 +447,12 @@ def test_patch_is_refused_until_the_double_validates_it(server: FakeApiServer) -
     code, status, _ = send(server, "PATCH", f"{COLLECTION}/{NAME}", {"spec": {"labels": 1}})
     assert (code, status["reason"]) == (500, "InternalError")
     assert "not validated" in status["message"]
+
+
+def test_body_answered_with_a_fault_is_still_checked(server: FakeApiServer) -> None:
+    server.fake.faults["POST", COLLECTION] = kmock.KubernetesError(
+        status=403, reason="Forbidden", message="no", details={"x": 1}
+    )
+    code, status, _ = send(server, "POST", COLLECTION, changed(lambda b: b.pop("spec")))
+    assert (code, status["reason"]) == (403, "Forbidden")  # authorization comes first
+    assert server.fake.rejections == [("POST", COLLECTION, ["spec: Required value"])]

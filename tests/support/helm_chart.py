@@ -144,6 +144,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "cdi-imex": {"cdi": {"imex": {"enabled": True}, "interval": "10s"}},
     "kubelet-root": {"kubeletRoot": "/var/lib/k0s/kubelet"},
     "gfd-only": {"devicePlugin": {"enabled": False}, "cdi": {"enabled": False}},
+    "resources-and-privileges-overridden": {
+        "resources": {"requests": {"cpu": "0.1", "memory": "1e8"}},
+        "gfd": {"resources": None, "securityContext": {"privileged": True, "capabilities": None}},
+        "cdi": {"resources": {"limits": {"memory": "256Mi"}}, "securityContext": None},
+    },
     "overrides": {
         "fullnameOverride": "gpu",
         "image": {"repository": "example.invalid/gnt", "tag": "dev", "pullPolicy": "Always"},
