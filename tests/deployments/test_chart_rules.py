@@ -71,7 +71,6 @@ def test_priority_image_and_namespace(component: str) -> None:
     for ctr in spec["containers"]:
         assert ctr["image"] == BUILT_IMAGE == "localhost/gpu-node-toolkit:0.1.0"
         assert ctr["imagePullPolicy"] == "IfNotPresent"
-        assert "resources" not in ctr
 
 
 def test_selectors_are_disjoint() -> None:
@@ -95,6 +94,7 @@ def test_overrides_reach_every_pod() -> None:
             "nodeSelector": {"pool": "gpu"},
             "imagePullSecrets": [{"name": "pull"}],
             "resources": {"limits": {"memory": "200Mi"}},
+            "gfd": {"resources": None},  # null: falls back to the top-level resources
             "cdi": {"resources": {"limits": {"memory": "100Mi"}}},
         }
     )
@@ -104,9 +104,14 @@ def test_overrides_reach_every_pod() -> None:
         assert spec["nodeSelector"] == {"pool": "gpu"}
         assert spec["imagePullSecrets"] == [{"name": "pull"}]
         assert spec["containers"][0]["image"] == "registry.example/gnt:dev"
-    assert container(docs, "device-plugin")["resources"] == {"limits": {"memory": "200Mi"}}
-    assert container(docs, "gpu-feature-discovery")["resources"] == {"limits": {"memory": "200Mi"}}
-    assert container(docs, "cdi-generator")["resources"] == {"limits": {"memory": "100Mi"}}
+    top = {"limits": {"memory": "200Mi"}, "requests": {"cpu": "10m", "memory": "64Mi"}}
+    assert container(docs, "device-plugin")["resources"] == top
+    assert container(docs, "gpu-feature-discovery")["resources"] == top
+    # A values map merges into the default: the default requests stay.
+    assert container(docs, "cdi-generator")["resources"] == {
+        "limits": {"memory": "100Mi"},
+        "requests": {"cpu": "10m", "memory": "32Mi"},
+    }
 
 
 # --- the device plugin ------------------------------------------------------------------
@@ -281,6 +286,7 @@ def test_plugin_driver_root_mount() -> None:
     assert mounts(docs, "device-plugin")["/driver-root"] == {
         "readOnly": True,
         "hostPath": {"path": "/run/nvidia/driver", "type": "Directory"},
+        "mountPropagation": "HostToContainer",
     }
     assert "/driver-root" not in mounts(DEFAULTS, "device-plugin")
 
@@ -419,7 +425,7 @@ def test_gfd_rbac_rules() -> None:
         {
             "apiGroups": ["nfd.k8s-sigs.io"],
             "resources": ["nodefeatures"],
-            "verbs": ["get", "list", "watch", "create", "update", "delete"],
+            "verbs": ["get", "create", "update", "delete"],  # test_chart_rbac.py derives them
         },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
     ]
@@ -455,7 +461,19 @@ def test_gfd_mounts() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        pytest.param({}, {"privileged": True}, id="privileged-by-default"),
+        pytest.param(
+            {}, {"capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}, id="sys-admin-by-default"
+        ),
+        pytest.param(
+            {"gfd": {"securityContext": {"privileged": True}}},
+            {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}},
+            id="a-map-merges-into-the-default",
+        ),
+        pytest.param(
+            {"gfd": {"securityContext": {"privileged": True, "capabilities": None}}},
+            {"privileged": True},
+            id="upstream-privileged-on-request",
+        ),
         pytest.param(
             {"gfd": {"securityContext": None}},
             {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
@@ -560,12 +578,14 @@ def test_cdi_mounts(values: dict[str, Any], driver_root: str, dev: str | None) -
         "/driver-root": {
             "readOnly": True,
             "hostPath": {"path": driver_root, "type": "Directory"},
+            "mountPropagation": "HostToContainer",
         },
     }
     if dev is not None:
         expected["/dev-root/dev"] = {
             "readOnly": True,
             "hostPath": {"path": dev, "type": "Directory"},
+            "mountPropagation": "HostToContainer",
         }
     assert mounts(render(values), "cdi-generator") == {**expected, **HEARTBEAT_MOUNT}
 

@@ -14,6 +14,10 @@ from tests.gfd.kubefake import FakeApiServer
 def api_server() -> Iterator[FakeApiServer]:
     with FakeApiServer() as server:
         yield server
+    # Every NodeFeature body GFD sent was one the CRD accepts (a test that sends a bad one
+    # on purpose clears what it checked), and carried no field it would silently prune.
+    assert server.fake.rejections == [], f"NodeFeature bodies refused: {server.fake.rejections}"
+    assert server.fake.pruned == [], f"NodeFeature fields the CRD prunes: {server.fake.pruned}"
 
 
 @pytest.fixture

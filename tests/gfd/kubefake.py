@@ -4,8 +4,18 @@
 create answers 201 (gap 1), PUT replaces an object (gap 2) with resourceVersion
 checks (gap 4: uid, resourceVersion and creationTimestamp are stamped),
 discovery declares `nfd.k8s-sigs.io/v1alpha1` `nodefeatures` (gap 6). Every
-NodeFeature create or update body is validated (tests/gfd/nodefeature_schema.py)
-and rejected with 422 when invalid; every request must carry the bearer token.
+NodeFeature create or update body goes through `nodefeature_schema.review`, as
+NFD's CRD makes a real apiserver take it (also one answered with an injected
+fault): refused with its Status (400, 422 Invalid, 500), or stored pruned,
+unknown fields named in a Warning header and in `pruned`. A PATCH of a
+NodeFeature is refused: the double does not validate merged patches, so a
+writer that starts patching must teach it first. Every request must carry the
+bearer token.
+
+Every request is recorded (`api_log`: method, path, query, and the owner
+references a body carries), and appended as a JSON line to the file named by
+$KUBEFAKE_REQUEST_LOG when that is set: tests/deployments/test_chart_rbac.py
+runs the NodeFeature tests with it to derive the RBAC GFD needs.
 
 `FakeApiServer` runs it in a daemon thread with its own event loop, because
 the sync client deadlocks on the loop that serves it (gap 9).
@@ -18,6 +28,7 @@ import copy
 import datetime
 import itertools
 import json
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -28,11 +39,12 @@ import aiohttp.web
 import attrs
 import kmock
 
-from tests.gfd.nodefeature_schema import nodefeature_errors
+from tests.gfd.nodefeature_schema import Review, review
 
 NODEFEATURES = kmock.resource("nfd.k8s-sigs.io", "v1alpha1", "nodefeatures")
 PODS = kmock.resource("", "v1", "pods")
 TOKEN = "fake-token"
+REQUEST_LOG_ENV = "KUBEFAKE_REQUEST_LOG"
 
 
 def _status(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
@@ -49,8 +61,12 @@ class KubeFake(kmock.KubernetesEmulator):
     serve_nodefeatures: bool = True
     # (HTTP method, URL path) -> the error to answer with, set by tests.
     faults: dict[tuple[str, str], kmock.KubernetesError] = attrs.field(factory=dict)
-    # (method, path, reasons) for every body refused with 422.
+    # (method, path, errors) for every NodeFeature body refused.
     rejections: list[tuple[str, str, list[str]]] = attrs.field(factory=list)
+    # (method, path, field paths) for every NodeFeature body stored without some fields.
+    pruned: list[tuple[str, str, list[str]]] = attrs.field(factory=list)
+    # Every request received, as `_log_entry` records it.
+    api_log: list[dict[str, Any]] = attrs.field(factory=list)
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
     def __attrs_post_init__(self) -> None:
@@ -90,25 +106,45 @@ class KubeFake(kmock.KubernetesEmulator):
     # --- the server side ---------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self._record(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if headers.get("authorization") != f"Bearer {TOKEN}":
             return await self._render_error(_status(401, "Unauthorized", "Unauthorized"))
         fault = self.faults.get((request.method.value, request.url.path))
         if fault is not None:
+            self._check_body_anyway(request)
             return await self._render_error(fault)
         if request.resource == NODEFEATURES and self.serve_nodefeatures:
             if request.method == kmock.method.PUT and request.name:
                 return await self._replace(request)
+            if request.method == kmock.method.PATCH:
+                message = "kubefake: NodeFeature patches are not validated; teach the double first"
+                self.rejections.append((request.method.value, request.url.path, [message]))
+                return await self._render_error(_status(500, "InternalError", message))
             if request.action == kmock.action.CREATE:
-                refused = await self._refuse(request, None, update=False)
-                if refused is not None:
-                    return refused
+                answer = self._review(request, None, update=False)
+                if answer.code is not None:
+                    return await self._refusal(request, answer)
+                request.data.clear()  # stored as the apiserver would: pruned
+                request.data.update(answer.obj)
                 self._stamp(request.data, uid=str(uuid.uuid4()))
+                response = await super()._handle(request)
+                for warning in answer.warnings:
+                    response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+                return response
         return await super()._handle(request)
 
     async def _serve_create(self, request: kmock.Request) -> kmock.Payload:
         # A real apiserver answers 201, the only create status both client majors map.
         return kmock.Response(status=201, payload=await super()._serve_create(request))
+
+    def _record(self, request: kmock.Request) -> None:
+        entry = _log_entry(request)
+        self.api_log.append(entry)
+        log_file = os.environ.get(REQUEST_LOG_ENV)
+        if log_file:
+            with open(log_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
 
     async def _replace(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         assert request.namespace is not None and request.name is not None
@@ -118,33 +154,56 @@ class KubeFake(kmock.KubernetesEmulator):
             if stored is None or stored.deleted:
                 message = f'nodefeatures.nfd.k8s-sigs.io "{request.name}" not found'
                 return await self._render_error(_status(404, "NotFound", message))
-            refused = await self._refuse(request, request.name, update=True)
-            if refused is not None:
-                return refused
+            answer = self._review(request, request.name, update=True)
+            if answer.code is not None:
+                return await self._refusal(request, answer)
             old_meta = stored.raw["metadata"]
-            if request.data["metadata"]["resourceVersion"] != old_meta["resourceVersion"]:
+            if answer.obj["metadata"]["resourceVersion"] != old_meta["resourceVersion"]:
                 message = (
                     "Operation cannot be fulfilled on nodefeatures.nfd.k8s-sigs.io"
                     f' "{request.name}": the object has been modified;'
                     " please apply your changes to the latest version and try again"
                 )
                 return await self._render_error(_status(409, "Conflict", message))
-            body = copy.deepcopy(request.data)
+            body = copy.deepcopy(answer.obj)
             self._stamp(body, uid=old_meta["uid"], created=old_meta["creationTimestamp"])
             stored.create(body)  # a new version replaces the whole object
-        return aiohttp.web.json_response(body, status=200)
+        headers = [("Warning", f"299 - {json.dumps(w)}") for w in answer.warnings]
+        return aiohttp.web.json_response(body, status=200, headers=headers)
 
-    async def _refuse(
-        self, request: kmock.Request, name: str | None, *, update: bool
-    ) -> aiohttp.web.StreamResponse | None:
+    def _review(self, request: kmock.Request, name: str | None, *, update: bool) -> Review:
         assert request.namespace is not None
-        reasons = nodefeature_errors(request.data, request.namespace, name, update=update)
-        if not reasons:
-            return None
-        self.rejections.append((request.method.value, request.url.path, reasons))
-        shown = name or (request.data or {}).get("metadata", {}).get("name")
-        message = f'NodeFeature.nfd.k8s-sigs.io "{shown}" is invalid: [{", ".join(reasons)}]'
-        return await self._render_error(_status(422, "Invalid", message, causes=reasons))
+        strict = request.url.query.get("fieldValidation") == "Strict"
+        answer = review(request.data, request.namespace, name, update=update, strict=strict)
+        if answer.unknown:
+            self.pruned.append((request.method.value, request.url.path, answer.unknown))
+        return answer
+
+    def _check_body_anyway(self, request: kmock.Request) -> None:
+        """A body answered with an injected fault is still checked: a bad one is recorded
+        in `rejections` (the answer stays the fault, as authorization comes first)."""
+        if request.resource != NODEFEATURES or request.method not in (
+            kmock.method.POST,
+            kmock.method.PUT,
+        ):
+            return
+        answer = self._review(request, request.name, update=request.method == kmock.method.PUT)
+        if answer.code is not None:
+            self._reject(request, answer)
+
+    def _reject(self, request: kmock.Request, answer: Review) -> None:
+        errors = [str(e) for e in answer.errors] or [answer.message]
+        self.rejections.append((request.method.value, request.url.path, errors))
+
+    async def _refusal(self, request: kmock.Request, answer: Review) -> aiohttp.web.StreamResponse:
+        self._reject(request, answer)
+        details: dict[str, Any] = {"group": NODEFEATURES.group, "kind": "nodefeatures"}
+        if answer.code == 422:
+            shown = (answer.obj.get("metadata") or {}).get("name") or request.name or ""
+            details = {"name": shown, "group": NODEFEATURES.group, "kind": "NodeFeature"}
+            details["causes"] = [e.cause() for e in answer.errors]
+        error = _status(answer.code or 500, answer.reason, answer.message, **details)
+        return await self._render_error(error)
 
     def _stamp(self, body: dict[str, Any], *, uid: str, created: str | None = None) -> None:
         meta = body.setdefault("metadata", {})
@@ -153,6 +212,21 @@ class KubeFake(kmock.KubernetesEmulator):
         meta["creationTimestamp"] = created or datetime.datetime.now(datetime.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         )
+
+
+def _log_entry(request: kmock.Request) -> dict[str, Any]:
+    """What the RBAC derivation needs of a request: method, path, query, owners sent."""
+    entry: dict[str, Any] = {
+        "method": request.method.value,
+        "path": request.url.path,
+        "query": dict(request.url.query),
+    }
+    body = request.data
+    if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+        owners = body["metadata"].get("ownerReferences")
+        if owners:
+            entry["ownerReferences"] = owners
+    return entry
 
 
 class FakeApiServer:

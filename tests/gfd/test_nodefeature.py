@@ -7,8 +7,11 @@ fields) / exactly one PUT on change, replacing labels and owners whole; API
 failures on GET, create, update, an invalid body and an unreachable server give
 spec'd texts; owner resolution (no pod name, pod GET fails, no DaemonSet
 owner, DaemonSet owner); the `auto` probe true and false; the rate limiter;
-the lazy import of the client. Every NodeFeature body sent is checked against
-the schema of spec/nfd.md §5.2, and the double's checker has its own table.
+the lazy import of the client. Every NodeFeature body sent is checked as NFD's
+CRD makes an apiserver check it (tests/gfd/nodefeature_schema.py; its own table
+is tests/gfd/test_nodefeature_crd.py), even one answered with an injected fault:
+the api_server fixture fails a test whose GFD sent a body the CRD refuses or
+prunes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import gfd.outputs
 from gfd.outputs import OutputError
 from gfd.outputs.nodefeature import NodeFeatureOutput, _TokenBucket, api_serves_nodefeatures
 from tests.gfd.kubefake import NODEFEATURES, FakeApiServer
-from tests.gfd.nodefeature_schema import nodefeature_errors
 
 REPO_ROOT = Path(gfd.outputs.__file__).resolve().parents[2]
 NS, NODE, POD = "gpu-operator", "node-1", "gfd-x7k2p"
@@ -302,9 +304,13 @@ def test_invalid_body_is_rejected_by_the_double(
 ) -> None:
     with pytest.raises(OutputError) as caught:
         make_output().write({"nvidia.com/gpu.count": 8})  # type: ignore[dict-item]
-    assert str(caught.value).startswith(f'failed to create NodeFeature object "{NAME}": ')
-    assert "spec.labels[nvidia.com/gpu.count]: must be string" in str(caught.value)
+    assert str(caught.value) == (
+        f'failed to create NodeFeature object "{NAME}": NodeFeature.nfd.k8s-sigs.io "{NAME}" '
+        'is invalid: spec.labels.nvidia.com/gpu.count: Invalid value: "integer": '
+        'spec.labels.nvidia.com/gpu.count in body must be of type string: "integer"'
+    )
     assert [r[0] for r in api_server.fake.rejections] == ["POST"]
+    api_server.fake.rejections.clear()  # checked: the fixture's own check passes
 
 
 def test_unreachable_server(kubeconfig: str) -> None:
@@ -470,84 +476,6 @@ def test_probe_without_kubeconfig(
     assert api_serves_nodefeatures("", environ, token_path=str(token_path)) is False
     assert [level for level, _ in logs()] == ["INFO"]
     assert logs()[0][1].startswith(log)
-
-
-# --- the double's own checker --------------------------------------------------------
-
-
-def good_body() -> dict[str, Any]:
-    return expected_object(LABELS, [DS_OWNER])
-
-
-def mutate(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
-    body = good_body()
-    change(body)
-    return body
-
-
-@pytest.mark.parametrize(
-    ("body", "reason"),
-    [
-        pytest.param(mutate(lambda b: b.pop("spec")), "spec: Required value", id="no-spec"),
-        pytest.param(
-            mutate(lambda b: b["spec"].update(extra=1)), "spec.extra: unknown field", id="unknown"
-        ),
-        pytest.param(
-            mutate(lambda b: b["spec"]["features"]["flags"].update(f={"elements": {"e": 1}})),
-            "spec.features.flags[f].elements[e]: must be object",
-            id="flag-element",
-        ),
-        pytest.param(
-            mutate(lambda b: b["spec"]["features"]["attributes"].update(a={})),
-            "spec.features.attributes[a].elements: Required value",
-            id="attribute-without-elements",
-        ),
-        pytest.param(
-            mutate(lambda b: b["spec"]["features"]["instances"].update(i={"elements": [{}]})),
-            "spec.features.instances[i].elements[0].attributes: Required value",
-            id="instance-without-attributes",
-        ),
-        pytest.param(
-            mutate(lambda b: b["metadata"].update(name="nvidia-features-for-")),
-            "metadata.name: Invalid value",
-            id="gfd-47-empty-node",
-        ),
-        pytest.param(
-            mutate(
-                lambda b: b["metadata"]["labels"].update(
-                    {"nfd.node.kubernetes.io/node-name": "x" * 64}
-                )
-            ),
-            "not a label value",
-            id="long-node-label",
-        ),
-        pytest.param(
-            mutate(lambda b: b["metadata"]["ownerReferences"].append(dict(DS_OWNER, uid="2"))),
-            "only one reference can have Controller set to true",
-            id="two-controllers",
-        ),
-        pytest.param(
-            mutate(lambda b: b["metadata"]["ownerReferences"][0].pop("uid")),
-            "metadata.ownerReferences[0].uid: Required value",
-            id="owner-without-uid",
-        ),
-        pytest.param(
-            mutate(lambda b: b.update(kind="Node")), "kind: must be NodeFeature", id="kind"
-        ),
-    ],
-)
-def test_double_rejects(body: dict[str, Any], reason: str) -> None:
-    errors = nodefeature_errors(body, NS, None, update=False)
-    assert any(reason in e for e in errors), errors
-
-
-def test_double_accepts_what_the_writer_builds() -> None:
-    assert nodefeature_errors(good_body(), NS, None, update=False) == []
-    nulls = mutate(lambda b: b["spec"].update(labels=None, features={"flags": None}))
-    assert nodefeature_errors(nulls, NS, None, update=False) == []
-    assert "must be specified for an update" in " ".join(
-        nodefeature_errors(good_body(), NS, NAME, update=True)
-    )
 
 
 # --- rate limiting and import weight --------------------------------------------------

@@ -98,7 +98,7 @@ def env(ctr: dict[str, Any]) -> dict[str, Any]:
 
 
 def mounts(docs: list[dict[str, Any]], component: str, index: int = 0) -> dict[str, dict]:
-    """mountPath -> {readOnly, the volume's definition}."""
+    """mountPath -> {readOnly, the volume's definition}, and mountPropagation where set."""
     spec = pod_spec(docs, component)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     found = {}
@@ -106,6 +106,8 @@ def mounts(docs: list[dict[str, Any]], component: str, index: int = 0) -> dict[s
         volume = dict(volumes[mount["name"]])
         volume.pop("name")
         found[mount["mountPath"]] = {"readOnly": mount.get("readOnly", False), **volume}
+        if "mountPropagation" in mount:
+            found[mount["mountPath"]]["mountPropagation"] = mount["mountPropagation"]
     return found
 
 
@@ -149,6 +151,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "kubelet-root": {"kubeletRoot": "/var/lib/k0s/kubelet"},
     "gfd-only": {"devicePlugin": {"enabled": False}, "cdi": {"enabled": False}},
+    "resources-and-privileges-overridden": {
+        "resources": {"requests": {"cpu": "0.1", "memory": "1e8"}},
+        "gfd": {"resources": None, "securityContext": {"privileged": True, "capabilities": None}},
+        "cdi": {"resources": {"limits": {"memory": "256Mi"}}, "securityContext": None},
+    },
     "overrides": {
         "fullnameOverride": "gpu",
         "image": {"repository": "example.invalid/gnt", "tag": "dev", "pullPolicy": "Always"},

@@ -143,7 +143,14 @@ The config in use, as config-manager would pick it with no node label (device-pl
 {{- and (eq (include "gnt.hasConfigMap" .) "true") (ne (include "gnt.defaultConfig" .) "") }}
 {{- end }}
 
-{{/* The plugin's security context (device-plugin.md §16). */}}
+{{/*
+The plugin's security context, least first. compatWithCPUManager: privileged, to see
+every host device node it passes to the kubelet as device specs (PASS_DEVICE_SPECS).
+SYS_ADMIN where a MIG strategy, volume-mounts or a config file that may select either is
+possible: the NVIDIA runtime treats CAP_SYS_ADMIN as privileged, and injects MIG monitor
+devices, or honours NVIDIA_VISIBLE_DEVICES where unprivileged containers may not, only
+then. Else nothing: all capabilities dropped.
+*/}}
 {{- define "gnt.pluginSecurityContext" -}}
 {{- if .Values.securityContext }}
 {{- toYaml .Values.securityContext }}
@@ -159,7 +166,7 @@ capabilities:
 {{- end }}
 {{- end }}
 
-{{/* GFD's: gfd.securityContext (privileged by default), else the plugin's rule without CPU-manager compatibility. */}}
+{{/* GFD's: gfd.securityContext (SYS_ADMIN by default), else the plugin's rule without CPU-manager compatibility. */}}
 {{- define "gnt.gfdSecurityContext" -}}
 {{- if .Values.gfd.securityContext }}
 {{- toYaml .Values.gfd.securityContext }}
