@@ -3,9 +3,9 @@
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
 and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
 `--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
-`--nvml-mock`, `--watch`, `--interval` are added (DESIGN.md). Each option resolves as
-command line > environment > default. Repeatable flags also take comma-separated lists,
-as urfave/cli does.
+`--nvml-mock`, `--simulator-root`, `--watch`, `--interval` are added (DESIGN.md). Each
+option resolves as command line > environment > default. Repeatable flags also take
+comma-separated lists, as urfave/cli does.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class GenerateSettings(Record):
     no_all_device: bool = False
     device_ids: tuple[str, ...] = ("all",)  # GPU/MIG indexes or UUIDs, all, none
     nvml_mock: str | None = None
+    # With nvml_mock: lay the simulated driver root out here and name it in the spec.
+    simulator_root: str | None = None
     watch: bool = False
     interval_ns: int = DEFAULT_INTERVAL_NS
 
@@ -179,6 +181,12 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="GPU or MIG index (0, 0:1) or UUID, all or none; repeatable (default: all)",
     )
     a("--nvml-mock", help="simulate a built-in machine (or a YAML profile) instead of NVML")
+    a(
+        "--simulator-root",
+        metavar="DIR",
+        help="with --nvml-mock: lay the simulated driver root out in DIR (device nodes as "
+        "real character devices, needs CAP_MKNOD) and write the spec with its paths",
+    )
     a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
     a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
     for action in p._actions:  # name each option's environment variable in --help
@@ -209,6 +217,7 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "no_all_device": ("NVIDIA_CTK_CDI_GENERATE_NO_ALL_DEVICE",),
     "device_id": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS",),
     "nvml_mock": ("NVML_MOCK",),
+    "simulator_root": ("NVIDIA_CTK_CDI_GENERATE_SIMULATOR_ROOT",),
 }
 
 
@@ -235,6 +244,36 @@ def _absolute_or_none(path: str | None, flag: str) -> str | None:
     if not path.startswith("/"):
         raise UsageError(f"{flag} {path}: must be an absolute path")
     return path
+
+
+# The roots --simulator-root replaces: the simulated driver root is DIR itself.
+_ROOT_FLAGS = (
+    ("driver_root", "--driver-root"),
+    ("dev_root", "--dev-root"),
+    ("driver_root_ctr_path", "--driver-root-ctr-path"),
+    ("dev_root_ctr_path", "--dev-root-ctr-path"),
+)
+
+
+def _simulator_root(ns: argparse.Namespace) -> str | None:
+    root = ns.simulator_root or None
+    if root is None:
+        return None
+    if not ns.nvml_mock:
+        raise UsageError(
+            f"--simulator-root {root}: needs --nvml-mock (it lays out a simulated machine)"
+        )
+    if not root.startswith("/"):
+        raise UsageError(f"--simulator-root {root}: must be an absolute path")
+    if not root.strip("/"):
+        raise UsageError(f"--simulator-root {root}: must be a directory of its own, not /")
+    for dest, flag in _ROOT_FLAGS:
+        if getattr(ns, dest):
+            raise UsageError(
+                f"--simulator-root {root}: cannot be combined with {flag} "
+                f"({getattr(ns, dest)}): the simulated driver and dev root is {root}"
+            )
+    return os.path.normpath(root)
 
 
 def _interval(text: str | None) -> int:
@@ -295,6 +334,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         no_all_device=bool(ns.no_all_device),
         device_ids=tuple(dict.fromkeys(_split(ns.device_id))) or ("all",),
         nvml_mock=ns.nvml_mock or None,
+        simulator_root=_simulator_root(ns),
         watch=ns.watch,
         interval_ns=_interval(ns.interval),
     )
