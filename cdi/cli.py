@@ -19,6 +19,7 @@ from cdi import names
 from nvlib.record import Record
 
 __all__ = [
+    "GENERATE_ENV",
     "GenerateSettings",
     "ListSettings",
     "TransformRootSettings",
@@ -190,13 +191,13 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
     a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
     for action in p._actions:  # name each option's environment variable in --help
-        variables = _GENERATE_ENV.get(action.dest)
+        variables = GENERATE_ENV.get(action.dest)
         if variables and action.help:
             action.help += f" [${', $'.join(variables)}]"
 
 
 # flag dest -> environment variables, first set wins (spec/cdi.md §7)
-_GENERATE_ENV: dict[str, tuple[str, ...]] = {
+GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "output": ("NVIDIA_CTK_CDI_OUTPUT_FILE_PATH",),
     "format": ("NVIDIA_CTK_CDI_GENERATE_OUTPUT_FORMAT",),
     "mode": ("NVIDIA_CTK_CDI_GENERATE_MODE",),
@@ -222,7 +223,7 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
 
 
 def _apply_env(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
-    for dest, variables in _GENERATE_ENV.items():
+    for dest, variables in GENERATE_ENV.items():
         current = getattr(ns, dest)
         if current not in (None, []):
             continue  # set on the command line

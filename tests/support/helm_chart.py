@@ -142,6 +142,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "cdi-imex": {"cdi": {"imex": {"enabled": True}, "interval": "10s"}},
     "kubelet-root": {"kubeletRoot": "/var/lib/k0s/kubelet"},
     "gfd-only": {"devicePlugin": {"enabled": False}, "cdi": {"enabled": False}},
+    "simulator": {
+        "simulator": {"profile": "dgx-a100", "nodeSelector": {"gpu-node-toolkit/simulated": "yes"}},
+        "deviceListStrategy": "cdi-cri",
+        "cdi": {"imex": {"enabled": True}},
+    },
     "overrides": {
         "fullnameOverride": "gpu",
         "image": {"repository": "example.invalid/gnt", "tag": "dev", "pullPolicy": "Always"},
