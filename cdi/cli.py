@@ -3,8 +3,9 @@
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
 and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
 `--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
-`--nvml-mock`, `--watch`, `--interval` and `--heartbeat-file` (a liveness heartbeat
-`--watch` touches after every check, nvlib/heartbeat.py) are added (DESIGN.md). Each
+`--nvml-mock`, `--simulator-root`, `--watch`, `--interval` and `--heartbeat-file` (a
+liveness heartbeat `--watch` touches after every check, nvlib/heartbeat.py) are added
+(DESIGN.md). Each
 option resolves as command line > environment > default. Repeatable flags also take
 comma-separated lists, as urfave/cli does.
 """
@@ -20,6 +21,7 @@ from cdi import names
 from nvlib.record import Record
 
 __all__ = [
+    "GENERATE_ENV",
     "GenerateSettings",
     "ListSettings",
     "TransformRootSettings",
@@ -79,6 +81,8 @@ class GenerateSettings(Record):
     no_all_device: bool = False
     device_ids: tuple[str, ...] = ("all",)  # GPU/MIG indexes or UUIDs, all, none
     nvml_mock: str | None = None
+    # With nvml_mock: lay the simulated driver root out here and name it in the spec.
+    simulator_root: str | None = None
     watch: bool = False
     interval_ns: int = DEFAULT_INTERVAL_NS
     heartbeat_file: str | None = None  # --watch only
@@ -181,6 +185,12 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="GPU or MIG index (0, 0:1) or UUID, all or none; repeatable (default: all)",
     )
     a("--nvml-mock", help="simulate a built-in machine (or a YAML profile) instead of NVML")
+    a(
+        "--simulator-root",
+        metavar="DIR",
+        help="with --nvml-mock: lay the simulated driver root out in DIR (device nodes as "
+        "real character devices, needs CAP_MKNOD) and write the spec with its paths",
+    )
     a("--watch", action="store_true", help="keep the spec in step with the node until stopped")
     a("--interval", help=f"--watch check interval, a Go duration (default {DEFAULT_INTERVAL})")
     a(
@@ -190,13 +200,13 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         " (python3 -m nvlib.heartbeat check)",
     )
     for action in p._actions:  # name each option's environment variable in --help
-        variables = _GENERATE_ENV.get(action.dest)
+        variables = GENERATE_ENV.get(action.dest)
         if variables and action.help:
             action.help += f" [${', $'.join(variables)}]"
 
 
 # flag dest -> environment variables, first set wins (spec/cdi.md §7)
-_GENERATE_ENV: dict[str, tuple[str, ...]] = {
+GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "output": ("NVIDIA_CTK_CDI_OUTPUT_FILE_PATH",),
     "format": ("NVIDIA_CTK_CDI_GENERATE_OUTPUT_FORMAT",),
     "mode": ("NVIDIA_CTK_CDI_GENERATE_MODE",),
@@ -218,11 +228,12 @@ _GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "device_id": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS",),
     "nvml_mock": ("NVML_MOCK",),
     "heartbeat_file": ("NVIDIA_CTK_CDI_GENERATE_HEARTBEAT_FILE",),
+    "simulator_root": ("NVIDIA_CTK_CDI_GENERATE_SIMULATOR_ROOT",),
 }
 
 
 def _apply_env(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
-    for dest, variables in _GENERATE_ENV.items():
+    for dest, variables in GENERATE_ENV.items():
         current = getattr(ns, dest)
         if current not in (None, []):
             continue  # set on the command line
@@ -244,6 +255,36 @@ def _absolute_or_none(path: str | None, flag: str) -> str | None:
     if not path.startswith("/"):
         raise UsageError(f"{flag} {path}: must be an absolute path")
     return path
+
+
+# The roots --simulator-root replaces: the simulated driver root is DIR itself.
+_ROOT_FLAGS = (
+    ("driver_root", "--driver-root"),
+    ("dev_root", "--dev-root"),
+    ("driver_root_ctr_path", "--driver-root-ctr-path"),
+    ("dev_root_ctr_path", "--dev-root-ctr-path"),
+)
+
+
+def _simulator_root(ns: argparse.Namespace) -> str | None:
+    root = ns.simulator_root or None
+    if root is None:
+        return None
+    if not ns.nvml_mock:
+        raise UsageError(
+            f"--simulator-root {root}: needs --nvml-mock (it lays out a simulated machine)"
+        )
+    if not root.startswith("/"):
+        raise UsageError(f"--simulator-root {root}: must be an absolute path")
+    if not root.strip("/"):
+        raise UsageError(f"--simulator-root {root}: must be a directory of its own, not /")
+    for dest, flag in _ROOT_FLAGS:
+        if getattr(ns, dest):
+            raise UsageError(
+                f"--simulator-root {root}: cannot be combined with {flag} "
+                f"({getattr(ns, dest)}): the simulated driver and dev root is {root}"
+            )
+    return os.path.normpath(root)
 
 
 def _interval(text: str | None) -> int:
@@ -306,6 +347,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         no_all_device=bool(ns.no_all_device),
         device_ids=tuple(dict.fromkeys(_split(ns.device_id))) or ("all",),
         nvml_mock=ns.nvml_mock or None,
+        simulator_root=_simulator_root(ns),
         watch=ns.watch,
         interval_ns=_interval(ns.interval),
         heartbeat_file=ns.heartbeat_file or None,

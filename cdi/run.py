@@ -58,6 +58,7 @@ class Host(Record):
     dev_root: str = "/"
     placeholder_nodes: Mapping[str, tuple[int, int]] = MappingProxyType({})
     moves: tuple[tuple[str, str], ...] = ()
+    simulator_root: str | None = None  # --simulator-root: laid out before each pass
 
 
 def resolve_host(settings: GenerateSettings) -> Host:
@@ -67,7 +68,9 @@ def resolve_host(settings: GenerateSettings) -> Host:
     In simulation the profile's placeholder nodes (regular files at the paths it names,
     relative to the dev root) count as devices under whichever dev root is read, so a
     test or benchmark can bring its own driver root; real character devices are always
-    read as they are.
+    read as they are. With `--simulator-root DIR` the driver and dev root is DIR, where
+    the simulated driver root is laid out with real nodes (`cdi.simroot`), so the spec
+    names paths that stay on the host.
     """
     if not settings.nvml_mock:
         driver_root = settings.driver_root or "/"
@@ -75,6 +78,9 @@ def resolve_host(settings: GenerateSettings) -> Host:
     from nvlib import mock
 
     simulation = mock.simulation(settings.nvml_mock)
+    if settings.simulator_root is not None:
+        root = settings.simulator_root
+        return Host(str(simulation.root), root, root, simulator_root=root)
     # With a mounted driver root, --driver-root is the host's (default /), not the profile's.
     mounted = settings.driver_root_ctr_path is not None
     driver_root = settings.driver_root or ("/" if mounted else str(simulation.driver_root))
@@ -247,18 +253,41 @@ def _observe_management(
     return ("management", version, nodes), build
 
 
+def _lay_out(settings: GenerateSettings) -> bool:
+    """`--simulator-root`: the simulated driver root laid out again; True if that changed
+    anything (an unchanged root is not touched: `cdi.simroot`)."""
+    from cdi.simroot import lay_out
+    from nvlib import mock
+
+    assert settings.simulator_root is not None and settings.nvml_mock is not None
+    done = lay_out(settings.simulator_root, mock.simulation(settings.nvml_mock).profile)
+    if done.changed:
+        log.info("Simulated driver root %s laid out: %s", settings.simulator_root, done.summary())
+    return done.changed
+
+
 def _observer(
     settings: GenerateSettings, discover: Discover
 ) -> Callable[[Host, GenerateOptions], Observation]:
-    """The mode's observation; the spec it builds names the host's roots (`_for_host`)."""
+    """The mode's observation; the spec it builds names the host's roots (`_for_host`).
+
+    With `--simulator-root` each observation first lays the simulated root out again,
+    repairing what was removed or changed; a repair counts as a node change.
+    """
+    repairs = 0
 
     def observe(host: Host, options: GenerateOptions) -> Observation:
+        nonlocal repairs
+        if host.simulator_root is not None and _lay_out(settings):
+            repairs += 1
         if settings.mode == "imex":
             state, build = _observe_imex(host, options)
         elif settings.mode == "management":
             state, build = _observe_management(host, settings, options)
         else:
             state, build = _observe_nvml(host, settings, options, discover)
+        if host.simulator_root is not None:
+            state = (state, repairs)
         return state, lambda: _for_host(build(), host)
 
     return observe
@@ -360,6 +389,8 @@ def watch(
             heartbeat.start()  # a bad path fails here, before any pass
         host = resolve_host(settings)
         options = generate_options(settings)
+        if host.simulator_root is not None:
+            _lay_out(settings)  # a DIR that cannot be laid out (no CAP_MKNOD) ends it now
     except (CdiError, HeartbeatError, OSError, RuntimeError, ValueError) as err:
         log.error("failed to start: %s", _failure_text(err))
         return 1

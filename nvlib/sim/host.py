@@ -124,7 +124,9 @@ class HostTree:
         nodes = device_nodes(self.profile)
         for path in nodes:
             plan.file(f"{DRIVER_ROOT}/{path}", mode=placeholder_mode(path))
-        _driver_files(plan, self.profile)
+        files, links = driver_files(self.profile)
+        plan.files += [(f"{DRIVER_ROOT}/{path}", data, mode) for path, data, mode in files]
+        plan.links += [(f"{DRIVER_ROOT}/{path}", target) for path, target in links]
         self._write(plan)
         return nodes
 
@@ -356,9 +358,23 @@ def placeholder_mode(path: str) -> int:
     return 0o666
 
 
+def driver_files(
+    profile: Profile,
+) -> tuple[list[tuple[str, bytes, int]], list[tuple[str, str]]]:
+    """The driver root's files (path, data, mode) and symlinks (path, target), but not
+    its device nodes (`device_nodes`): paths relative to the driver root.
+
+    What `write_driver` writes under `driver/`, and what `nvidia-cdi generate
+    --simulator-root` lays out on a host.
+    """
+    plan = _Plan()
+    _driver_files(plan, profile)
+    return plan.files, plan.links
+
+
 def _driver_files(plan: _Plan, profile: Profile) -> None:
     version = profile.driver_version
-    d = f"{DRIVER_ROOT}/{LIB_DIR}"
+    d = LIB_DIR
     for stem, soname, dev_link in _LIBRARIES:
         real = f"{stem}.{version}"
         plan.file(f"{d}/{real}", _placeholder(real))
@@ -376,14 +392,14 @@ def _driver_files(plan: _Plan, profile: Profile) -> None:
     plan.file(f"{d}/nvidia/xorg/libglxserver_nvidia.so.{version}", _placeholder("glxserver"))
     plan.link(f"{d}/nvidia/xorg/libglxserver_nvidia.so", f"libglxserver_nvidia.so.{version}")
     for firmware in _FIRMWARE:
-        plan.file(f"{DRIVER_ROOT}/lib/firmware/nvidia/{version}/{firmware}", _placeholder(firmware))
+        plan.file(f"lib/firmware/nvidia/{version}/{firmware}", _placeholder(firmware))
     fabric = any(g.fabric is not None for g in profile.gpus)
     for binary in (*_BINARIES, *(("nvidia-imex", "nvidia-imex-ctl") if fabric else ())):
-        plan.file(f"{DRIVER_ROOT}/usr/bin/{binary}", f"#!/bin/sh\n# {binary} placeholder\n", 0o755)
+        plan.file(f"usr/bin/{binary}", f"#!/bin/sh\n# {binary} placeholder\n", 0o755)
     _config_files(plan)
-    plan.file(f"{DRIVER_ROOT}/run/nvidia-persistenced/socket")
+    plan.file("run/nvidia-persistenced/socket")
     if profile.nvswitches:
-        plan.file(f"{DRIVER_ROOT}/run/nvidia-fabricmanager/socket")
+        plan.file("run/nvidia-fabricmanager/socket")
 
 
 def _placeholder(name: str) -> bytes:
@@ -397,11 +413,10 @@ def _config_files(plan: _Plan) -> None:
         '"api_version": "1.3.277"}}\n'
     )
     egl = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
-    r = DRIVER_ROOT
-    plan.file(f"{r}/etc/vulkan/icd.d/nvidia_icd.json", icd)
-    plan.file(f"{r}/etc/vulkan/implicit_layer.d/nvidia_layers.json", icd)
-    plan.file(f"{r}/etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\n")
-    plan.file(f"{r}/usr/share/glvnd/egl_vendor.d/10_nvidia.json", egl)
+    plan.file("etc/vulkan/icd.d/nvidia_icd.json", icd)
+    plan.file("etc/vulkan/implicit_layer.d/nvidia_layers.json", icd)
+    plan.file("etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\n")
+    plan.file("usr/share/glvnd/egl_vendor.d/10_nvidia.json", egl)
     for platform in ("15_nvidia_gbm.json", "10_nvidia_wayland.json"):
-        plan.file(f"{r}/usr/share/egl/egl_external_platform.d/{platform}", egl)
-    plan.file(f"{r}/usr/share/nvidia/nvoptix.bin", _placeholder("nvoptix.bin"))
+        plan.file(f"usr/share/egl/egl_external_platform.d/{platform}", egl)
+    plan.file("usr/share/nvidia/nvoptix.bin", _placeholder("nvoptix.bin"))

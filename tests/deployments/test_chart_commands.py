@@ -54,13 +54,16 @@ def _plugin(args: list[str], environ: dict[str, str]) -> str:
 
 
 def _cdi(args: list[str], environ: dict[str, str]) -> str:
-    from cdi.cli import GenerateSettings, parse
+    from cdi.cli import GENERATE_ENV, GenerateSettings, parse
 
-    _check_names(environ, ())
+    unknown = sorted(set(environ) - RUNTIME_ENV - {v for vs in GENERATE_ENV.values() for v in vs})
+    assert not unknown, f"variables the command does not read: {unknown}"
     settings = parse(args, environ)
     assert isinstance(settings, GenerateSettings)
     assert settings.watch
     assert settings.output.startswith("/var/run/cdi/")
+    if settings.nvml_mock:  # a simulated machine: its driver root laid out on the host
+        assert settings.simulator_root is not None
     return settings.heartbeat_file or ""
 
 

@@ -1,13 +1,12 @@
 """A real CDI consumer: podman runs containers from specs `nvidia-cdi generate` wrote.
 
-The recipe is spec/cdi.md §17.3, verified for a root CI sandbox (Debian 12, podman
-4.3.1, crun, hybrid cgroups): podman in a private mount namespace with the cgroup2
-mount removed, the per-test spec directories bind-mounted on /etc/cdi and /var/run/cdi,
-vfs storage in a scratch directory, no network, lowered rlimits, and a busybox rootfs
-made from files on this machine (no image is pulled). The driver root is a copy of the
-simulator's, with each placeholder device node replaced by a real character device
-(mknod) of the same major and minor, so the engine injects real nodes. The hook binary
-is a script that records its arguments, so hook order and arguments are checked too.
+The sandbox (spec/cdi.md §17.3) is tests/support/podman_sandbox.py: podman in a private
+mount namespace, the per-test spec directories bind-mounted on /etc/cdi and
+/var/run/cdi, a busybox rootfs, no image pulled. The driver root is the simulator's laid
+out as `--simulator-root` lays it (`cdi.simroot`): each placeholder device node a real
+character device (mknod) of the same major and minor, so the engine injects real nodes.
+The hook binary is a script that records its arguments, so hook order and arguments are
+checked too.
 
 Matrix: a GPU by index, by UUID and `all` on dgx-a100; a MIG device on dgx-a100-mig;
 and the spec loads without a registry error at podman's debug level. On gb200 (which
@@ -24,33 +23,16 @@ with the install command: CI installs them (`apt-get install -y podman busybox-s
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from podman_sandbox import Sandbox, nvidia_nodes, podman_sandbox
 
-INSTALL_HINT = "install it with: apt-get install -y podman busybox-static"
-PODMAN_FLAGS = ["--network", "none", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 HOOK_NAME = "nvidia-cdi-hook"
-
-# spec/cdi.md §17.3, word for word but for the comments.
-WRAPPER = r"""#!/bin/sh
-# usage: cdi-podman.sh ETC_SPEC_DIR RUN_SPEC_DIR STATE_DIR podman-args...
-E=$1; R=$2; S=$3; shift 3
-exec unshare -m --propagation private sh -c '
-  umount /sys/fs/cgroup/unified 2>/dev/null
-  mount --bind "$0" /etc/cdi && mount --bind "$1" /var/run/cdi || exit 99
-  S=$2; shift 2
-  exec podman --root "$S/storage" --runroot "$S/runroot" --storage-driver vfs \
-    --cgroup-manager cgroupfs --events-backend file --runtime crun "$@"
-' "$E" "$R" "$S" "$@"
-"""
 
 SHOW = (
     "ls -ln /dev/ | grep nvidia; ls -ln /dev/nvidia-caps 2>/dev/null | grep cap; "
@@ -63,70 +45,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(f"{tool} is not installed: {INSTALL_HINT}", pytrace=False)
-    return path
-
-
-@dataclass
-class Sandbox:
-    scratch: Path
-    state: Path  # podman's --root / --runroot parent: the runroot must be <= 50 characters
-
-    @property
-    def wrapper(self) -> Path:
-        return self.scratch / "cdi-podman.sh"
-
-    @property
-    def rootfs(self) -> Path:
-        return self.scratch / "rootfs"
-
-    def podman(
-        self, spec_dir: Path, *args: str, debug: bool = False, command: str = "run"
-    ) -> subprocess.CompletedProcess[str]:
-        etc = self.scratch / "specs-etc"
-        etc.mkdir(exist_ok=True)
-        state = self.state
-        pre = ["--log-level", "debug"] if debug else []
-        return subprocess.run(
-            [str(self.wrapper), str(etc), str(spec_dir), str(state), *pre, command,
-             *(["--rm"] if command == "run" else []), *PODMAN_FLAGS, *args],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    require("podman")
-    busybox = require("busybox")
-    for tool in ("unshare", "mount", "crun"):
-        require(tool)
-    scratch = tmp_path_factory.mktemp("podman")
-    state = Path(tempfile.mkdtemp(prefix="cdi-podman-", dir="/tmp"))
-    try:
-        yield _sandbox(Sandbox(scratch.resolve(), state), busybox)
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def _sandbox(box: Sandbox, busybox: str) -> Sandbox:
-    """The wrapper script, a busybox rootfs and the two mount points (§17.3)."""
-    box.wrapper.write_text(WRAPPER)
-    box.wrapper.chmod(0o755)
-    for d in ("bin", "proc", "sys", "dev", "etc", "tmp"):
-        (box.rootfs / d).mkdir(parents=True)
-    shutil.copy(busybox, box.rootfs / "bin/busybox")
-    applets = subprocess.run(
-        [str(box.rootfs / "bin/busybox"), "--list"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    for applet in applets:
-        if applet != "busybox":  # a self-link would replace the binary (§17.3)
-            (box.rootfs / "bin" / applet).symlink_to("busybox")
-    for mount_point in ("/etc/cdi", "/var/run/cdi"):
-        os.makedirs(mount_point, exist_ok=True)  # empty mount points, once (§17.3)
-    return box
+    with podman_sandbox(tmp_path_factory.mktemp("podman")) as box:
+        yield box
 
 
 @dataclass
@@ -140,18 +62,12 @@ class Node:
 
 
 def real_driver_root(profile: str, target: Path) -> Path:
-    """The simulator's driver root, its placeholder nodes made real character devices."""
-    from nvlib import sim
+    """The simulator's driver root with real character devices, as `--simulator-root`
+    lays it out (`cdi.simroot`)."""
+    from cdi.simroot import lay_out
+    from nvlib.sim import load_profile
 
-    with sim.activate(profile) as simulation:
-        shutil.copytree(simulation.driver_root, target, symlinks=True)
-        nodes = dict(simulation.device_nodes)
-    for relative, (major, minor) in nodes.items():
-        path = target / relative
-        mode = 0o400 if "nvidia-caps/" in relative else 0o666
-        path.unlink()
-        os.mknod(path, stat.S_IFCHR | mode, os.makedev(major, minor))
-        os.chmod(path, mode)  # mknod's mode went through the umask
+    lay_out(str(target), load_profile(profile))
     return target
 
 
@@ -203,16 +119,6 @@ def gb200(sandbox: Sandbox) -> Iterator[Node]:
     management = sandbox.scratch / "specs-gb200-management" / "nvidia-management.yaml"
     run_generate("gb200", node.driver_root, hook, management, "--mode", "management")
     yield node
-
-
-def nvidia_nodes(listing: str) -> dict[str, str]:
-    """`ls -ln` lines -> {name: "major, minor"} for the NVIDIA nodes the container has."""
-    found = {}
-    for line in listing.splitlines():
-        parts = line.split()
-        if line.startswith("c") and len(parts) >= 10 and parts[-1].startswith("nvidia"):
-            found[parts[-1]] = f"{parts[4]} {parts[5]}"
-    return found
 
 
 def test_spec_is_what_podman_4_3_reads(dgx: Node) -> None:
@@ -311,7 +217,7 @@ def test_every_device_of_the_spec_resolves(sandbox: Sandbox, dgx: Node, dgx_mig:
         result = sandbox.podman(
             node.spec_dir, *devices, "--rootfs", str(sandbox.rootfs), "/bin/true"
         )
-        assert result.returncode == 0, explain(sandbox, node.spec_dir, result)
+        assert result.returncode == 0, sandbox.explain(node.spec_dir, result)
 
 
 def test_a_needlessly_higher_version_breaks_podman_4_3(sandbox: Sandbox, dgx: Node) -> None:
@@ -325,15 +231,7 @@ def test_a_needlessly_higher_version_breaks_podman_4_3(sandbox: Sandbox, dgx: No
     )
     assert result.returncode == 126
     assert "unresolvable CDI devices nvidia.com/gpu=0" in result.stderr
-    assert 'invalid version \\"0.6.0\\"' in explain(sandbox, higher, result)
-
-
-def explain(sandbox: Sandbox, spec_dir: Path, failed: subprocess.CompletedProcess[str]) -> str:
-    """The CDI registry error podman logs only at debug level, for a failed run's args."""
-    args = failed.args[failed.args.index("run") + 2 + len(PODMAN_FLAGS) :]
-    result = sandbox.podman(spec_dir, *args, debug=True)
-    lines = [line for line in result.stderr.splitlines() if "refreshing the CDI registry" in line]
-    return "\n".join(lines) or failed.stderr[-2000:]
+    assert 'invalid version \\"0.6.0\\"' in sandbox.explain(higher, result)
 
 
 IMEX_SHOW = "ls -ln /dev/nvidia-caps-imex-channels; ls -ln /dev | grep nvidia; env | sort"
@@ -360,7 +258,7 @@ def test_imex_channel(sandbox: Sandbox, gb200: Node, devices: list[str], gpu: bo
     result = sandbox.podman(
         gb200.spec_dir, *args, "--rootfs", str(sandbox.rootfs), "/bin/sh", "-c", IMEX_SHOW
     )
-    assert result.returncode == 0, explain(sandbox, gb200.spec_dir, result)
+    assert result.returncode == 0, sandbox.explain(gb200.spec_dir, result)
     channels = [line.split() for line in result.stdout.splitlines() if line.endswith(" channel0")]
     assert len(channels) == 1 and channels[0][0].startswith("crw-rw-rw-"), result.stdout
     assert channels[0][4:6] == [f"{imex_major()},", "0"]
@@ -374,7 +272,7 @@ def test_management_all(sandbox: Sandbox, gb200: Node) -> None:
         spec_dir, "--device", "management.nvidia.com/gpu=all", "--rootfs", str(sandbox.rootfs),
         "/bin/sh", "-c", IMEX_SHOW + "; test -x /usr/bin/nvidia-smi && echo smi-ok",
     )  # fmt: skip
-    assert result.returncode == 0, explain(sandbox, spec_dir, result)
+    assert result.returncode == 0, sandbox.explain(spec_dir, result)
     nodes = nvidia_nodes(result.stdout)
     assert {f"nvidia{i}" for i in range(4)} | {"nvidiactl", "nvidia-uvm"} <= nodes.keys()
     assert any(line.endswith(" channel0") for line in result.stdout.splitlines())

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from helm_chart import container, render
 from kubelet_double import KubeletDouble
-from podman_sandbox import PodmanSandbox, require, require_root
+from podman_sandbox import PodmanStorage, require, require_root
 
 from nvlib import __version__
 from tests.gfd.kubefake import FakeApiServer
@@ -44,7 +44,7 @@ PROJECT_LAYERS_BOUND_MB = 80.0
 
 @dataclass
 class Built:
-    podman: PodmanSandbox
+    podman: PodmanStorage
     report: str  # build_image.py's last line: reference, size, project share
     archive: Path
 
@@ -57,7 +57,7 @@ def image() -> Iterator[Built]:
     require_root()
     for tool in ("podman", "mmdebstrap"):
         require(tool)
-    podman = PodmanSandbox()
+    podman = PodmanStorage()
     archive = podman.state / "image.tar"
     try:
         done = subprocess.run(
@@ -214,7 +214,7 @@ def test_image_carries_licence_and_oci_labels(image: Built) -> None:
 
 def test_archive_loads_into_a_fresh_podman(image: Built) -> None:
     built_id = image.podman.check("image", "inspect", "--format", "{{.Id}}", REF).strip()
-    other = PodmanSandbox()
+    other = PodmanStorage()
     try:
         other.check("load", "--input", str(image.archive))
         assert other.check("image", "inspect", "--format", "{{.Id}}", REF).strip() == built_id

@@ -156,6 +156,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "gfd": {"resources": None, "securityContext": {"privileged": True, "capabilities": None}},
         "cdi": {"resources": {"limits": {"memory": "256Mi"}}, "securityContext": None},
     },
+    "simulator": {
+        "simulator": {"profile": "dgx-a100", "nodeSelector": {"gpu-node-toolkit/simulated": "yes"}},
+        "deviceListStrategy": "cdi-cri",
+        "cdi": {"imex": {"enabled": True}},
+    },
     "overrides": {
         "fullnameOverride": "gpu",
         "image": {"repository": "example.invalid/gnt", "tag": "dev", "pullPolicy": "Always"},

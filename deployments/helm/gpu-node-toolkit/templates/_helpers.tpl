@@ -196,8 +196,16 @@ capabilities:
 {{- end }}
 {{- end }}
 
-{{/* Pod spec fields every DaemonSet shares: scheduling, priority, runtime, pull secrets. */}}
+{{/* Pod spec fields every DaemonSet shares: scheduling, priority, runtime, pull secrets.
+On a simulated machine (simulator.profile) the nodes have no NVIDIA labels, so the
+GPU-node affinity is not applied and simulator.nodeSelector joins nodeSelector. */}}
 {{- define "gnt.podCommon" -}}
+{{- $nodeSelector := .Values.nodeSelector }}
+{{- $affinity := .Values.affinity }}
+{{- if .Values.simulator.profile }}
+{{- $nodeSelector = merge (deepCopy (.Values.simulator.nodeSelector | default dict)) (.Values.nodeSelector | default dict) }}
+{{- $affinity = dict }}
+{{- end }}
 {{- with .Values.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
@@ -212,11 +220,11 @@ imagePullSecrets:
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.nodeSelector }}
+{{- with $nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -228,6 +236,7 @@ tolerations:
 
 {{/* Environment both the plugin and GFD take from the top-level values. */}}
 {{- define "gnt.sharedEnv" -}}
+{{- include "gnt.simulatorEnv" . }}
 {{- if kindIs "string" .Values.migStrategy }}
 - name: MIG_STRATEGY
   value: {{ .Values.migStrategy | quote }}
@@ -247,6 +256,14 @@ tolerations:
 {{- if kindIs "string" .Values.deviceDiscoveryStrategy }}
 - name: DEVICE_DISCOVERY_STRATEGY
   value: {{ .Values.deviceDiscoveryStrategy | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Every command runs on the simulated machine, when there is one. */}}
+{{- define "gnt.simulatorEnv" -}}
+{{- with .Values.simulator.profile }}
+- name: NVML_MOCK
+  value: {{ . | quote }}
 {{- end }}
 {{- end }}
 
