@@ -202,10 +202,10 @@ def test_ten_minute_api_outage_never_ends_the_loop(
     during = [t for t in attempts if begin <= t < end]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     floor = 20.0 if kind.startswith("429") else 0.75  # Retry-After, else the first backoff
-    assert 10 <= len(during) <= 30, during  # measured: 18 (16 with Retry-After: 20)
+    assert 10 <= len(during) <= 30, during  # measured: 19 (17 with Retry-After: 20)
     assert all(floor <= gap <= CAP_S for gap in gaps), gaps
     first_success = next(t for t in published if t >= end)
-    assert first_success - end <= CAP_S  # measured: within 45 s (the capped delay's draw)
+    assert first_success - end <= CAP_S  # measured: 32.25 s (19 s with Retry-After: 20)
     assert final == "2000"  # what changed during the outage
 
 
