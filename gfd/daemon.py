@@ -3,26 +3,39 @@
 spec/labels.md §20 and spec/stack.md §6. The cadence is driven by `schedule`, used only
 in the safe way stack.md describes: signal handlers set an Event, the loop waits on that
 Event (never `time.sleep`), the job never lets an exception escape into `run_pending()`.
-A failed first pass exits 1; a later failed pass is logged, the last good labels stay
-published and it is retried at the next interval; 5 failures in a row exit 1.
+
+Two kinds of failure, kept apart:
+- reading the devices (NVML, labelers): a failed first pass exits 1; a later one is
+  logged, the last good labels stay published, and 5 in a row exit 1;
+- publishing (gfd/publish.py): never counts toward that exit. An API server that does
+  not answer, or answers 408/429/5xx, is waited out with backoff however long it lasts;
+  any other publishing failure exits 1 on the first pass (a bad deployment) and is
+  retried at the next pass after that.
+
+`schedule` reads the wall clock, so a step back would postpone its next run by the size
+of the step; the loop also keeps a monotonic deadline one interval after each pass and
+runs the pass when that one is reached first.
 
 With `--heartbeat-file` every pass that ran to its end touches the heartbeat
-(nvlib/heartbeat.py): one that wrote new labels, one that found them unchanged and one
-that failed and kept the last good labels all prove the loop alive; a pass that hangs
-does not touch it, and the liveness probe restarts the container.
+(nvlib/heartbeat.py): one that published new labels, one that found them unchanged, one
+whose publishing is waiting out an API outage and one that failed and kept the last good
+labels all prove the loop alive; a pass that hangs does not touch it, and the liveness
+probe restarts the container.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
 from gfd.outputs import Output, OutputError
+from gfd.publish import Publisher
 from nvlib import host
 from nvlib.config import ConfigError
 from nvlib.discover import discover
@@ -37,10 +50,29 @@ TYPE_CHECKING = False
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 5
+# The two clocks' deadlines differ by microseconds on every pass; only a larger gap
+# is a step of the wall clock worth a warning.
+WALL_CLOCK_SLACK_S = 1.0
 
 
 class PassError(RuntimeError):
-    """A labelling pass failed; the message is what upstream would log."""
+    """Reading the devices or computing the labels failed; the message is upstream's."""
+
+
+class SystemClock:
+    """What the loop reads time from and waits with; tests pass a clock of their own
+    with the same two methods (the wall clock is schedule's own)."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+    @staticmethod
+    def wait(event: threading.Event, timeout: float | None) -> bool:
+        return event.wait(timeout)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class Labeller(Plain):
@@ -73,46 +105,57 @@ class Labeller(Plain):
                 self.null_manager = True
         return discover(self.root, with_nvml=False, facts=self.facts)
 
-    def run_pass(self) -> None:
+    def labels(self) -> dict[str, str]:
+        """Read the devices and compute the labels; every failure is a PassError."""
         try:
             machine = self.discover()
-            labels = compute_labels(machine, self.settings.config, self.timestamp)
-            self.output.write(labels)
+            return compute_labels(machine, self.settings.config, self.timestamp)
         except PassError:
             raise
         except Exception as err:  # every failure of a pass is reported the same way
             raise PassError(str(err)) from err
 
 
-def serve(labeller: Labeller, signals: Signals, heartbeat: Heartbeat | None = None) -> int | None:
+def serve(
+    labeller: Labeller,
+    signals: Signals,
+    clock: SystemClock = SYSTEM_CLOCK,
+    jitter: Callable[[], float] | None = None,
+    heartbeat: Heartbeat | None = None,
+) -> int | None:
     """Run passes until a signal or a fatal failure.
 
-    Returns an exit code, or None when SIGHUP asks for a reload.
+    Returns an exit code, or None when SIGHUP asks for a reload. `clock` and `jitter`
+    (the backoff's random draw; random.random when None) are for tests.
     """
     settings = labeller.settings.config.flags.gfd
+    publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
 
     def beat() -> None:
         if heartbeat is not None:
             heartbeat.beat()
 
     try:
-        labeller.run_pass()
-    except PassError as err:
+        published = publisher.publish(labeller.labels())
+    except (PassError, OutputError) as err:
         log.error("%s", err)
         return 1
     beat()
     if settings.oneshot:
-        return 0
+        if not published:
+            log.error("The labels could not be published")
+        return 0 if published else 1
 
     import schedule  # only the periodic mode needs it
 
     failures = 0
+    interval = None if settings.sleep_interval.infinite else settings.sleep_interval.seconds
+    next_pass: float | None = None  # monotonic; the guard against wall-clock steps
 
     def job() -> None:
-        nonlocal failures
+        nonlocal failures, next_pass
         try:
-            labeller.run_pass()
-            failures = 0
+            labels = labeller.labels()
         except PassError as err:
             failures += 1
             log.error(
@@ -120,17 +163,27 @@ def serve(labeller: Labeller, signals: Signals, heartbeat: Heartbeat | None = No
             )
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 signals.wake.set()
-                return  # the loop is giving up: nothing left to prove alive
+                return  # the loop is giving up: nothing left to prove alive (finally runs)
+        else:
+            failures = 0
+            try:
+                publisher.publish(labels)
+            except OutputError as err:
+                log.error("Publishing the labels failed, keeping the last ones: %s", err)
+        finally:
+            # After the pass, as schedule computes its next run: both agree unless
+            # the wall clock steps.
+            next_pass = None if interval is None else clock.monotonic() + interval
         beat()  # the pass ran to its end, whatever it found
 
     scheduler = schedule.Scheduler()
-    if settings.sleep_interval.infinite:
+    if interval is None:
         log.info("Sleep interval is infinite, sleeping indefinitely")
     else:
-        scheduler.every(settings.sleep_interval.seconds or 0.0).seconds.do(job)
+        scheduler.every(interval).seconds.do(job)
+        next_pass = clock.monotonic() + interval
     while True:
-        idle = scheduler.idle_seconds
-        signals.wake.wait(None if idle is None else max(idle, 0.0))
+        clock.wait(signals.wake, _earliest(scheduler.idle_seconds, next_pass, publisher, clock))
         if failures >= MAX_CONSECUTIVE_FAILURES:
             log.error("Giving up after %d failed labelling passes", failures)
             return 1
@@ -141,7 +194,35 @@ def serve(labeller: Labeller, signals: Signals, heartbeat: Heartbeat | None = No
         if received is not None:
             log.info("Received signal %s, shutting down.", signal.Signals(received).name)
             return 0
-        scheduler.run_pending()
+        if next_pass is not None and clock.monotonic() >= next_pass:
+            wall_idle = scheduler.idle_seconds or 0.0
+            if wall_idle > WALL_CLOCK_SLACK_S:
+                log.warning(
+                    "The wall clock says the next pass is %.0f s away, the monotonic clock "
+                    "says it is due: the wall clock stepped back; running it now",
+                    wall_idle,
+                )
+            scheduler.run_all()  # runs the pass and reschedules it from the wall clock now
+        else:
+            scheduler.run_pending()
+        publisher.retry_if_due()
+
+
+def _earliest(
+    wall_idle: float | None, next_pass: float | None, publisher: Publisher, clock: SystemClock
+) -> float | None:
+    """Seconds until the next pass (by either clock) or publishing retry; None: none due."""
+    now = clock.monotonic()
+    waits = [
+        wait
+        for wait in (
+            wall_idle,
+            None if next_pass is None else next_pass - now,
+            publisher.retry_in(),
+        )
+        if wait is not None
+    ]
+    return max(min(waits), 0.0) if waits else None
 
 
 def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals: Signals) -> int:
@@ -149,6 +230,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
     from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
 
     settings: GfdSettings | None = first
+    previous: Output | None = None  # the output a reload replaces: its copy may go
     while True:
         if settings is None:
             from gfd.cli import parse
@@ -162,16 +244,17 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
         try:
             if heartbeat is not None:
                 heartbeat.start()  # a bad path fails here, before any pass
-            labeller, cleanup = build_labeller(settings, environ)
+            labeller, cleanup = build_labeller(settings, environ, previous)
         except (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError) as err:
             log.error("%s", err)
             return 1
         if not settings.config.flags.gfd.no_timestamp:
             labeller.timestamp = int(time.time())
-        code = serve(labeller, signals, heartbeat)
+        code = serve(labeller, signals, heartbeat=heartbeat)
         if code is not None:
             cleanup()
             return code
+        previous = labeller.output
         settings = None
 
 

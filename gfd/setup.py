@@ -14,26 +14,51 @@ from gfd.cli import GfdSettings
 from gfd.daemon import Labeller
 from gfd.outputs import Output
 from gfd.outputs.featurefile import FeatureFile, removal_applies
+from gfd.outputs.handover import Handover
 from nvlib import host
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Resolved = Literal["nodefeature", "file", "undecided"]
 
 log = logging.getLogger(__name__)
 
 
-def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> bool:
-    """Resolve `true` / `false` / `auto` once per config load (spec/labels.md §17.1)."""
+def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> Resolved:
+    """Resolve `true` / `false` / `auto` at each config load (spec/labels.md §17.1).
+
+    `undecided`: `auto` with a client config whose discovery got no answer; the
+    output asks again before each write (gfd/outputs/auto.py).
+    """
     value = settings.config.flags.use_node_feature_api
     if value in ("true", "false"):
-        return value == "true"
+        return "nodefeature" if value == "true" else "file"
     if settings.output_file_explicit:
-        return False
-    from gfd.outputs.nodefeature import api_serves_nodefeatures
+        return "file"
+    from gfd.outputs.nodefeature import Discovery, discover_nodefeatures
 
-    return api_serves_nodefeatures(settings.kubeconfig, environ)
+    found = discover_nodefeatures(settings.kubeconfig, environ)
+    if found is Discovery.UNREACHABLE:
+        return "undecided"
+    return "nodefeature" if found is Discovery.SERVED else "file"
 
 
-def build_output(settings: GfdSettings, node_feature_api: bool) -> Output:
+def build_output(
+    settings: GfdSettings,
+    resolved: Resolved,
+    environ: Mapping[str, str] | None = None,
+    previous: Output | None = None,
+) -> Output:
+    """The output for `resolved`; `previous` is the last config load's output.
+
+    Whenever a NodeFeature publishes, the feature file is withdrawn after its first
+    write; a reload that moves from a NodeFeature to the file withdraws the object.
+    """
     gfd_flags = settings.config.flags.gfd
-    if node_feature_api:
+
+    def nodefeature() -> Output:
         from gfd.outputs.nodefeature import NodeFeatureOutput
 
         return NodeFeatureOutput(
@@ -44,18 +69,42 @@ def build_output(settings: GfdSettings, node_feature_api: bool) -> Output:
             qps=settings.kube_api_qps,
             burst=settings.kube_api_burst,
         )
+
     removable = removal_applies(
-        use_node_feature_api=node_feature_api,
+        use_node_feature_api=resolved == "nodefeature",
         oneshot=gfd_flags.oneshot,
         sleep_infinite=gfd_flags.sleep_interval.infinite,
         output_file=gfd_flags.output_file,
     )
-    return FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable)
+    file = FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable)
+    output: Output
+    if resolved == "nodefeature":
+        output = nodefeature()
+        if not file.to_stdout:
+            output = Handover(output, file)
+    elif resolved == "undecided":
+        from gfd.outputs.auto import AutoOutput
+        from gfd.outputs.nodefeature import discover_nodefeatures
+
+        env = environ or {}
+        output = AutoOutput(
+            file, lambda: discover_nodefeatures(settings.kubeconfig, env), nodefeature
+        )
+    else:
+        output = file
+        if previous is not None and previous.kind == "nodefeature" and not file.to_stdout:
+            return Handover(file, previous)
+    if previous is not None:
+        previous.close()
+    return output
 
 
 def build_labeller(
-    settings: GfdSettings, environ: Mapping[str, str]
+    settings: GfdSettings,
+    environ: Mapping[str, str],
+    previous: Output | None = None,
 ) -> tuple[Labeller, Callable[[], None]]:
+    """`previous`: the output of the config load this one replaces (SIGHUP), or None."""
     flags = settings.config.flags
     log.info("Running with config:\n%s", settings.config.to_json())
     root = Path("/")
@@ -67,5 +116,5 @@ def build_labeller(
         if machine_type_file == host.DEFAULT_MACHINE_TYPE_FILE:
             # An explicit --machine-type-file beats the profile; the default reads its DMI.
             machine_type_file = str(host.in_root(root, machine_type_file))
-    output = build_output(settings, use_node_feature_api(settings, environ))
+    output = build_output(settings, use_node_feature_api(settings, environ), environ, previous)
     return Labeller(settings, output, root, machine_type_file), output.cleanup

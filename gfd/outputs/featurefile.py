@@ -74,6 +74,10 @@ class FeatureFile:
     def to_stdout(self) -> bool:
         return self.path in _STDOUT_NAMES
 
+    @property
+    def kind(self) -> str:
+        return "stdout" if self.to_stdout else "file"
+
     def write(self, labels: Mapping[str, str]) -> None:
         data = format_labels(labels)
         if self.to_stdout:
@@ -91,6 +95,23 @@ class FeatureFile:
             write_atomic(self.path, data)
         except OSError as err:
             raise OutputError(f"error atomically writing file '{self.path}': {err}") from err
+
+    def withdraw(self) -> None:
+        """Remove the file because a NodeFeature object now carries the labels.
+
+        Only a regular file (never `/dev/null` or a FIFO); standard output has no copy.
+        """
+        if self.to_stdout:
+            return
+        try:
+            removed = remove_regular_file(self.path)
+        except OSError as err:
+            raise OutputError(f"error removing output file '{self.path}': {err}") from err
+        if removed:
+            log.info("Removed output file %s: the NodeFeature object carries the labels", self.path)
+
+    def close(self) -> None:
+        """Nothing to release: each write opens and closes the file."""
 
     def cleanup(self) -> None:
         """Remove `<dir>/gfd-tmp` (upstream's legacy temp dir), then the file.

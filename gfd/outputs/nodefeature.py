@@ -9,11 +9,18 @@ The pod and discovery GETs go through the shared `ApiClient` instead of
 
 QPS and burst: the Python client has no rate limiter, so `_TokenBucket`
 gives client-go's behaviour (`burst` calls at once, then `qps` per second).
+
+Failures: a 409 Conflict is settled here, by reading the object again and retrying
+(`CONFLICT_ATTEMPTS`); any other failure is raised as an OutputError that says whether
+waiting may help (`retryable`: no answer, 408, 429, 5xx), for the daemon's backoff. No
+request is retried behind the daemon's back (urllib3's own retries are off), and one
+write never spends more than `WRITE_BUDGET_S` on the API, so a pass always ends.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import logging
 import os
@@ -23,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from gfd.backoff import parse_retry_after
 from gfd.labelers.values import MAX_VALUE_LENGTH, is_valid_value
 from gfd.outputs import OutputError
 
@@ -35,9 +43,10 @@ __all__ = [
     "NODE_NAME_LABEL",
     "PLURAL",
     "VERSION",
+    "Discovery",
     "NodeFeatureOutput",
-    "api_serves_nodefeatures",
     "check_names",
+    "discover_nodefeatures",
     "object_name",
 ]
 
@@ -56,8 +65,14 @@ SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 DEFAULT_QPS = 5.0
 DEFAULT_BURST = 10
 # Upstream sets no timeout; a hung call would stall the labelling loop forever.
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 10.0
 DISCOVERY_TIMEOUT_S = 10.0
+# All the requests of one write() share this: the bound on how long a pass can wait on
+# an API server that accepts connections and never answers.
+WRITE_BUDGET_S = 20.0
+# A conflict means another writer got in between our GET and PUT; one more read
+# nearly always settles it. client-go's retry.DefaultRetry also makes 5 attempts.
+CONFLICT_ATTEMPTS = 5
 
 _MAX_OBJECT_NAME = 253
 
@@ -90,6 +105,8 @@ def check_names(node_name: str, namespace: str) -> None:
 class NodeFeatureOutput:
     """Publishes the labels as the node's NodeFeature object, created or updated on change."""
 
+    kind = "nodefeature"
+
     def __init__(
         self,
         node_name: str,
@@ -98,20 +115,74 @@ class NodeFeatureOutput:
         kubeconfig: str,
         qps: float,
         burst: int,
+        *,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        write_budget_s: float = WRITE_BUDGET_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         check_names(node_name, namespace)
         self.node_name, self.namespace, self.pod_name = node_name, namespace, pod_name
         self.name = object_name(node_name)
+        self.request_timeout_s, self.write_budget_s = request_timeout_s, write_budget_s
+        self._clock = clock
         self._limiter = _TokenBucket(qps, burst)
         self._api_client = _api_client(kubeconfig, os.environ)
         from kubernetes.client import CustomObjectsApi
 
         self._objects = CustomObjectsApi(self._api_client)
-        # Once per outputer, as upstream: the DaemonSet outlives this pod.
-        self.owner_references = self._resolve_owner()
+        # Once per outputer, as upstream (the DaemonSet outlives this pod), but at the
+        # first write, within its time budget, and again at the next one while the API
+        # server cannot answer. None: not resolved yet.
+        self.owner_references: list[dict[str, Any]] | None = None
 
     def write(self, labels: Mapping[str, str]) -> None:
-        """GET, then CREATE when absent, or PUT only when the object would change."""
+        """GET, then CREATE when absent, or PUT only when the object would change;
+        a conflict reads the object again, up to CONFLICT_ATTEMPTS times."""
+        deadline = self._deadline()
+        if self.owner_references is None:
+            self.owner_references = self._resolve_owner(deadline)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            conflict = self._write_once(labels, deadline)
+            if conflict is None:
+                return
+            log.info(
+                "NodeFeature object %s changed under us (%d of %d), reading it again: %s",
+                self.name,
+                attempt,
+                CONFLICT_ATTEMPTS,
+                conflict,
+            )
+        raise OutputError(
+            f'failed to update NodeFeature object "{self.name}": still conflicting after '
+            f"{CONFLICT_ATTEMPTS} attempts: {conflict}",
+            retryable=True,
+        )
+
+    def withdraw(self) -> None:
+        """Delete the object: the feature file carries the labels now. Unlike cleanup(),
+        which never deletes, this runs only when the output moved to the file."""
+        try:
+            self._call(
+                self._objects.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.name,
+                deadline=self._deadline(),
+            )
+        except _api_errors() as err:
+            if _status(err) == 404:
+                return
+            raise _output_error(f'failed to delete NodeFeature object "{self.name}"', err) from err
+        log.info(
+            "Deleted NodeFeature object %s/%s: the feature file carries the labels",
+            self.namespace,
+            self.name,
+        )
+
+    def _write_once(self, labels: Mapping[str, str], deadline: float) -> str | None:
+        """One GET and the CREATE or PUT it calls for; the conflict's text, or None."""
         try:
             current = self._call(
                 self._objects.get_namespaced_custom_object,
@@ -120,16 +191,16 @@ class NodeFeatureOutput:
                 self.namespace,
                 PLURAL,
                 self.name,
+                deadline=deadline,
             )
         except _api_errors() as err:
             if _status(err) != 404:
-                raise OutputError(f"failed to get NodeFeature object: {_describe(err)}") from err
-            self._create(labels)
-            return
+                raise _output_error("failed to get NodeFeature object", err) from err
+            return self._create(labels, deadline)
         wanted = self._updated(current, labels)
         if _semantic(wanted) == _semantic(current):
             log.info("no changes in NodeFeature object %s", self.name)
-            return
+            return None
         log.info("Updating NodeFeature object %s", self.name)
         try:
             # PUT carries the resourceVersion just read: a concurrent writer
@@ -142,11 +213,13 @@ class NodeFeatureOutput:
                 PLURAL,
                 self.name,
                 wanted,
+                deadline=deadline,
             )
         except _api_errors() as err:
-            raise OutputError(
-                f'failed to update NodeFeature object "{self.name}": {_describe(err)}'
-            ) from err
+            if _status(err) == 409:
+                return _describe(err)
+            raise _output_error(f'failed to update NodeFeature object "{self.name}"', err) from err
+        return None
 
     def cleanup(self) -> None:
         """Never deletes the object: a restart must not drop the node's labels
@@ -172,7 +245,8 @@ class NodeFeatureOutput:
             "spec": _spec(labels),
         }
 
-    def _create(self, labels: Mapping[str, str]) -> None:
+    def _create(self, labels: Mapping[str, str], deadline: float) -> str | None:
+        """POST the object; the conflict's text when another writer created it first."""
         log.info("creating NodeFeature object %s", self.name)
         try:
             self._call(
@@ -182,12 +256,14 @@ class NodeFeatureOutput:
                 self.namespace,
                 PLURAL,
                 self.new_object(labels),
+                deadline=deadline,
             )
         except _api_errors() as err:
-            raise OutputError(
-                f'failed to create NodeFeature object "{self.name}": {_describe(err)}'
-            ) from err
+            if _status(err) == 409:  # AlreadyExists: read it, then update it
+                return _describe(err)
+            raise _output_error(f'failed to create NodeFeature object "{self.name}"', err) from err
         log.info("created NodeFeature object %s/%s", self.namespace, self.name)
+        return None
 
     def _updated(self, current: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
         """`current` with GFD's parts replaced whole; server fields (resourceVersion,
@@ -202,17 +278,22 @@ class NodeFeatureOutput:
         wanted["spec"] = _spec(labels)
         return wanted
 
-    def _resolve_owner(self) -> list[dict[str, Any]]:
+    def _resolve_owner(self, deadline: float) -> list[dict[str, Any]]:
         """Only the DaemonSet owner, as controller (spec/labels.md §17.3 [PROJECT]):
-        a Pod owner would change on every restart and needs `delete` to update."""
+        a Pod owner would change on every restart and needs `delete` to update.
+        A retryable OutputError when the API server could not answer: an object
+        created without its owner would never be garbage-collected."""
         if not self.pod_name:
             log.info("Pod name not provided, skipping owner reference resolution")
             return []
         namespace, pod_name = quote(self.namespace, safe=""), quote(self.pod_name, safe="")
         path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}"
         try:
-            pod = self._call(_get_json, self._api_client, path)
+            pod = self._call(_get_json, self._api_client, path, deadline=deadline)
         except _api_errors() as err:
+            if _retryable(err):
+                what = f"failed to get pod {self.namespace}/{self.pod_name} for its owner"
+                raise _output_error(what, err) from err
             log.warning(
                 "Failed to resolve owner references: failed to get pod %s/%s: %s",
                 self.namespace,
@@ -235,23 +316,44 @@ class NodeFeatureOutput:
             }
         ]
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _deadline(self) -> float:
+        return self._clock() + self.write_budget_s
+
+    def _call(self, fn: Callable[..., Any], *args: Any, deadline: float) -> Any:
         self._limiter.acquire()
-        return fn(*args, _request_timeout=REQUEST_TIMEOUT_S)
+        left = deadline - self._clock()
+        if left <= 0:
+            spent = f"gave up: this write's {self.write_budget_s:g} s for the API are spent"
+            raise _BudgetSpent(spent)
+        return fn(*args, _request_timeout=min(self.request_timeout_s, left))
 
 
-def api_serves_nodefeatures(
+class _BudgetSpent(TimeoutError):
+    """A write ran out of time before its next request: as retryable as a timeout."""
+
+
+class Discovery(enum.Enum):
+    """What API discovery says about NodeFeature for `auto` (spec/labels.md §17.1)."""
+
+    SERVED = "served"
+    ABSENT = "absent"  # a definite no: no client config, not served, 401/403/404
+    UNREACHABLE = "unreachable"  # no answer, 408, 429, 5xx: ask again at the next pass
+
+
+def discover_nodefeatures(
     kubeconfig: str,
     environ: Mapping[str, str],
     *,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
-) -> bool:
+) -> Discovery:
     """The `auto` rule of spec/labels.md §17.1, step 2.
 
-    True when a client config exists (the kubeconfig, else in-cluster when
+    SERVED when a client config exists (the kubeconfig, else in-cluster when
     KUBERNETES_SERVICE_HOST is set and the service-account token exists) and
-    discovery of `nfd.k8s-sigs.io/v1alpha1` lists `nodefeatures`. Any failure
-    means False: the feature file works everywhere, so it is the fallback.
+    discovery of `nfd.k8s-sigs.io/v1alpha1` lists `nodefeatures`. UNREACHABLE when
+    the server did not answer or answered 408, 429 or 5xx: that settles nothing, the
+    caller asks again. Any other failure is ABSENT: the feature file works
+    everywhere, so it is the fallback.
     """
     if kubeconfig:
         source = f"kubeconfig {kubeconfig}"
@@ -259,7 +361,7 @@ def api_serves_nodefeatures(
         source = "in-cluster config"
     else:
         log.info("No Kubernetes client config (no kubeconfig, not in a cluster)")
-        return False
+        return Discovery.ABSENT
     group_version = f"{GROUP}/{VERSION}"
     try:
         api_client = _api_client(kubeconfig, environ, token_path=token_path)
@@ -270,8 +372,16 @@ def api_serves_nodefeatures(
     # Deliberately broad: a missing client, a bad config, TLS, DNS, 403 or 404
     # all mean "cannot use the API", and `auto` must then fall back, not fail.
     except Exception as err:
+        if _unanswered(err):
+            log.warning(
+                "NodeFeature API discovery with %s got no answer, writing the feature file "
+                "and asking again at the next pass: %s",
+                source,
+                _describe(err),
+            )
+            return Discovery.UNREACHABLE
         log.info("NodeFeature API not usable with %s: %s", source, _describe(err))
-        return False
+        return Discovery.ABSENT
     resources = (found or {}).get("resources") or []
     served = any(r.get("name") == PLURAL for r in resources if isinstance(r, dict))
     log.info(
@@ -281,7 +391,7 @@ def api_serves_nodefeatures(
         PLURAL,
         "served" if served else "not served",
     )
-    return served
+    return Discovery.SERVED if served else Discovery.ABSENT
 
 
 def _api_client(
@@ -313,6 +423,9 @@ def _api_client(
             ).load_and_set(configuration)
     except (config.ConfigException, OSError, ValueError) as err:
         raise OutputError(f"unable to load Kubernetes client config: {err}") from err
+    # No retries inside urllib3 (by default 3, at once, each with the full timeout):
+    # the daemon backs off between attempts, and a write keeps to its time budget.
+    configuration.retries = 0
     return client.ApiClient(configuration)
 
 
@@ -352,6 +465,33 @@ def _api_errors() -> tuple[type[BaseException], ...]:
 
 def _status(err: BaseException) -> int | None:
     return getattr(err, "status", None)
+
+
+def _retryable(err: BaseException) -> bool:
+    """Whether waiting may help: no answer at all, or 408, 429 or a 5xx."""
+    status = _status(err)
+    return status is None or status in (408, 429) or status >= 500
+
+
+def _unanswered(err: BaseException) -> bool:
+    """A retryable API failure, for the probe, whose errors may also be a bad config."""
+    try:
+        errors = _api_errors()
+    except ImportError:  # no client at all: nothing to wait for
+        return False
+    return isinstance(err, errors) and _retryable(err)
+
+
+def _retry_after(err: BaseException) -> float | None:
+    headers = getattr(err, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    return parse_retry_after(value, time.time())
+
+
+def _output_error(what: str, err: BaseException) -> OutputError:
+    return OutputError(
+        f"{what}: {_describe(err)}", retryable=_retryable(err), retry_after_s=_retry_after(err)
+    )
 
 
 def _describe(err: BaseException) -> str:

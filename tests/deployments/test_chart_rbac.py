@@ -31,7 +31,11 @@ import pytest
 from helm_chart import NAMESPACE, ROOT, VALUE_SETS, daemonset, find, pod_spec, render
 
 # The modules whose fake API servers see only what GFD's code sends.
-NODEFEATURE_TESTS = ("tests/gfd/test_nodefeature.py", "tests/e2e/test_gfd_cli.py")
+NODEFEATURE_TESTS = (
+    "tests/gfd/test_nodefeature.py",
+    "tests/gfd/test_daemon.py",
+    "tests/e2e/test_gfd_cli.py",
+)
 # Modules that start a fake API server but send hand-made requests (not GFD's).
 NOT_GFD_REQUESTS = ("tests/gfd/test_nodefeature_crd.py",)
 # GFD's code again, run inside the container image: a subset of test_gfd_cli's requests

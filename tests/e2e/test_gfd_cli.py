@@ -15,10 +15,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -509,3 +511,133 @@ def test_bad_heartbeat_path_exits_1_naming_it(tmp_path: Path, name: str, problem
     assert result.returncode == 1
     assert f"heartbeat file {beat}: {problem.format(dir=beat.parent)}" in result.stderr
     assert not out.exists()  # refused before any pass
+
+
+NF_PATH = f"/apis/nfd.k8s-sigs.io/v1alpha1/namespaces/gpu/nodefeatures/{NAME}"
+DISCOVERY = "/apis/nfd.k8s-sigs.io/v1alpha1"
+
+
+def _unavailable() -> object:
+    import kmock
+
+    return kmock.KubernetesError(
+        status=503, reason="ServiceUnavailable", message="try later", details={"x": 1}
+    )
+
+
+class LogLines:
+    """A daemon's standard error, read as it comes, for waiting on what it logs."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        self._thread.join(5)
+        return "".join(self.lines)
+
+
+@pytest.mark.parametrize("outage", ["503-from-the-first-pass", "refused-mid-run"])
+def test_api_outage_keeps_the_daemon_running(tmp_path: Path, outage: str) -> None:
+    """Publishing failures never count toward the 5-failure exit: through an outage
+    of many passes the process runs on, then publishes when the API answers again."""
+    with FakeApiServer(link=True) as server:
+        assert server.link is not None
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        env = _env(NODE_NAME="node-1", NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        args = ("--nvml-mock", "t4", "--sleep-interval", "100ms", "--use-node-feature-api=true")
+        if outage.startswith("503"):
+            server.fake.outage = _unavailable()  # type: ignore[assignment]
+        with daemon(*args, env=env) as proc:
+            log = LogLines(proc)
+            if outage.startswith("refused"):
+                wait_for(lambda: server.fake.nodefeature("gpu", NAME) is not None)
+                server.link.set("refuse")
+            # Passes that found the labels unpublished: twice the 5-failure limit, and
+            # two failed attempts. Measured: about 2 s at 100 ms a pass.
+            wait_for(lambda: log.count("Backing off after API errors") >= 10, timeout=20)
+            wait_for(lambda: log.count("Publishing the labels failed (2 in a row)") >= 1)
+            assert proc.poll() is None, "the process exited during the outage"
+            server.fake.outage = None
+            server.link.set("up")
+            # The next attempt comes within the backoff's delay (at most 4 s so far).
+            wait_for(lambda: log.count("Published the labels after") >= 1, timeout=20)
+            assert server.fake.nodefeature("gpu", NAME) is not None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+            stderr = log.text()
+    assert "Giving up" not in stderr
+    assert server.fake.rejections == []
+
+
+def test_auto_asks_discovery_again_and_removes_the_file(tmp_path: Path) -> None:
+    """`auto` whose discovery answers 503: the file meanwhile, not for the life of
+    the pod; when discovery answers, the NodeFeature takes over and the file goes."""
+    out = tmp_path / "gfd"
+    config = tmp_path / "config.yaml"
+    # In the config file, not --output-file: an explicit file would settle `auto`.
+    config.write_text(f"version: v1\nflags:\n  gfd:\n    outputFile: {out}\n")
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        env = _env(NODE_NAME="node-1", NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        server.fake.faults["GET", DISCOVERY] = _unavailable()  # type: ignore[assignment]
+        with daemon(
+            "--nvml-mock", "t4", "--sleep-interval", "100ms", "--config-file", str(config), env=env
+        ) as proc:
+            wait_for(out.exists)
+            wait_for(lambda: len(server.fake.calls("GET", DISCOVERY)) >= 3)  # asked again
+            assert server.fake.nodefeature("gpu", NAME) is None
+            del server.fake.faults["GET", DISCOVERY]
+            wait_for(lambda: server.fake.nodefeature("gpu", NAME) is not None)
+            wait_for(lambda: not out.exists())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        assert server.fake.nodefeature("gpu", NAME) is not None
+    assert not out.exists()
+
+
+def test_reload_moves_the_labels_between_nodefeature_and_file(tmp_path: Path) -> None:
+    """Each move leaves one source: a NodeFeature removes the feature file (a stale one
+    at start, too), and a reload to the file deletes the NodeFeature object."""
+    out = tmp_path / "gfd"
+    out.write_text("nvidia.com/stale=true\n")  # left by an earlier pod in file mode
+    config = tmp_path / "config.yaml"
+
+    def configure(use_node_feature_api: str) -> None:
+        config.write_text(
+            "version: v1\nflags:\n"
+            f"  useNodeFeatureAPI: {use_node_feature_api}\n"
+            f"  gfd:\n    outputFile: {out}\n"
+        )
+
+    configure("auto")
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        env = _env(NODE_NAME="node-1", NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+        with daemon(
+            "--nvml-mock", "t4", "--sleep-interval", "1s", "--config-file", str(config), env=env
+        ) as proc:
+            wait_for(lambda: server.fake.nodefeature("gpu", NAME) is not None)
+            wait_for(lambda: not out.exists())
+            configure("false")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: server.fake.nodefeature("gpu", NAME) is None)
+            assert parse(out.read_text())["nvidia.com/gpu.product"] == "Tesla-T4"
+            configure("true")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: server.fake.nodefeature("gpu", NAME) is not None)
+            wait_for(lambda: not out.exists())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        assert server.fake.calls("DELETE") == [("DELETE", NF_PATH)]
+        assert len(server.fake.calls("POST")) == 2
+        assert server.fake.rejections == []

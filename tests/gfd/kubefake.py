@@ -17,6 +17,13 @@ references a body carries), and appended as a JSON line to the file named by
 $KUBEFAKE_REQUEST_LOG when that is set: tests/deployments/test_chart_rbac.py
 runs the NodeFeature tests with it to derive the RBAC GFD needs.
 
+Faults for the outage tests: `faults` answers a (method, path) with an error for as
+long as it is set, `queued` answers the next requests to one with the errors listed,
+once each, `outage` answers every request with one error, and `retry_after` adds that
+header to each error injected. `FakeApiServer(link=True)` puts a `NetworkLink` in front
+of the server, for the failures no HTTP answer can make: connection refused and a
+server that accepts and never answers (the client's timeout).
+
 `FakeApiServer` runs it in a daemon thread with its own event loop, because
 the sync client deadlocks on the loop that serves it (gap 9).
 """
@@ -24,11 +31,14 @@ the sync client deadlocks on the loop that serves it (gap 9).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
 import json
 import os
+import select
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -61,6 +71,12 @@ class KubeFake(kmock.KubernetesEmulator):
     serve_nodefeatures: bool = True
     # (HTTP method, URL path) -> the error to answer with, set by tests.
     faults: dict[tuple[str, str], kmock.KubernetesError] = attrs.field(factory=dict)
+    # (HTTP method, URL path) -> errors for the next requests to it, one each, in order.
+    queued: dict[tuple[str, str], list[kmock.KubernetesError]] = attrs.field(factory=dict)
+    # While set, the answer to every request.
+    outage: kmock.KubernetesError | None = None
+    # While set, sent as the Retry-After header of every error injected above.
+    retry_after: str | None = None
     # (method, path, errors) for every NodeFeature body refused.
     rejections: list[tuple[str, str, list[str]]] = attrs.field(factory=list)
     # (method, path, field paths) for every NodeFeature body stored without some fields.
@@ -110,10 +126,18 @@ class KubeFake(kmock.KubernetesEmulator):
         headers = {k.lower(): v for k, v in request.headers.items()}
         if headers.get("authorization") != f"Bearer {TOKEN}":
             return await self._render_error(_status(401, "Unauthorized", "Unauthorized"))
-        fault = self.faults.get((request.method.value, request.url.path))
+        key = (request.method.value, request.url.path)
+        fault = self.outage
+        if fault is None and self.queued.get(key):
+            fault = self.queued[key].pop(0)
+        if fault is None:
+            fault = self.faults.get(key)
         if fault is not None:
             self._check_body_anyway(request)
-            return await self._render_error(fault)
+            response = await self._render_error(fault)
+            if self.retry_after is not None:
+                response.headers["Retry-After"] = self.retry_after
+            return response
         if request.resource == NODEFEATURES and self.serve_nodefeatures:
             if request.method == kmock.method.PUT and request.name:
                 return await self._replace(request)
@@ -230,10 +254,16 @@ def _log_entry(request: kmock.Request) -> dict[str, Any]:
 
 
 class FakeApiServer:
-    """`KubeFake` on 127.0.0.1 in a daemon thread, for the sync Kubernetes client."""
+    """`KubeFake` on 127.0.0.1 in a daemon thread, for the sync Kubernetes client.
 
-    def __init__(self, **options: Any) -> None:
+    `link=True`: clients reach it through `self.link` (a NetworkLink), which `url`
+    and the kubeconfig point at.
+    """
+
+    def __init__(self, *, link: bool = False, **options: Any) -> None:
         self._options = options
+        self._with_link = link
+        self.link: NetworkLink | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._loop = asyncio.new_event_loop()
@@ -248,6 +278,10 @@ class FakeApiServer:
             raise RuntimeError("fake API server did not start within 10 s")
         if self._failure is not None:
             raise RuntimeError("fake API server failed to start") from self._failure
+        if self._with_link:
+            host, _, port = self.url.rpartition("//")[2].partition(":")
+            self.link = NetworkLink((host, int(port)))
+            self.url = f"http://127.0.0.1:{self.link.port}"
         return self
 
     def __exit__(
@@ -256,6 +290,8 @@ class FakeApiServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.link is not None:
+            self.link.close()
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
@@ -295,3 +331,111 @@ class FakeApiServer:
             self.url = str(server.url).rstrip("/")  # the client appends paths with a slash
             self._ready.set()
             await self._stop.wait()
+
+
+class NetworkLink:
+    """A TCP proxy to `upstream` that tests switch between three states of the network.
+
+    `up`: bytes flow both ways. `refuse`: nothing listens on the port, so a connection
+    is refused. `blackhole`: connections are accepted and never answered, so the client
+    times out. Leaving `up` cuts the open connections, as a server restart does.
+    Only the proxy's own thread opens and closes the listener, between two selects:
+    a listener closed under a select would keep accepting until the select returns.
+    """
+
+    STATES = ("up", "refuse", "blackhole")
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.state = "up"
+        self._wanted = "up"
+        self._changed = threading.Condition()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = self._listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name="network-link", daemon=True)
+        self._thread.start()
+
+    def set(self, state: str) -> None:
+        """Switch to `state`; returns once the proxy's thread has made it so."""
+        assert state in (*self.STATES, "closed"), state
+        with self._changed:
+            self._wanted = state
+            if not self._changed.wait_for(lambda: self.state == state, timeout=5):
+                raise RuntimeError(f"network link did not switch to {state} within 5 s")
+
+    def close(self) -> None:
+        self.set("closed")
+        self._thread.join(5)
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+        return listener
+
+    def _apply(self) -> None:
+        with self._changed:
+            wanted = self._wanted
+            if wanted == self.state:
+                return
+            cut, self._open = self._open, []
+            listening = wanted in ("up", "blackhole")
+            if not listening and self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            elif listening and self._listener is None:
+                self._listener = self._listen(self.port)
+            self.state = wanted
+            self._changed.notify_all()
+        for sock in cut:
+            _close(sock)
+
+    def _serve(self) -> None:
+        while self.state != "closed":
+            self._apply()
+            listener = self._listener
+            if listener is None:
+                select.select([], [], [], 0.005)  # refusing: nothing to accept
+                continue
+            ready, _, _ = select.select([listener], [], [], 0.005)
+            if not ready:
+                continue
+            client, _ = listener.accept()
+            # No Nagle: the client sends headers and body apart, and waiting for
+            # the ACK of one before the other costs each request 40 ms.
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._changed:
+                state = self.state
+                self._open.append(client)
+            if state == "up":
+                self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            _close(client)
+            return
+        server.settimeout(None)
+        server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._changed:
+            self._open.append(server)
+        for source, sink in ((client, server), (server, client)):
+            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    _close(source)
+    _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,12 @@ import pytest
 
 import gfd.outputs
 from gfd.outputs import OutputError
-from gfd.outputs.nodefeature import NodeFeatureOutput, _TokenBucket, api_serves_nodefeatures
+from gfd.outputs.nodefeature import (
+    Discovery,
+    NodeFeatureOutput,
+    _TokenBucket,
+    discover_nodefeatures,
+)
 from tests.gfd.kubefake import NODEFEATURES, FakeApiServer
 
 REPO_ROOT = Path(gfd.outputs.__file__).resolve().parents[2]
@@ -282,14 +288,190 @@ def test_api_errors(
     assert str(caught.value) == error
 
 
-def test_update_error(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+def test_conflict_rereads_and_retries_within_the_write(
+    api_server: FakeApiServer, make_output: MakeOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes the object between our GET and PUT, twice: the fake's
+    resourceVersion check answers 409 and one write() reads again until its PUT lands,
+    keeping what the other writer set."""
+    out = make_output()
+    out.write(LABELS)
+    real_get = out._objects.get_namespaced_custom_object
+    intrusions = iter(range(2))
+
+    def get_then_intrude(*args: Any, **kwargs: Any) -> Any:
+        current = real_get(*args, **kwargs)
+        if next(intrusions, None) is not None:  # the other writer, after our read
+            other = api_server.fake.nodefeature(NS, NAME)
+            assert other is not None
+            other["metadata"]["annotations"] = {"example.com/other": "kept"}
+            other["metadata"]["resourceVersion"] += "0"
+            api_server.fake.objects[NODEFEATURES, NS, NAME] = other
+        return current
+
+    monkeypatch.setattr(out._objects, "get_namespaced_custom_object", get_then_intrude)
+    before = len(api_server.fake._requests)
+    out.write({"nvidia.com/gpu.count": "4"})
+    sequence = [(r.method.value, r.url.path) for r in list(api_server.fake._requests)[before:]]
+    assert sequence == [("GET", f"{NF_PATH}/{NAME}"), ("PUT", f"{NF_PATH}/{NAME}")] * 3
+    obj = api_server.fake.nodefeature(NS, NAME)
+    assert obj is not None
+    assert obj["spec"]["labels"] == {"nvidia.com/gpu.count": "4"}
+    assert obj["metadata"]["annotations"] == {"example.com/other": "kept"}
+
+
+def test_create_conflict_reads_and_updates(
+    api_server: FakeApiServer, make_output: MakeOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer creates the object between our GET (404) and our POST: the POST's
+    409 AlreadyExists sends the same write() to read the object and update it."""
+    out = make_output()
+    real_get = out._objects.get_namespaced_custom_object
+    raced = []
+
+    def get_then_race(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_get(*args, **kwargs)
+        except Exception:
+            if not raced:
+                raced.append(True)
+                preexisting(api_server, expected_object({"old": "x"}, []))
+            raise
+
+    monkeypatch.setattr(out._objects, "get_namespaced_custom_object", get_then_race)
+    out.write(LABELS)
+    assert raced == [True]
+    assert [m for m, _ in api_server.fake.calls("POST")] == ["POST"]
+    assert [m for m, _ in api_server.fake.calls("PUT")] == ["PUT"]
+    assert stored(api_server) == expected_object(LABELS, [])
+
+
+def test_conflicts_that_do_not_settle_are_retryable(
+    api_server: FakeApiServer, make_output: MakeOutput
+) -> None:
     out = make_output()
     out.write(LABELS)
     conflict = 'Operation cannot be fulfilled on nodefeatures.nfd.k8s-sigs.io "x": modified'
     api_server.fake.faults["PUT", f"{NF_PATH}/{NAME}"] = fault(409, "Conflict", conflict)
+    before = len(api_server.fake.calls("GET"))
     with pytest.raises(OutputError) as caught:
         out.write({"a.b/c": "d"})
-    assert str(caught.value) == f'failed to update NodeFeature object "{NAME}": {conflict}'
+    assert str(caught.value) == (
+        f'failed to update NodeFeature object "{NAME}": still conflicting after 5 attempts: '
+        f"{conflict}"
+    )
+    assert caught.value.retryable
+    assert len(api_server.fake.calls("PUT")) == 5
+    assert len(api_server.fake.calls("GET")) - before == 5
+
+
+TRANSIENT = "the server is currently unable to handle the request"
+
+
+@pytest.mark.parametrize(
+    ("failure", "retryable", "retry_after", "message"),
+    [
+        pytest.param("429", True, 7.0, "too many requests", id="429-retry-after"),
+        pytest.param("500", True, None, TRANSIENT, id="500"),
+        pytest.param("503", True, None, TRANSIENT, id="503"),
+        pytest.param("504", True, None, TRANSIENT, id="504"),
+        pytest.param("408", True, None, TRANSIENT, id="408"),
+        pytest.param("refuse", True, None, "Connection refused", id="connection-refused"),
+        pytest.param("blackhole", True, None, "timed out", id="timeout"),
+        pytest.param("403", False, None, FORBIDDEN, id="403"),
+        pytest.param("401", False, None, "Unauthorized", id="401"),
+    ],
+)
+def test_which_failures_are_retryable(
+    kubeconfig: str,
+    tmp_path: Path,
+    failure: str,
+    retryable: bool,
+    retry_after: float | None,
+    message: str,
+) -> None:
+    """What the daemon's backoff waits out (no answer, 408, 429, 5xx) and what it does
+    not; Retry-After comes along. No request is repeated behind the caller's back."""
+    with FakeApiServer(link=True) as server:
+        assert server.link is not None
+        config = server.write_kubeconfig(tmp_path / "linked")
+        out = NodeFeatureOutput(NODE, NS, "", config, 5, 10, request_timeout_s=0.3)
+        try:
+            if failure.isdigit():
+                code = int(failure)
+                text = FORBIDDEN if code == 403 else "Unauthorized" if code == 401 else ""
+                text = text or ("too many requests" if code == 429 else TRANSIENT)
+                server.fake.outage = fault(code, "Injected", text)
+                if code == 429:
+                    server.fake.retry_after = "7"
+            else:
+                server.link.set(failure)
+            with pytest.raises(OutputError) as caught:
+                out.write(LABELS)
+        finally:
+            out.close()
+        assert caught.value.retryable is retryable
+        assert caught.value.retry_after_s == retry_after
+        assert message in str(caught.value)
+        assert str(caught.value).startswith("failed to get NodeFeature object: ")
+        if failure.isdigit():
+            assert server.fake.calls("GET") == [("GET", f"{NF_PATH}/{NAME}")]
+
+
+def test_a_write_keeps_to_its_time_budget(tmp_path: Path) -> None:
+    """A server that accepts and never answers costs a write its budget, not the
+    10 s request timeout."""
+    with FakeApiServer(link=True) as server:
+        assert server.link is not None
+        config = server.write_kubeconfig(tmp_path / "linked")
+        out = NodeFeatureOutput(NODE, NS, "", config, 5, 10, write_budget_s=0.4)
+        server.link.set("blackhole")
+        start = time.monotonic()
+        try:
+            with pytest.raises(OutputError) as caught:
+                out.write(LABELS)
+        finally:
+            out.close()
+        elapsed = time.monotonic() - start
+    assert caught.value.retryable
+    assert 0.3 < elapsed < 3.0, elapsed  # measured ~0.41 s
+
+
+def test_owner_resolved_after_the_api_comes_back(
+    api_server: FakeApiServer, make_output: MakeOutput
+) -> None:
+    """The pod GET fails with a 503 twice: no owner yet, and no object is created
+    without one (it would never be garbage-collected); the write once the API is back
+    resolves it and creates the object owned by the DaemonSet."""
+    api_server.fake.put_pod(NS, POD, [DS_OWNER])
+    pod_path = f"/api/v1/namespaces/{NS}/pods/{POD}"
+    api_server.fake.queued["GET", pod_path] = [fault(503, "ServiceUnavailable", TRANSIENT)] * 2
+    out = make_output(pod=POD)
+    for _ in range(2):
+        with pytest.raises(OutputError) as caught:
+            out.write(LABELS)
+        assert caught.value.retryable
+        assert str(caught.value) == f"failed to get pod {NS}/{POD} for its owner: {TRANSIENT}"
+        assert out.owner_references is None
+    assert api_server.fake.calls("POST") == []
+    out.write(LABELS)
+    ds = {k: v for k, v in DS_OWNER.items() if k != "blockOwnerDeletion"}
+    assert stored(api_server) == expected_object(LABELS, [ds])
+    assert api_server.fake.calls("GET", "/api/v1/") == [("GET", pod_path)] * 3
+
+
+def test_withdraw_deletes_the_object(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    out = make_output()
+    out.write(LABELS)
+    api_server.fake.queued["DELETE", f"{NF_PATH}/{NAME}"] = [fault(503, "Unavailable", "later")]
+    with pytest.raises(OutputError) as caught:
+        out.withdraw()
+    assert caught.value.retryable
+    assert api_server.fake.nodefeature(NS, NAME) is not None
+    out.withdraw()
+    assert api_server.fake.nodefeature(NS, NAME) is None
+    out.withdraw()  # already gone: not an error
+    assert api_server.fake.calls("DELETE") == [("DELETE", f"{NF_PATH}/{NAME}")] * 3
 
 
 def test_error_without_status_body(api_server: FakeApiServer, make_output: MakeOutput) -> None:
@@ -395,9 +577,11 @@ def test_owner_resolution(
             404, "NotFound", message
         )
     out = make_output(pod=pod)
-    assert out.owner_references == want
-    assert logs() == ([log] if log else [])
+    assert out.owner_references is None  # resolved at the first write, in its time budget
+    assert list(api_server.fake._requests) == []
     out.write(LABELS)
+    assert out.owner_references == want
+    assert [entry for entry in logs() if "owner" in entry[1]] == ([log] if log else [])
     assert stored(api_server) == expected_object(LABELS, want)
     pod_gets = api_server.fake.calls("GET", "/api/v1/")
     assert pod_gets == ([("GET", f"/api/v1/namespaces/{NS}/pods/{POD}")] if pod else [])
@@ -407,7 +591,7 @@ def test_owner_resolution(
 
 
 def test_probe_true(kubeconfig: str, logs: Callable[[], list[tuple[str, str]]]) -> None:
-    assert api_serves_nodefeatures(kubeconfig, {}) is True
+    assert discover_nodefeatures(kubeconfig, {}) is Discovery.SERVED
     assert logs() == [
         (
             "INFO",
@@ -420,31 +604,55 @@ def test_probe_true(kubeconfig: str, logs: Callable[[], list[tuple[str, str]]]) 
 def test_probe_false_without_the_resource(tmp_path: Path) -> None:
     with FakeApiServer(serve_nodefeatures=False) as server:
         config = server.write_kubeconfig(tmp_path / "kubeconfig")
-        assert api_serves_nodefeatures(config, {}) is False  # no such group: 404
+        assert discover_nodefeatures(config, {}) is Discovery.ABSENT  # no such group: 404
         server.fake.resources["nfd.k8s-sigs.io/v1alpha1/nodefeaturerules"] = kmock.ResourceInfo(
             kind="NodeFeatureRule", namespaced=False
         )
-        assert api_serves_nodefeatures(config, {}) is False  # group served, resource not
+        assert discover_nodefeatures(config, {}) is Discovery.ABSENT  # group served, not it
         assert server.fake.calls("GET") == [("GET", "/apis/nfd.k8s-sigs.io/v1alpha1")] * 2
 
 
-@pytest.mark.parametrize("failure", ["forbidden", "bad-token", "stopped", "missing-file"])
-def test_probe_false_on_failure(tmp_path: Path, failure: str) -> None:
-    with FakeApiServer() as server:
+DISCOVERY = "/apis/nfd.k8s-sigs.io/v1alpha1"
+
+
+@pytest.mark.parametrize(
+    ("failure", "found"),
+    [
+        # A definite answer settles `auto` on the file until the next config load.
+        ("forbidden", Discovery.ABSENT),
+        ("not-found", Discovery.ABSENT),
+        ("bad-token", Discovery.ABSENT),
+        ("missing-file", Discovery.ABSENT),
+        # No answer, or one that says "later": asked again at the next pass.
+        ("stopped", Discovery.UNREACHABLE),
+        ("refused", Discovery.UNREACHABLE),
+        ("timeout", Discovery.UNREACHABLE),
+        ("429", Discovery.UNREACHABLE),
+        ("500", Discovery.UNREACHABLE),
+        ("503", Discovery.UNREACHABLE),
+    ],
+)
+def test_probe_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, found: Discovery
+) -> None:
+    monkeypatch.setattr("gfd.outputs.nodefeature.DISCOVERY_TIMEOUT_S", 0.3)
+    with FakeApiServer(link=True) as server:
+        assert server.link is not None
         config = server.write_kubeconfig(tmp_path / "kubeconfig")
-        if failure == "forbidden":
-            server.fake.faults["GET", "/apis/nfd.k8s-sigs.io/v1alpha1"] = fault(
-                403, "Forbidden", "no"
-            )
+        codes = {"forbidden": 403, "not-found": 404, "429": 429, "500": 500, "503": 503}
+        if failure in codes:
+            server.fake.faults["GET", DISCOVERY] = fault(codes[failure], "Injected", "no")
         if failure == "bad-token":
             text = Path(config).read_text().replace("fake-token", "other-token")
             Path(config).write_text(text)
         if failure == "missing-file":
             config = str(tmp_path / "missing")
+        if failure in ("refused", "timeout"):
+            server.link.set("refuse" if failure == "refused" else "blackhole")
         if failure != "stopped":
-            assert api_serves_nodefeatures(config, {}) is False
+            assert discover_nodefeatures(config, {}) is found
     if failure == "stopped":
-        assert api_serves_nodefeatures(config, {}) is False
+        assert discover_nodefeatures(config, {}) is found
 
 
 @pytest.mark.parametrize(
@@ -473,7 +681,7 @@ def test_probe_without_kubeconfig(
     token_path = tmp_path / "token"
     if token:
         token_path.write_text("t")
-    assert api_serves_nodefeatures("", environ, token_path=str(token_path)) is False
+    assert discover_nodefeatures("", environ, token_path=str(token_path)) is Discovery.ABSENT
     assert [level for level, _ in logs()] == ["INFO"]
     assert logs()[0][1].startswith(log)
 
