@@ -1,8 +1,9 @@
 """The labelling loop: one pass at start, then one per `--sleep-interval`, until a signal.
 
-spec/labels.md §20 and spec/stack.md §6. The cadence is driven by `schedule`, used only
-in the safe way stack.md describes: signal handlers set an Event, the loop waits on that
-Event (never `time.sleep`), the job never lets an exception escape into `run_pending()`.
+The cadence is driven by `schedule`, used only in a safe way: a signal only wakes the
+loop (`nvlib.signals`), the loop waits on that wake (never `time.sleep`), the job never
+lets an exception escape into `run_pending()`. A stop signal wins over any SIGHUP, even
+one that comes later; a SIGHUP during a reload (or a pass) makes one more reload.
 A failed first pass exits 1; a later failed pass is logged, the last good labels stay
 published and it is retried at the next interval; 5 failures in a row exit 1.
 """
@@ -84,6 +85,9 @@ def serve(labeller: Labeller, signals: Signals) -> int | None:
     Returns an exit code, or None when SIGHUP asks for a reload.
     """
     settings = labeller.settings.config.flags.gfd
+    received = signals.take()  # one that came while this config was being loaded
+    if received is not None:
+        return _act_on(received)
     try:
         labeller.run_pass()
     except PassError as err:
@@ -106,8 +110,6 @@ def serve(labeller: Labeller, signals: Signals) -> int | None:
             log.error(
                 "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
             )
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                signals.wake.set()
 
     scheduler = schedule.Scheduler()
     if settings.sleep_interval.infinite:
@@ -116,18 +118,23 @@ def serve(labeller: Labeller, signals: Signals) -> int | None:
         scheduler.every(settings.sleep_interval.seconds or 0.0).seconds.do(job)
     while True:
         idle = scheduler.idle_seconds
-        signals.wake.wait(None if idle is None else max(idle, 0.0))
+        signals.wait(None if idle is None else max(idle, 0.0))
+        received = signals.take()
+        if received is not None:
+            return _act_on(received)
+        scheduler.run_pending()
         if failures >= MAX_CONSECUTIVE_FAILURES:
             log.error("Giving up after %d failed labelling passes", failures)
             return 1
-        received = signals.take()
-        if received == signal.SIGHUP:
-            log.info("Received SIGHUP, restarting.")
-            return None
-        if received is not None:
-            log.info("Received signal %s, shutting down.", signal.Signals(received).name)
-            return 0
-        scheduler.run_pending()
+
+
+def _act_on(received: int) -> int | None:
+    """`serve`'s answer to a signal: None (reload) for SIGHUP, exit code 0 for a stop."""
+    if received == signal.SIGHUP:
+        log.info("Received SIGHUP, restarting.")
+        return None
+    log.info("Received signal %s, shutting down.", signal.Signals(received).name)
+    return 0
 
 
 def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals: Signals) -> int:
