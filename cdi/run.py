@@ -19,9 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import signal
-import threading
 from collections.abc import Callable, Mapping
-from types import FrameType, MappingProxyType
+from types import MappingProxyType
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
@@ -30,6 +29,7 @@ from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
 from nvlib.record import Record
+from nvlib.signals import Signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -333,34 +333,18 @@ def _driver_replaced(err: BaseException) -> bool:
     return True
 
 
-class WatchControl:
-    """How a signal handler (or a test) talks to the watch loop: set flags, wake it."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.forced = False
-        self.wake = threading.Event()
+class WatchControl(Signals):
+    """How a signal handler (or a test) talks to the watch loop (`nvlib.signals`)."""
 
     def stop(self) -> None:
-        self.stopped = True
-        self.wake.set()
+        self.send(signal.SIGTERM)
 
     def regenerate(self) -> None:
-        self.forced = True
-        self.wake.set()
+        self.send(signal.SIGHUP)
 
     def install_signals(self) -> None:
-        """SIGTERM / SIGINT stop; SIGHUP regenerates now. Handlers only set flags."""
-
-        def on_stop(_signum: int, _frame: FrameType | None) -> None:
-            self.stop()
-
-        def on_hup(_signum: int, _frame: FrameType | None) -> None:
-            self.regenerate()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        """SIGTERM, SIGINT and SIGQUIT stop; SIGHUP regenerates now."""
+        self.install()
 
 
 def watch(
@@ -370,12 +354,14 @@ def watch(
 ) -> int:
     """`generate --watch`: a pass now, then one whenever the node state changes.
 
-    Runs until `control.stop()` (SIGTERM / SIGINT when run as a command); SIGHUP
-    (`control.regenerate()`) forces a pass at once. Failures are logged and retried at
-    the next interval: the spec on disk stays the last good one. One failure ends the
-    watch (1): NVML reporting a library/kernel module version mismatch, i.e. a driver
-    upgraded under this process, which a restart (the DaemonSet's) cures. Every check
-    that ran to its end touches the heartbeat, if there is one.
+    Runs until `control.stop()` (SIGTERM, SIGINT or SIGQUIT when run as a command);
+    SIGHUP (`control.regenerate()`) forces a pass at once, and one that comes during a
+    pass forces another; a stop wins over any SIGHUP (`nvlib.signals`). Failures are
+    logged and retried at the next interval: the spec on disk stays the last good one.
+    One failure ends the watch (1): NVML reporting a library/kernel module version
+    mismatch, i.e. a driver upgraded under this process, which a restart (the
+    DaemonSet's) cures. Every check that ran to its end touches the heartbeat, if there
+    is one.
     """
     control = control or WatchControl()
     interval = settings.interval_ns / 1e9
@@ -396,8 +382,16 @@ def watch(
         return 1
     observe = _observer(settings, discover)
     written: tuple[object, ...] | None = None
-    control.forced = True  # the first pass always writes (an unchanged file is kept)
-    while not control.stopped:
+    forced = True  # the first pass always writes (an unchanged file is kept)
+    while True:
+        # Taken before the pass: a SIGHUP that comes during it forces the next one.
+        received = control.take()
+        if received == signal.SIGHUP:
+            log.info("Received SIGHUP, regenerating.")
+            forced = True
+        elif received is not None:
+            log.info("Received signal %s, shutting down.", signal.Signals(received).name)
+            return 0
         try:
             state, build = observe(host, options)
         except Exception as err:  # whatever failed, the last good spec stays
@@ -405,18 +399,16 @@ def watch(
             if _driver_replaced(err):
                 return 1
         else:
-            if control.forced or state != written:
+            if forced or state != written:
                 if written is not None and state != written:
                     log.info("Node changed (%s mode); regenerating", settings.mode)
                 try:
                     _write(build(), settings)
-                    written, control.forced = state, False
+                    written, forced = state, False
                 except (CdiError, OSError, ValueError) as err:
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)
                 except Exception:  # a bug must not end the watch: log it, retry next time
                     log.exception("failed to generate CDI spec, keeping the current one")
         if heartbeat is not None:
             heartbeat.beat()
-        control.wake.wait(interval)
-        control.wake.clear()
-    return 0
+        control.wait(interval)

@@ -8,7 +8,8 @@ failed to start, changed CDI spec files, and every 30 s whether NVML reports oth
 MIG devices or driver than at start (a restart re-advertises and re-checks CDI names).
 Signal handlers only record the signal
 (`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
-same loop from a thread of their own.
+same loop from a thread of their own. None is lost: a stop signal is never replaced by
+a later SIGHUP, and a SIGHUP during a restart makes one more restart.
 
 With `--heartbeat-file` the loop touches the heartbeat (nvlib/heartbeat.py) after each
 start that registered every plugin with the kubelet, and at each node check while every
@@ -110,8 +111,8 @@ class Daemon:
         next_cdi = time.monotonic() + CDI_CHECK_SECONDS
         node_checked = time.monotonic()
         while True:
-            control.wake.wait(POLL_SECONDS)
-            signum = control.take()
+            control.wait(POLL_SECONDS)
+            signum = control.take()  # a stop wins over any SIGHUP, even a later one
             reason = None
             if signum == signal.SIGHUP:
                 reason = "Received SIGHUP, restarting."

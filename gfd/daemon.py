@@ -1,8 +1,9 @@
 """The labelling loop: one pass at start, then one per `--sleep-interval`, until a signal.
 
-spec/labels.md §20 and spec/stack.md §6. The cadence is driven by `schedule`, used only
-in the safe way stack.md describes: signal handlers set an Event, the loop waits on that
-Event (never `time.sleep`), the job never lets an exception escape into `run_pending()`.
+The cadence is driven by `schedule`, used only in a safe way: a signal only wakes the
+loop (`nvlib.signals`), the loop waits on that wake (never `time.sleep`), the job never
+lets an exception escape into `run_pending()`. A stop signal wins over any SIGHUP, even
+one that comes later; a SIGHUP during a reload (or a pass) makes one more reload.
 
 Two kinds of failure, kept apart:
 - reading the devices (NVML, labelers): a failed first pass exits 1; a later one is
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -68,8 +68,8 @@ class SystemClock:
         return time.monotonic()
 
     @staticmethod
-    def wait(event: threading.Event, timeout: float | None) -> bool:
-        return event.wait(timeout)
+    def wait(signals: Signals, timeout: float | None) -> bool:
+        return signals.wait(timeout)
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -129,6 +129,9 @@ def serve(
     (the backoff's random draw; random.random when None) are for tests.
     """
     settings = labeller.settings.config.flags.gfd
+    received = signals.take()  # one that came while this config was being loaded
+    if received is not None:
+        return _act_on(received)
     publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
 
     def beat() -> None:
@@ -162,7 +165,6 @@ def serve(
                 "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
             )
             if failures >= MAX_CONSECUTIVE_FAILURES:
-                signals.wake.set()
                 return  # the loop is giving up: nothing left to prove alive (finally runs)
         else:
             failures = 0
@@ -183,17 +185,10 @@ def serve(
         scheduler.every(interval).seconds.do(job)
         next_pass = clock.monotonic() + interval
     while True:
-        clock.wait(signals.wake, _earliest(scheduler.idle_seconds, next_pass, publisher, clock))
-        if failures >= MAX_CONSECUTIVE_FAILURES:
-            log.error("Giving up after %d failed labelling passes", failures)
-            return 1
+        clock.wait(signals, _earliest(scheduler.idle_seconds, next_pass, publisher, clock))
         received = signals.take()
-        if received == signal.SIGHUP:
-            log.info("Received SIGHUP, restarting.")
-            return None
         if received is not None:
-            log.info("Received signal %s, shutting down.", signal.Signals(received).name)
-            return 0
+            return _act_on(received)
         if next_pass is not None and clock.monotonic() >= next_pass:
             wall_idle = scheduler.idle_seconds or 0.0
             if wall_idle > WALL_CLOCK_SLACK_S:
@@ -205,7 +200,19 @@ def serve(
             scheduler.run_all()  # runs the pass and reschedules it from the wall clock now
         else:
             scheduler.run_pending()
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            log.error("Giving up after %d failed labelling passes", failures)
+            return 1
         publisher.retry_if_due()
+
+
+def _act_on(received: int) -> int | None:
+    """`serve`'s answer to a signal: None (reload) for SIGHUP, exit code 0 for a stop."""
+    if received == signal.SIGHUP:
+        log.info("Received SIGHUP, restarting.")
+        return None
+    log.info("Received signal %s, shutting down.", signal.Signals(received).name)
+    return 0
 
 
 def _earliest(

@@ -1,42 +1,133 @@
-"""Signals for a daemon loop: a handler only records the signal and wakes the loop.
+"""Signals for a daemon loop: a signal only wakes the loop; the loop does the work.
 
-GFD's periodic loop and the device plugin's event loop wait on `wake`, then `take()`
-what arrived and act in their own thread (spec/stack.md §6 pitfall 6: no work, no
-locks, no I/O in a handler). SIGHUP asks for a reload; SIGINT, SIGTERM and SIGQUIT
-for an exit. Tests drive a loop from a thread of their own with `send`.
+GFD's labelling loop, the device plugin's event loop and the CDI watch loop `wait` for a
+wake, then `take()` what arrived and act in their own thread: no work, no locks, no I/O
+in a handler. SIGHUP asks for a reload; SIGINT, SIGTERM and SIGQUIT for an exit. Tests
+drive a loop from a thread of their own with `send`.
+
+No signal is lost or overwritten (`settle` is the rule): the first stop signal stays
+pending for good and wins over any reload, whatever arrives after it; SIGHUPs that
+arrive before the loop takes them make one reload, and a SIGHUP that arrives once the
+loop has taken the previous one makes another.
+
+How: each signal is one byte, its number, in a non-blocking pipe. `install` makes the
+pipe Python's wakeup fd, so the interpreter's C-level handler writes the byte the
+moment the signal is delivered, in whichever thread the kernel picked. `wait` polls the
+pipe and `take` reads it, so the bytes are the one record of what arrived:
+- a signal that comes just before the loop blocks, or lands in another thread (the
+  plugin has gRPC and health threads), still wakes the poll. A Python-level handler
+  would only run once the main thread next executes bytecode, i.e. after the poll.
+- one that comes while `take` reads stays in the pipe and wakes the next `wait` at once.
+- nothing takes a lock: a `threading.Event` set from a Python handler can deadlock
+  against the same thread inside `Event.wait()` or `clear()`.
 """
 
 from __future__ import annotations
 
+import atexit
+import math
+import os
+import select
 import signal
-import threading
+import weakref
+from collections.abc import Iterable
 from types import FrameType
 
 DAEMON_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+RELOAD = signal.SIGHUP
+
+
+def settle(stop: int | None, arrived: Iterable[int]) -> tuple[int | None, int | None]:
+    """The pending stop after `arrived`, and what the loop acts on now.
+
+    `stop` is the stop signal taken earlier, if any: it is kept, and the first stop
+    among `arrived` only counts when there was none. The action is that stop, else
+    SIGHUP when any arrived (however many: one reload serves them all), else None.
+    Signals other than the daemon's are ignored.
+    """
+    reload = False
+    for signum in arrived:
+        if signum == RELOAD:
+            reload = True
+        elif stop is None and signum in DAEMON_SIGNALS:
+            stop = signum
+    if stop is not None:
+        return stop, stop
+    return None, RELOAD if reload else None
 
 
 class Signals:
-    """The last signal received, and an Event that wakes the loop."""
+    """A pipe of the signals that arrived, read by the loop; and the stop taken, if any."""
 
     def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.received: int | None = None
+        self._read_end, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self._read_end, select.POLLIN)
+        self._stop: int | None = None  # touched only by `take`, in the loop's thread
+        weakref.finalize(self, _close, self._read_end, self._write_end)
 
     def send(self, signum: int) -> None:
-        """Record `signum` and wake the loop: what a handler does, callable from a test."""
-        self.received = signum
-        self.wake.set()
+        """Record `signum` and wake the loop, as a delivered signal does; for tests."""
+        try:
+            os.write(self._write_end, bytes((signum,)))
+        except BlockingIOError:  # 64 KiB of signals unread: the loop is awake anyway
+            pass
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a signal is there to take or `timeout` seconds pass (None: no limit).
+
+        True when one is there. Returns at once when one arrived before the call.
+        """
+        ms = None if timeout is None else max(math.ceil(timeout * 1000), 0)
+        return bool(self._poll.poll(ms))
 
     def take(self) -> int | None:
-        """The signal received since the last call, or None; clears `wake`."""
-        received, self.received = self.received, None
-        self.wake.clear()
-        return received
+        """The signal to act on (see `settle`), or None; a stop stays pending for good."""
+        self._stop, action = settle(self._stop, self._read_all())
+        return action
 
     def install(self) -> None:
         """Route the process's daemon signals here (main thread only)."""
+        global _installed
         for sig in DAEMON_SIGNALS:
-            signal.signal(sig, self._handle)
+            signal.signal(sig, _recorded_by_the_wakeup_fd)
+        signal.set_wakeup_fd(self._write_end)
+        if _installed is None:
+            atexit.register(_ignore_from_now_on)
+        _installed = self  # its pipe must stay open while the interpreter writes to it
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.send(signum)
+    def _read_all(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self._read_end, 4096)
+            except BlockingIOError:  # empty: what arrives from now on wakes the next wait
+                break
+            if not chunk:  # cannot happen while the write end is open; never spin
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+_installed: Signals | None = None
+
+
+def _recorded_by_the_wakeup_fd(_signum: int, _frame: FrameType | None) -> None:
+    """The Python-level handler: nothing left to do, the C-level one wrote the byte.
+
+    Installing a Python handler is what makes the interpreter catch the signal (instead
+    of the default action: terminate) and write it to the wakeup fd.
+    """
+
+
+def _ignore_from_now_on() -> None:
+    """At exit, the interpreter puts back the default action of every signal it caught:
+    a SIGHUP that came a moment after a SIGTERM would then kill the exiting process
+    (status 129, not the 0 of a stop). The loop is over and acts on nothing more."""
+    for sig in DAEMON_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)

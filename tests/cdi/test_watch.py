@@ -4,10 +4,11 @@ In process, the watch loop runs in a thread over the real simulator beneath pynv
 (intervals of 50 ms, every wait bounded); the test swaps the simulated machine under
 it: a driver version change and a MIG layout change each produce exactly one new spec;
 an unchanged node, a new file in the driver root and a failing NVML call produce none,
-and a failed discovery leaves the last good spec in place. Every check that ran to its
-end, an unchanged node's or a failed discovery's, touches the heartbeat; a bad
-heartbeat path ends the watch before any check. As a command, `--watch` writes at
-once, regenerates on SIGHUP and exits 0 on SIGTERM.
+and a failed discovery leaves the last good spec in place; a SIGHUP that comes during a
+pass forces one more. Every check that ran to its end, an unchanged node's or a failed
+discovery's, touches the heartbeat; a bad heartbeat path ends the watch before any
+check. As a command, `--watch` writes at once, regenerates on SIGHUP and exits 0 on
+SIGTERM (bursts of signals: tests/e2e/test_signal_bursts.py).
 """
 
 from __future__ import annotations
@@ -155,6 +156,39 @@ def test_driver_change_and_only_that_regenerates(
         assert generated(caplog) == 2
         assert f"libcuda.so.{OLD}" not in out.read_text()
         assert f"--host-driver-version={NEW}" in out.read_text()
+
+
+def test_sighup_during_a_pass_forces_another(
+    tmp_path: Path,
+    root: DriverRoot,
+    watcher: Callable[[], Watcher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGHUP that comes while a pass writes, after that pass looked at the driver root,
+    forces one more pass, which sees what changed since: the pass under way never
+    absorbs it."""
+    out = tmp_path / "cdi" / "nvidia.yaml"
+    sim.activate(profile(tmp_path, OLD))
+    armed = threading.Event()
+    controls: list[run.WatchControl] = []
+    write = run._write
+
+    def write_then_signal(spec: object, settings: GenerateSettings) -> None:
+        write(spec, settings)  # type: ignore[arg-type]
+        if armed.is_set():
+            armed.clear()
+            root.add_library("libnvidia-ptxjitcompiler.so")  # after this pass looked
+            controls[0].regenerate()
+
+    monkeypatch.setattr(run, "_write", write_then_signal)
+    with watcher() as w:
+        controls.append(w.control)
+        until(out.exists)
+        assert "libnvidia-ptxjitcompiler.so" not in out.read_text()
+        armed.set()
+        w.control.regenerate()  # a forced pass, during which the second SIGHUP comes
+        until(lambda: "libnvidia-ptxjitcompiler.so" in out.read_text())
+        assert not armed.is_set()
 
 
 def test_static_host_facts_are_read_once_per_process(

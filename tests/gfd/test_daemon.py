@@ -22,7 +22,6 @@ import datetime
 import itertools
 import logging
 import signal
-import threading
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,14 +67,14 @@ class FakeClock:
     def wall(self) -> datetime.datetime:
         return self._epoch + datetime.timedelta(seconds=self.now + self.wall_offset)
 
-    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+    def wait(self, signals: Signals, timeout: float | None) -> bool:
         self._waits += 1
         assert self._waits < 100_000, "the loop spins without moving time"
-        if not event.is_set():
+        if not signals.wait(0):
             assert timeout is not None, "the loop would wait forever: nothing is due"
             self.now += timeout
             self.on_tick()
-        return event.is_set()
+        return signals.wait(0)
 
 
 @pytest.fixture
