@@ -29,6 +29,7 @@ from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings
 from deviceplugin.devices import DeviceMap, Resource, build_device_map
 from deviceplugin.errors import PluginError
 from deviceplugin.health import HealthMonitor, Watched
+from deviceplugin.nodehealth import NodeHealth
 from deviceplugin.preferred import PairScore, PreferredAllocator, pair_score
 from deviceplugin.server import PluginServer
 from deviceplugin.xids import XidPolicy
@@ -86,17 +87,19 @@ class Running:
 
 
 class Remembered:
-    """What outlives one start: the last good machine, and its link topology.
+    """What outlives one start: the last good machine, its link topology, GPU health.
 
     The topology is read once per set of GPUs (§6.3). The machine stands in when a
     later discovery fails on a GPU that fell off the bus: restarting with what was
     known keeps the healthy GPUs advertised, and the health check marks the lost one,
-    where a fatal error would take every GPU of the node away.
+    where a fatal error would take every GPU of the node away. The GPUs' health is a
+    fact of the node: a restart never advertises a marked GPU healthy again.
     """
 
     def __init__(self) -> None:
         self._cached: tuple[object, Topology | None] | None = None
         self.machine: Machine | None = None
+        self.health = NodeHealth()
         self.cdi: CdiKeeper | None = None  # reused while its inputs stay the same
 
     def topology(self, machine: Machine) -> Topology | None:
@@ -239,7 +242,7 @@ def start_plugins(
     running.servers = [_server(r, options, score, policy, socket_dir) for r in resources]
     # Health first: events from before the kubelet connects are not lost, and its first
     # ListAndWatch list already tells a GPU that failed to register for events.
-    running.monitor = _start_health(running.servers, settings, environ)
+    running.monitor = _start_health(running.servers, settings, environ, remembered.health)
     for server in running.servers:
         try:
             _start(server, settings, options)
@@ -326,7 +329,10 @@ def _start(server: PluginServer, settings: PluginSettings, options: AllocateOpti
 
 
 def _start_health(
-    servers: list[PluginServer], settings: PluginSettings, environ: Mapping[str, str]
+    servers: list[PluginServer],
+    settings: PluginSettings,
+    environ: Mapping[str, str],
+    node: NodeHealth,
 ) -> HealthMonitor | None:
     policy = XidPolicy.from_environ(environ)
     if policy.checks_off:
@@ -343,6 +349,7 @@ def _start_health(
         policy,
         recovery_period=period,
         fail_on_init_error=settings.config.flags.fail_on_init_error,
+        node=node,
     )
     try:
         monitor.start()
