@@ -12,7 +12,8 @@ procedure is upstream's (device-plugin.md §11.2) with the project's fixes:
 - a failing wait marks unhealthy only the GPUs that then fail a probe, and all of them
   (as upstream) only when none does; a lost GPU never stops the loop. A wait answering
   Uninitialized marks nothing: NVML was shut down under the monitor (a simulated
-  machine replaced, a stop racing the wait), which says nothing about a GPU;
+  machine replaced), which says nothing about a GPU. The event set went with it, so
+  the monitor opens a new one and registers its GPUs again;
 - what was marked outlives the monitor (`NodeHealth`, kept by the daemon): a monitor
   starts by reporting the devices whose GPU was marked before, so a restart never
   advertises them healthy, and recovers them on the time of their last event.
@@ -88,7 +89,7 @@ class HealthMonitor:
         self._thread: threading.Thread | None = None
         self._events: EventSet | None = None
         self._registered: set[str] = set()
-        self._shut_down_logged = False
+        self._reopen_failed = False  # logged once per outage, not every back-off
         self._last_probe: dict[str, float] = {}
         self._unhealthy: set[Watched] = set()
 
@@ -180,11 +181,13 @@ class HealthMonitor:
                     log.exception("health check iteration failed")
                     self._stop.wait(WAIT_ERROR_BACKOFF)
         finally:
-            assert self._events is not None
-            self._events.close()  # NVML may be shut down under a stopping monitor: logged
+            if self._events is not None:
+                self._events.close()  # NVML may be shut down under a stopping monitor: logged
 
     def _step(self) -> None:
-        assert self._events is not None
+        if self._events is None:
+            self._reopen()
+            return
         try:
             event = self._events.wait(WAIT_MS)
         except NvmlError as err:
@@ -201,9 +204,12 @@ class HealthMonitor:
 
     def _wait_failed(self, err: NvmlError) -> None:
         if err.code == UNINITIALIZED:
-            if not self._shut_down_logged:  # it would repeat every back-off otherwise
-                log.info("Error waiting for event: %s; NVML was shut down, no device marked", err)
-                self._shut_down_logged = True
+            # Not freed: its NVML session is gone, and closing it would shut down NVML once
+            # more, under the new set. No later wait may use it (a new session would call
+            # its handle invalid, which marks GPUs).
+            self._events = None
+            self._registered.clear()
+            log.info("Error waiting for event: %s; NVML was shut down, no device marked", err)
             self._stop.wait(WAIT_ERROR_BACKOFF)
             return
         lost = [u for u in self._by_gpu if not self._probe(u)]
@@ -214,6 +220,21 @@ class HealthMonitor:
         for gpu_uuid in lost or list(self._by_gpu):
             self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
         self._stop.wait(WAIT_ERROR_BACKOFF)
+
+    def _reopen(self) -> None:
+        """A new event set, every GPU registered again (a failure marks it, as at start)."""
+        try:
+            self._events = EventSet.open()
+        except NvmlError as err:
+            if not self._reopen_failed:
+                log.info("Cannot open a new event set: %s; retrying", err)
+                self._reopen_failed = True
+            self._stop.wait(WAIT_ERROR_BACKOFF)
+            return
+        self._reopen_failed = False
+        log.info("Health monitoring resumed with a new event set")
+        for gpu_uuid in self._by_gpu:
+            self._register(gpu_uuid)
 
     def _handle(self, event: Event) -> None:
         xid = event.xid

@@ -255,6 +255,31 @@ def start_plugins(
     return running
 
 
+def serve_again(running: Running, settings: PluginSettings) -> None:
+    """A kubelet restart under the same settings: the same servers, on new sockets,
+    registered again; the health monitor and the CDI keeper go on.
+
+    Nothing here asks NVML, which may be hung: the kubelet gets its registrations
+    back within a second whatever the driver does, and the devices keep their health.
+    On a failure the plugins stop and `running.retry` asks for a full start in 30 s.
+    """
+    for server in running.servers:
+        server.stop()
+    for server in running.servers:
+        try:
+            server.serve()
+            if settings.kubelet_socket:
+                server.register(settings.kubelet_socket)
+        except PluginError as err:
+            log.error("Failed to start plugin: %s", err)
+            log.error("Failed to start one or more plugins. Retrying in 30s...")
+            running.stop()
+            running.retry = True
+            return
+    if running.cdi is not None:
+        running.cdi.recheck_if_changed()
+
+
 def _cdi_keeper(
     settings: PluginSettings,
     machine: Machine,

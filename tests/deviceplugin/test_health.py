@@ -264,18 +264,25 @@ def test_a_successor_recovers_on_the_time_of_the_fault(dgx: object) -> None:
         second.stop(wait=True)
 
 
-def test_a_wait_on_shut_down_nvml_marks_nothing(
+def test_nvml_shut_down_under_the_monitor_marks_nothing_and_it_resumes(
     dgx: object, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The simulated machine replaced by an identical one: the wait answers
+    Uninitialized, then the old set's handle means nothing to the new NVML. No GPU is
+    marked for it, and the monitor registers again and sees the next XID."""
     caplog.set_level("INFO")
-    monitor, sink, _ = monitor_for(dgx)
+    monitor, sink, per_gpu = monitor_for(dgx)
     try:
-        dgx.fail_call("nvmlEventSetWait_v2", "UNINITIALIZED")  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 3
-        while "NVML was shut down, no device marked" not in caplog.text:
-            assert time.monotonic() < deadline, caplog.text
-            time.sleep(0.01)
-        assert sink.unhealthy() == set()
+        dgx.deactivate()  # type: ignore[attr-defined]
+        with sim.activate("dgx-a100") as again:
+            deadline = time.monotonic() + 5
+            while "Health monitoring resumed with a new event set" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.01)
+            assert "NVML was shut down, no device marked" in caplog.text
+            again.inject_xid(3, 48)
+            sink.wait(per_gpu[3], healthy=False)
+            assert sink.unhealthy() == set(per_gpu[3])
     finally:
         monitor.stop(wait=True)
 
