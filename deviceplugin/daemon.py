@@ -2,14 +2,17 @@
 
 `Daemon.run` is upstream's event loop. Each tick (100 ms) it looks at what asked for
 attention: a signal (SIGHUP restarts with the re-read config; SIGINT, SIGTERM and
-SIGQUIT stop and exit 0), the kubelet's socket created anew (a kubelet restart:
-restart and register again, well within a second), the 30 s retry after a plugin
-failed to start, changed CDI spec files, and every 30 s whether NVML reports other GPUs,
-MIG devices or driver than at start (a restart re-advertises and re-checks CDI names).
+SIGQUIT stop and exit 0), the kubelet's socket created anew (a kubelet restart: the
+same servers on new sockets, registered again well within a second; a full restart
+only when the re-read config changed), the 30 s retry after a plugin failed to start,
+changed CDI spec files, and every 30 s whether NVML reports other GPUs, MIG devices or
+driver than at start (a restart re-advertises and re-checks CDI names).
 Signal handlers only record the signal
 (`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
 same loop from a thread of their own. None is lost: a stop signal is never replaced by
-a later SIGHUP, and a SIGHUP during a restart makes one more restart.
+a later SIGHUP, and a SIGHUP during a restart makes one more restart. The exceptions are
+NVML's: the node check runs on a thread of its own (`NodeCheck`), as the health monitor
+does, because a driver call can hang and the loop must not.
 
 With `--heartbeat-file` the loop touches the heartbeat (nvlib/heartbeat.py) after each
 start that registered every plugin with the kubelet, and at each node check while every
@@ -31,7 +34,8 @@ from pathlib import Path
 
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
 from deviceplugin.errors import PluginError
-from deviceplugin.plugins import Host, Remembered, Running, start_plugins
+from deviceplugin.nodecheck import NodeCheck
+from deviceplugin.plugins import Host, Remembered, Running, serve_again, start_plugins
 from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
@@ -48,6 +52,7 @@ RETRY_SECONDS = 30.0
 CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
 # How often NVML is asked whether the GPUs, the MIG layout or the driver changed: a
 # change restarts the plugins, which re-advertise the devices and re-check the CDI names.
+# A check that has not returned when the next is due is reported as hung.
 NODE_CHECK_SECONDS = 30.0
 
 
@@ -109,11 +114,12 @@ class Daemon:
         if retry_at is None:
             return 1
         next_cdi = time.monotonic() + CDI_CHECK_SECONDS
-        node_checked = time.monotonic()
+        node_check = NodeCheck(self._node_changed)
         while True:
             control.wait(POLL_SECONDS)
             signum = control.take()  # a stop wins over any SIGHUP, even a later one
             reason = None
+            kubelet_restarted = False
             if signum == signal.SIGHUP:
                 reason = "Received SIGHUP, restarting."
             elif signum is not None:
@@ -121,32 +127,39 @@ class Daemon:
                 return 0
             elif watch is not None and watch.created():
                 reason = f"inotify: {watch.path} created, restarting."
+                kubelet_restarted = True
             elif retry_at and time.monotonic() >= retry_at:
                 reason = "Restarting after failed plugin start."
-            elif time.monotonic() - node_checked >= self.node_check_seconds:
-                node_checked = time.monotonic()
+            else:
+                rounds = node_check.rounds
                 try:
-                    reason = self._node_changed()
+                    reason = node_check.poll(self.node_check_seconds)
                 except _DriverReplaced:
                     return 1
-                if reason is None:
-                    self._beat_if_in_place()
-                self.node_checks += 1
+                if node_check.rounds != rounds:  # a check finished, or one hung on
+                    if reason is None:
+                        self._beat_if_in_place()
+                    self.node_checks += 1
             if reason is None:
                 if self.running.cdi is not None and time.monotonic() >= next_cdi:
                     next_cdi = time.monotonic() + CDI_CHECK_SECONDS
                     self.running.cdi.recheck_if_changed()
                 continue
             log.info("%s", reason)
-            self.running.stop()
             try:  # every restart re-reads flags, environment and config file
-                self._settings = parse(self._argv, self._environ)
+                settings = parse(self._argv, self._environ)
             except ConfigError as err:
                 log.error("error starting plugins: %s", err)
                 return 1
+            if kubelet_restarted and settings == self._settings and self.running.servers:
+                retry_at = self._serve_again()
+                continue
+            self.running.stop()
+            self._settings = settings
             retry_at = self._start()
             if retry_at is None:
                 return 1
+            node_check.restarted()
 
     def _node_changed(self) -> str | None:
         """A restart reason when NVML now reports other GPUs, MIG devices or driver."""
@@ -165,6 +178,12 @@ class Daemon:
         if current.node_state == known.node_state:
             return None
         return "GPUs, MIG devices or driver changed, restarting."
+
+    def _serve_again(self) -> float:
+        """The kubelet restarted and nothing else changed: re-register without NVML."""
+        log.info("Same configuration: serving the same devices again")
+        serve_again(self.running, self._settings)
+        return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
 
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""

@@ -10,7 +10,13 @@ procedure is upstream's (device-plugin.md §11.2) with the project's fixes:
   GPU, and an NVML probe of it succeeds, its devices are reported healthy again. The
   quiet period matters because NVML answers queries right after a fatal XID;
 - a failing wait marks unhealthy only the GPUs that then fail a probe, and all of them
-  (as upstream) only when none does; a lost GPU never stops the loop.
+  (as upstream) only when none does; a lost GPU never stops the loop. A wait answering
+  Uninitialized marks nothing: NVML was shut down under the monitor (a simulated
+  machine replaced), which says nothing about a GPU. The event set went with it, so
+  the monitor opens a new one and registers its GPUs again;
+- what was marked outlives the monitor (`NodeHealth`, kept by the daemon): a monitor
+  starts by reporting the devices whose GPU was marked before, so a restart never
+  advertises them healthy, and recovers them on the time of their last event.
 
 The monitor reports through `HealthSink.set_health`; it never touches gRPC. NVML itself
 (the event set, the probe, decoding an event) is `nvlib.events`; this module is the policy.
@@ -26,9 +32,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from deviceplugin.errors import PluginError
+from deviceplugin.nodehealth import NodeHealth, Scope, concerns
 from deviceplugin.xids import XidPolicy
 from nvlib import events
-from nvlib.events import ALL_INSTANCES, Event, EventSet, RegistrationError
+from nvlib.events import ALL_INSTANCES, UNINITIALIZED, Event, EventSet, RegistrationError
 from nvlib.nvml import NvmlError, NvmlInitError
 
 log = logging.getLogger(__name__)
@@ -54,13 +61,11 @@ class Watched:
 
     device_id: str
     gpu_uuid: str  # the physical GPU whose events concern it
-    mig: tuple[int, int] | None  # (GPU instance, compute instance) of a MIG device
+    mig: Scope | None  # (GPU instance, compute instance) of a MIG device
     sink: HealthSink
 
     def concerned_by(self, gi: int, ci: int) -> bool:
-        if self.mig is None or gi == ALL_INSTANCES or ci == ALL_INSTANCES:
-            return True
-        return self.mig == (gi, ci)
+        return concerns((gi, ci), self.mig)
 
 
 class HealthMonitor:
@@ -71,8 +76,10 @@ class HealthMonitor:
         *,
         recovery_period: float | None = None,
         fail_on_init_error: bool = True,
+        node: NodeHealth | None = None,
     ) -> None:
         self._policy = policy
+        self._node = node if node is not None else NodeHealth()
         self._recovery = recovery_period
         self._fail_on_init_error = fail_on_init_error
         self._by_gpu: dict[str, list[Watched]] = {}
@@ -82,7 +89,7 @@ class HealthMonitor:
         self._thread: threading.Thread | None = None
         self._events: EventSet | None = None
         self._registered: set[str] = set()
-        self._last_bad: dict[str, float] = {}  # GPU UUID -> monotonic time of its last fault
+        self._reopen_failed = False  # logged once per outage, not every back-off
         self._last_probe: dict[str, float] = {}
         self._unhealthy: set[Watched] = set()
 
@@ -90,8 +97,14 @@ class HealthMonitor:
         """Register for events and start the thread; PluginError when that fails.
 
         With NVML unavailable and fail-on-init-error off it returns without checking,
-        as upstream does.
+        as upstream does. Devices whose GPU was marked before (by an earlier start's
+        monitor) are reported unhealthy first, even then.
         """
+        marked = [w for ws in self._by_gpu.values() for w in ws if self._is_marked(w)]
+        if marked:
+            gpus = ", ".join(dict.fromkeys(w.gpu_uuid for w in marked))
+            log.info("Devices of GPUs marked before stay unhealthy: %s", gpus)
+            self._report(marked, healthy=False)
         try:
             self._events = EventSet.open()
         except NvmlInitError as err:
@@ -117,6 +130,9 @@ class HealthMonitor:
         self._stop.set()
         if self._thread is not None and wait:
             self._thread.join(timeout=WAIT_MS / 1000 + 2)
+
+    def _is_marked(self, w: Watched) -> bool:
+        return self._node.unhealthy(w.gpu_uuid, w.mig)
 
     # -- registration and probes -----------------------------------------------------
 
@@ -165,11 +181,13 @@ class HealthMonitor:
                     log.exception("health check iteration failed")
                     self._stop.wait(WAIT_ERROR_BACKOFF)
         finally:
-            assert self._events is not None
-            self._events.close()  # NVML may be shut down under a stopping monitor: logged
+            if self._events is not None:
+                self._events.close()  # NVML may be shut down under a stopping monitor: logged
 
     def _step(self) -> None:
-        assert self._events is not None
+        if self._events is None:
+            self._reopen()
+            return
         try:
             event = self._events.wait(WAIT_MS)
         except NvmlError as err:
@@ -185,6 +203,15 @@ class HealthMonitor:
         self._recover()
 
     def _wait_failed(self, err: NvmlError) -> None:
+        if err.code == UNINITIALIZED:
+            # Not freed: its NVML session is gone, and closing it would shut down NVML once
+            # more, under the new set. No later wait may use it (a new session would call
+            # its handle invalid, which marks GPUs).
+            self._events = None
+            self._registered.clear()
+            log.info("Error waiting for event: %s; NVML was shut down, no device marked", err)
+            self._stop.wait(WAIT_ERROR_BACKOFF)
+            return
         lost = [u for u in self._by_gpu if not self._probe(u)]
         if lost:
             log.info("Error waiting for event: %s; marking lost GPUs unhealthy", err)
@@ -193,6 +220,21 @@ class HealthMonitor:
         for gpu_uuid in lost or list(self._by_gpu):
             self._mark(gpu_uuid, ALL_INSTANCES, ALL_INSTANCES)
         self._stop.wait(WAIT_ERROR_BACKOFF)
+
+    def _reopen(self) -> None:
+        """A new event set, every GPU registered again (a failure marks it, as at start)."""
+        try:
+            self._events = EventSet.open()
+        except NvmlError as err:
+            if not self._reopen_failed:
+                log.info("Cannot open a new event set: %s; retrying", err)
+                self._reopen_failed = True
+            self._stop.wait(WAIT_ERROR_BACKOFF)
+            return
+        self._reopen_failed = False
+        log.info("Health monitoring resumed with a new event set")
+        for gpu_uuid in self._by_gpu:
+            self._register(gpu_uuid)
 
     def _handle(self, event: Event) -> None:
         xid = event.xid
@@ -223,7 +265,7 @@ class HealthMonitor:
         hit = [w for w in self._by_gpu.get(gpu_uuid, ()) if w.concerned_by(gi, ci)]
         if not hit:
             return
-        self._last_bad[gpu_uuid] = time.monotonic()
+        self._node.record(gpu_uuid, (gi, ci), time.monotonic())
         if xid is not None:
             for base in dict.fromkeys(w.device_id.split("::", 1)[0] for w in hit):
                 log.info(
@@ -238,7 +280,8 @@ class HealthMonitor:
             return
         now = time.monotonic()
         for gpu_uuid in {w.gpu_uuid for w in self._unhealthy}:
-            if now - self._last_bad.get(gpu_uuid, 0.0) < self._recovery:
+            fault = self._node.fault(gpu_uuid)
+            if fault is not None and now - fault.last < self._recovery:
                 continue
             if now - self._last_probe.get(gpu_uuid, -PROBE_INTERVAL) < PROBE_INTERVAL:
                 continue
@@ -247,6 +290,8 @@ class HealthMonitor:
                 continue
             if gpu_uuid not in self._registered and not self._register(gpu_uuid):
                 continue
+            if not self._node.clear(gpu_uuid, quiet_since=now - self._recovery):
+                continue  # an event came in meanwhile, reported to another monitor
             back = [w for w in self._unhealthy if w.gpu_uuid == gpu_uuid]
             log.info(
                 "GPU %s quiet for %gs and reachable: marking healthy", gpu_uuid, self._recovery

@@ -29,6 +29,7 @@ from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings
 from deviceplugin.devices import DeviceMap, Resource, build_device_map
 from deviceplugin.errors import PluginError
 from deviceplugin.health import HealthMonitor, Watched
+from deviceplugin.nodehealth import NodeHealth
 from deviceplugin.preferred import PairScore, PreferredAllocator, pair_score
 from deviceplugin.server import PluginServer
 from deviceplugin.xids import XidPolicy
@@ -91,17 +92,19 @@ class Running:
 
 
 class Remembered:
-    """What outlives one start: the last good machine, and its link topology.
+    """What outlives one start: the last good machine, its link topology, GPU health.
 
     The topology is read once per set of GPUs (§6.3). The machine stands in when a
     later discovery fails on a GPU that fell off the bus: restarting with what was
     known keeps the healthy GPUs advertised, and the health check marks the lost one,
-    where a fatal error would take every GPU of the node away.
+    where a fatal error would take every GPU of the node away. The GPUs' health is a
+    fact of the node: a restart never advertises a marked GPU healthy again.
     """
 
     def __init__(self) -> None:
         self._cached: tuple[object, Topology | None] | None = None
         self.machine: Machine | None = None
+        self.health = NodeHealth()
         self.cdi: CdiKeeper | None = None  # reused while its inputs stay the same
 
     def topology(self, machine: Machine) -> Topology | None:
@@ -244,7 +247,7 @@ def start_plugins(
     running.servers = [_server(r, options, score, policy, socket_dir) for r in resources]
     # Health first: events from before the kubelet connects are not lost, and its first
     # ListAndWatch list already tells a GPU that failed to register for events.
-    running.monitor = _start_health(running.servers, settings, environ)
+    running.monitor = _start_health(running.servers, settings, environ, remembered.health)
     for server in running.servers:
         try:
             _start(server, settings, options)
@@ -255,6 +258,31 @@ def start_plugins(
             running.retry = True
             return running
     return running
+
+
+def serve_again(running: Running, settings: PluginSettings) -> None:
+    """A kubelet restart under the same settings: the same servers, on new sockets,
+    registered again; the health monitor and the CDI keeper go on.
+
+    Nothing here asks NVML, which may be hung: the kubelet gets its registrations
+    back within a second whatever the driver does, and the devices keep their health.
+    On a failure the plugins stop and `running.retry` asks for a full start in 30 s.
+    """
+    for server in running.servers:
+        server.stop()
+    for server in running.servers:
+        try:
+            server.serve()
+            if settings.kubelet_socket:
+                server.register(settings.kubelet_socket)
+        except PluginError as err:
+            log.error("Failed to start plugin: %s", err)
+            log.error("Failed to start one or more plugins. Retrying in 30s...")
+            running.stop()
+            running.retry = True
+            return
+    if running.cdi is not None:
+        running.cdi.recheck_if_changed()
 
 
 def _cdi_keeper(
@@ -331,7 +359,10 @@ def _start(server: PluginServer, settings: PluginSettings, options: AllocateOpti
 
 
 def _start_health(
-    servers: list[PluginServer], settings: PluginSettings, environ: Mapping[str, str]
+    servers: list[PluginServer],
+    settings: PluginSettings,
+    environ: Mapping[str, str],
+    node: NodeHealth,
 ) -> HealthMonitor | None:
     policy = XidPolicy.from_environ(environ)
     if policy.checks_off:
@@ -348,6 +379,7 @@ def _start_health(
         policy,
         recovery_period=period,
         fail_on_init_error=settings.config.flags.fail_on_init_error,
+        node=node,
     )
     try:
         monitor.start()

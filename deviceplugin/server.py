@@ -84,7 +84,13 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
     # -- lifecycle -------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Listen on the socket and wait until it answers; PluginError if it does not."""
+        """Listen on the socket and wait until it answers; PluginError if it does not.
+
+        Also after `stop`: a kubelet restart serves the same devices, with their health,
+        on a new socket.
+        """
+        with self._changed:
+            self._stopped = False
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         _remove(self.socket_path)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))

@@ -21,6 +21,8 @@ from nvlib.nvml import NvmlError, error_text, init, shutdown, text
 log = logging.getLogger(__name__)
 
 ALL_INSTANCES = 0xFFFFFFFF  # GPU/compute instance of an event on the whole GPU
+# The `NvmlError.code` of a call made after NVML was shut down under its caller.
+UNINITIALIZED = pynvml.NVML_ERROR_UNINITIALIZED
 XID_CRITICAL = pynvml.nvmlEventTypeXidCriticalError
 # What a GPU is registered for (upstream's mask), cut down to what it supports.
 EVENT_MASK = (

@@ -1,14 +1,17 @@
 """Faults: what a profile schedules, and what is wrong with the simulated machine now.
 
 Three kinds, in the profile and at runtime (`Simulation.inject_xid`, `fall_off_bus`,
-`fail_call`): an XID event on a GPU (or on one of its MIG devices), a GPU that falls
-off the bus (every later call on its handles returns GPU_IS_LOST, as the driver
-reports after XID 79), and an NVML call that fails with a given error.
+`fail_call`, `hang_call`): an XID event on a GPU (or on one of its MIG devices), a GPU
+that falls off the bus (every later call on its handles returns GPU_IS_LOST, as the
+driver reports after XID 79), and an NVML call that fails with a given error or hangs
+(blocks its caller for a while, or until the fault is cleared, as a wedged driver does).
 Scheduled faults are applied lazily, by the next NVML call or event wait after their
 time, so no timer thread runs behind the caller's back.
 """
 
 from __future__ import annotations
+
+import math
 
 from nvlib.record import Record
 from nvlib.sim import _checks as check
@@ -16,7 +19,7 @@ from nvlib.sim.errors import ProfileError
 from nvlib.sim.profile import FaultSpec, GpuSpec
 from nvlib.sim.symbols import CALL_NAMES, call_matches
 
-_FAULT_KEYS = ("xid", "fall_off_bus", "call", "gpu", "mig", "error", "after")
+_FAULT_KEYS = ("xid", "fall_off_bus", "call", "gpu", "mig", "error", "hang", "after")
 _KINDS = ("xid", "fall_off_bus", "call")
 
 
@@ -34,13 +37,14 @@ def _fault(value: object, path: str, gpus: tuple[GpuSpec, ...]) -> FaultSpec:
     kind = kinds[0]
     after = check.duration(spec.get("after", 0), f"{path}.after")
     gpu = _gpu(spec.get("gpu"), f"{path}.gpu", gpus, required=kind != "call")
-    extra = {k for k in ("mig", "error") if k in spec}
-    allowed = {"xid": {"mig"}, "fall_off_bus": set(), "call": {"error"}}[kind]
+    extra = {k for k in ("mig", "error", "hang") if k in spec}
+    allowed = {"xid": {"mig"}, "fall_off_bus": set(), "call": {"error", "hang"}}[kind]
     unused = sorted(extra - allowed)
     if unused:
         reason = {
             "mig": "only an xid fault names a MIG device",
             "error": "only a call fault has an error",
+            "hang": "only a call fault hangs",
         }
         raise ProfileError(f"{path}.{unused[0]}", spec[unused[0]], reason[unused[0]])
     if kind == "xid":
@@ -60,11 +64,25 @@ def _fault(value: object, path: str, gpus: tuple[GpuSpec, ...]) -> FaultSpec:
     call = spec["call"]
     if not isinstance(call, str) or call not in CALL_NAMES:
         raise ProfileError(f"{path}.call", call, _unknown_call(call))
+    if "hang" in spec:
+        hang = spec["hang"]
+        if "error" in spec:
+            raise ProfileError(f"{path}.hang", hang, "a call fault hangs or fails, not both")
+        return FaultSpec("call", after, gpu=gpu, call=call, hang=_hang(hang, f"{path}.hang"))
     if "error" not in spec:
-        raise ProfileError(f"{path}.error", None, "required for a call fault")
+        raise ProfileError(f"{path}.error", None, "required for a call fault (or hang)")
     return FaultSpec(
         "call", after, gpu=gpu, call=call, error=check.error_code(spec["error"], f"{path}.error")
     )
+
+
+def _hang(value: object, path: str) -> float:
+    """`true`: until the fault is cleared; a duration: that long per call."""
+    if value is True:
+        return math.inf
+    if value is False:
+        raise ProfileError(path, value, "expected true or a duration like '5s'")
+    return check.duration(value, path)
 
 
 def _unknown_call(call: object) -> str:
@@ -91,13 +109,21 @@ class CallFailure(Record):
     error: int
 
 
+class CallHang(Record):
+    call: str
+    gpu: int | None  # None: every call of that name
+    seconds: float  # how long each call blocks; math.inf: until the fault is cleared
+
+
 class FaultBook:
-    """The machine's faults: GPUs off the bus, failing calls, and what is still scheduled."""
+    """The machine's faults: GPUs off the bus, failing and hanging calls, and what is
+    still scheduled."""
 
     def __init__(self, specs: tuple[FaultSpec, ...], start: float) -> None:
         self.pending = sorted(((start + s.after, i, s) for i, s in enumerate(specs)))
         self.lost: set[int] = set()
         self.failures: list[CallFailure] = []
+        self.hangs: list[CallHang] = []
 
     def next_due(self) -> float | None:
         return self.pending[0][0] if self.pending else None
@@ -121,7 +147,19 @@ class FaultBook:
                 return failure.error
         return None
 
+    def hang(self, symbol: str, gpus: set[int]) -> CallHang | None:
+        """The hang fault that applies to `symbol` on these GPUs, if any (as `failure`)."""
+        for hang in reversed(self.hangs):
+            if call_matches(hang.call, symbol) and (hang.gpu is None or hang.gpu in gpus):
+                return hang
+        return None
+
+    def hanging(self, hang: CallHang) -> bool:
+        """Whether this very fault is still in force (clear_faults ends it)."""
+        return any(h is hang for h in self.hangs)
+
     def clear(self) -> None:
         self.pending.clear()
         self.lost.clear()
         self.failures.clear()
+        self.hangs.clear()

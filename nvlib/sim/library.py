@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import time
 
 import pynvml
 
 from nvlib.sim.calls import Handler, load_all
+from nvlib.sim.faults import CallHang
 from nvlib.sim.state import NvmlState
 from nvlib.sim.symbols import NO_INIT_NEEDED, SIGNATURES
 
@@ -92,7 +94,8 @@ def _error_string(code: int) -> int:
 
 
 def dispatch(state: NvmlState, name: str, handler: Handler, args: tuple[Any, ...]) -> int:
-    """Run one simulated C call: init check, scheduled faults, lost GPUs, injected errors.
+    """Run one simulated C call: init check, scheduled faults, lost GPUs, injected errors
+    and hangs.
 
     Every call pays for this, so the fault checks cost nothing on a machine without
     faults: the clock is read only while a fault is scheduled, and which GPUs the call
@@ -106,11 +109,14 @@ def dispatch(state: NvmlState, name: str, handler: Handler, args: tuple[Any, ...
             faults = state.faults
             if faults.pending:
                 state.apply_due(time.monotonic())
-            gpus = failure = None
-            if faults.failures or faults.lost:
+            gpus = failure = hang = None
+            if faults.failures or faults.lost or faults.hangs:
                 gpus = handler.gpus_of(state, args)
                 failure = faults.failure(name, gpus)
+                hang = faults.hang(name, gpus)
             if state.init_count == 0 and name not in NO_INIT_NEEDED:
+                return pynvml.NVML_ERROR_UNINITIALIZED
+            if hang is not None and not _hang(state, hang):
                 return pynvml.NVML_ERROR_UNINITIALIZED
             if failure is not None:
                 return failure
@@ -121,3 +127,21 @@ def dispatch(state: NvmlState, name: str, handler: Handler, args: tuple[Any, ...
             state.internal_errors.append(err)
             log.exception("simulated %s failed", name)
             return pynvml.NVML_ERROR_UNKNOWN
+
+
+def _hang(state: NvmlState, hang: CallHang) -> bool:
+    """Block the calling thread as a wedged driver call would; False if deactivated.
+
+    It sleeps on the state's condition, which lets go of the lock (and the GIL): every
+    other thread's NVML calls go on, and clear_faults or deactivate wake it at once.
+    """
+    deadline = time.monotonic() + hang.seconds
+    while state.faults.hanging(hang) and not state.closed:
+        if hang.seconds == math.inf:
+            state.cond.wait()
+            continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        state.cond.wait(left)
+    return not state.closed

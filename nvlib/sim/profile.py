@@ -166,6 +166,7 @@ class FaultSpec(Record):
     mig: int | None = None  # MIG device index on `gpu` the XID names
     call: str | None = None
     error: int | None = None  # nvmlReturn_t
+    hang: float | None = None  # a call fault that blocks: seconds, math.inf until cleared
 
 
 class Profile(Record):

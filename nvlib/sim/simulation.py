@@ -217,8 +217,33 @@ class Simulation:
         with self._state.cond:
             self._state.faults.failures.append(CallFailure(call, gpu, code))
 
+    def hang_call(self, call: str, seconds: float | None = None, gpu: int | None = None) -> None:
+        """Make an NVML call hang, on one GPU's handles or everywhere.
+
+        Each such call blocks its caller for `seconds` and then answers as usual, or, with
+        None, until `clear_faults` (then it answers) or deactivate (UNINITIALIZED).
+        Other threads' calls go on meanwhile.
+        """
+        import math
+
+        from nvlib.sim.faults import CallHang
+        from nvlib.sim.symbols import CALL_NAMES
+
+        if call not in CALL_NAMES:
+            from nvlib.sim.errors import ProfileError
+
+            raise ProfileError("call", call, "not an NVML function the simulator answers")
+        if seconds is not None and not seconds >= 0:
+            raise ValueError(f"hang seconds must be a duration or None, not {seconds!r}")
+        if gpu is not None:
+            self._gpu(gpu)
+        with self._state.cond:
+            self._state.faults.hangs.append(
+                CallHang(call, gpu, math.inf if seconds is None else float(seconds))
+            )
+
     def clear_faults(self) -> None:
-        """Cancel scheduled faults, stop failing calls, bring lost GPUs back.
+        """Cancel scheduled faults, stop failing and hanging calls, bring lost GPUs back.
 
         Events already delivered stay queued: they happened.
         """

@@ -18,7 +18,7 @@ from threading import Condition, RLock
 import pynvml
 
 from nvlib.record import Record
-from nvlib.sim.faults import CallFailure, FaultBook
+from nvlib.sim.faults import CallFailure, CallHang, FaultBook
 from nvlib.sim.gpus import CiProfile, GiProfile
 from nvlib.sim.profile import FaultSpec, GpuSpec, MigSpec, Profile
 
@@ -202,6 +202,8 @@ class NvmlState:
             self.xid(spec.gpu or 0, spec.xid or 0, spec.mig, when)
         elif spec.kind == "fall_off_bus":
             self.lose(spec.gpu or 0, when)
+        elif spec.hang is not None:
+            self.faults.hangs.append(CallHang(spec.call or "", spec.gpu, spec.hang))
         else:
             self.faults.failures.append(CallFailure(spec.call or "", spec.gpu, spec.error or 0))
 

@@ -4,7 +4,10 @@ Matrix: a critical XID marks every replica of its GPU (upstream marks one) and n
 else, within one second; default-ignored XIDs and DP_ENABLE_HEALTHCHECKS; MIG events
 for one GPU/compute instance and for the whole GPU; a GPU falling off the bus; the
 opt-in recovery after a quiet period, and none for a GPU still lost; a failing event
-wait; a GPU whose event registration fails or is not supported.
+wait, and one on NVML shut down (nothing marked); a GPU whose event registration fails
+or is not supported. NodeHealth: a successor monitor starts with the marks (a MIG
+instance's too, seen by a full GPU), recovers on the time of the fault, and the scope
+table of which device an event concerns.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 
 from deviceplugin.devices import build_device_map
 from deviceplugin.health import HealthMonitor, Watched
+from deviceplugin.nodehealth import WHOLE_GPU, GpuFault, NodeHealth
 from deviceplugin.xids import XidPolicy
 from nvlib import sim
 from nvlib.config import Sharing
@@ -66,6 +70,7 @@ def monitor_for(
     replicas: int = 0,
     environ: dict[str, str] | None = None,
     recovery: float | None = None,
+    node: NodeHealth | None = None,
 ) -> tuple[HealthMonitor, Sink, list[list[str]]]:
     """A started monitor over the simulated machine; device IDs grouped per GPU."""
     root = simulation.root  # type: ignore[attr-defined]
@@ -82,7 +87,7 @@ def monitor_for(
     devices = [d for r in built.resources for d in r.devices]
     watched = [Watched(d.id, d.gpu_uuid, d.mig, sink) for d in devices]
     monitor = HealthMonitor(
-        watched, XidPolicy.from_environ(environ or {}), recovery_period=recovery
+        watched, XidPolicy.from_environ(environ or {}), recovery_period=recovery, node=node
     )
     monitor.start()
     per_gpu = [[d.id for d in devices if d.gpu_index == g.index] for g in machine.gpus]
@@ -206,3 +211,110 @@ def test_registration_failure_marks_that_gpu(dgx: object) -> None:
         assert sink.unhealthy() == set(per_gpu[1])  # NOT_SUPPORTED only logs (§11.2)
     finally:
         monitor.stop(wait=True)
+
+
+# -- health outlives a monitor (NodeHealth) ----------------------------------------------
+
+
+def test_a_successor_monitor_starts_with_the_marks(dgx: object) -> None:
+    """A restart's monitor reports the devices of a GPU marked before, before it
+    returns from start (so the first ListAndWatch list already says so)."""
+    node = NodeHealth()
+    first, sink, per_gpu = monitor_for(dgx, node=node)
+    dgx.inject_xid(3, 48)  # type: ignore[attr-defined]
+    sink.wait(per_gpu[3], healthy=False)
+    first.stop(wait=True)
+    second, successor, per_gpu = monitor_for(dgx, replicas=2, node=node)
+    try:
+        assert successor.unhealthy() == set(per_gpu[3]) and len(per_gpu[3]) == 2
+    finally:
+        second.stop(wait=True)
+
+
+def test_a_mig_instance_mark_concerns_the_full_gpu_after_a_strategy_change(
+    dgx_mig: object,
+) -> None:
+    node = NodeHealth()
+    first, sink, per_gpu = monitor_for(dgx_mig, mig_strategy="mixed", node=node)
+    dgx_mig.inject_xid(2, 48, mig=1)  # type: ignore[attr-defined]
+    sink.wait([per_gpu[2][1]], healthy=False)
+    first.stop(wait=True)
+    second, successor, per_gpu = monitor_for(dgx_mig, mig_strategy="none", node=node)
+    try:
+        assert successor.unhealthy() == set(per_gpu[2])  # the full GPU 2
+    finally:
+        second.stop(wait=True)
+
+
+def test_a_successor_recovers_on_the_time_of_the_fault(dgx: object) -> None:
+    node = NodeHealth()
+    first, sink, per_gpu = monitor_for(dgx, recovery=1.0, node=node)
+    dgx.inject_xid(0, 48)  # type: ignore[attr-defined]
+    marked = sink.wait(per_gpu[0], healthy=False)
+    first.stop(wait=True)
+    time.sleep(max(0.0, marked + 0.5 - time.monotonic()))
+    second, successor, _ = monitor_for(dgx, recovery=1.0, node=node)
+    try:
+        assert successor.unhealthy() == set(per_gpu[0])
+        back = successor.wait(per_gpu[0], healthy=True, timeout=3.0)
+        # Measured 1.007-1.009 s (3 runs); counted from the successor's start: 1.5 s.
+        assert 1.0 - 0.05 <= back - marked < 1.4
+        assert node.fault(dgx.profile.gpus[0].uuid) is None  # type: ignore[attr-defined]
+    finally:
+        second.stop(wait=True)
+
+
+def test_nvml_shut_down_under_the_monitor_marks_nothing_and_it_resumes(
+    dgx: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The simulated machine replaced by an identical one: the wait answers
+    Uninitialized, then the old set's handle means nothing to the new NVML. No GPU is
+    marked for it, and the monitor registers again and sees the next XID."""
+    caplog.set_level("INFO")
+    monitor, sink, per_gpu = monitor_for(dgx)
+    try:
+        dgx.deactivate()  # type: ignore[attr-defined]
+        with sim.activate("dgx-a100") as again:
+            deadline = time.monotonic() + 5
+            while "Health monitoring resumed with a new event set" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.01)
+            assert "NVML was shut down, no device marked" in caplog.text
+            again.inject_xid(3, 48)
+            sink.wait(per_gpu[3], healthy=False)
+            assert sink.unhealthy() == set(per_gpu[3])
+    finally:
+        monitor.stop(wait=True)
+
+
+@pytest.mark.parametrize(
+    ("events", "mig", "unhealthy"),
+    [
+        pytest.param([], None, False, id="never-marked"),
+        pytest.param([WHOLE_GPU], None, True, id="gpu-event-full-gpu"),
+        pytest.param([WHOLE_GPU], (1, 0), True, id="gpu-event-mig-device"),
+        pytest.param([(1, 0)], (1, 0), True, id="its-instance"),
+        pytest.param([(1, 0)], (2, 0), False, id="another-instance"),
+        pytest.param([(1, 0)], None, True, id="instance-event-full-gpu"),
+        pytest.param([(2, 0), (1, 0)], (1, 0), True, id="instances-accumulate"),
+    ],
+)
+def test_node_health_scopes(
+    events: list[tuple[int, int]], mig: tuple[int, int] | None, unhealthy: bool
+) -> None:
+    node = NodeHealth()
+    for at, scope in enumerate(events):
+        node.record("GPU-a", scope, float(at))
+    assert node.unhealthy("GPU-a", mig) is unhealthy
+    assert not node.unhealthy("GPU-b", mig)  # another UUID: another GPU
+
+
+def test_node_health_clears_only_a_quiet_gpu() -> None:
+    node = NodeHealth()
+    node.record("GPU-a", WHOLE_GPU, 10.0)
+    node.record("GPU-a", (1, 0), 5.0)  # reported late: the last event stays at 10
+    assert node.fault("GPU-a") == GpuFault(10.0, frozenset({WHOLE_GPU, (1, 0)}))
+    assert not node.clear("GPU-a", quiet_since=9.0)  # an event after the quiet point
+    assert node.unhealthy("GPU-a", None)
+    assert node.clear("GPU-a", quiet_since=10.0)
+    assert node.fault("GPU-a") is None and node.clear("GPU-a", quiet_since=0.0)

@@ -5,14 +5,16 @@ nvmlEventSetWait_v2 within its wait, with GPU-instance ids 0xFFFFFFFF for a full
 and the MIG ids for a MIG device); the wait times out and lets other threads run;
 a set registered after the XID does not get it; a GPU off the bus (GPU_IS_LOST on its
 handles, XID 79, recover); a failing call (everywhere, on one GPU, scheduled, on
-nvmlInit); clear_faults. Timings use short waits and generous bounds.
+nvmlInit); clear_faults; a hanging call (blocks only its caller until cleared or
+deactivated, or for a duration on every call, on one GPU, scheduled). Timings use
+short waits and generous bounds.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pynvml
@@ -218,3 +220,102 @@ def test_deactivate_releases_a_waiter() -> None:
     thread.join(2)
     assert not thread.is_alive()
     assert isinstance(outcome[0], pynvml.NVMLError_Uninitialized)
+
+
+# -- hanging calls ----------------------------------------------------------------------
+
+
+def call_in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run `call` in a daemon thread; its result or NVMLError lands in the list."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except pynvml.NVMLError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_hung_call_blocks_only_its_caller_until_cleared(dgx: sim.Simulation) -> None:
+    dgx.hang_call("nvmlDeviceGetHandleByIndex")
+    thread, outcome = call_in_thread(lambda: pynvml.nvmlDeviceGetHandleByIndex(1))
+    deadline = time.monotonic() + 5
+    while dgx.nvml_calls().get("nvmlDeviceGetHandleByIndex_v2", 0) == 0:  # it is in
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # The hung call holds no lock: other calls, other threads' faults and waits go on.
+    gpu = pynvml.nvmlDeviceGetHandleByUUID(dgx.profile.gpus[0].uuid)
+    assert pynvml.nvmlDeviceGetName(gpu) == "NVIDIA A100-SXM4-40GB"
+    events = watch()
+    dgx.inject_xid(0, 48)
+    assert thread.is_alive() and outcome == []
+    dgx.clear_faults()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert pynvml.nvmlDeviceGetIndex(outcome[0]) == 1  # then it answers
+    pynvml.nvmlEventSetFree(events)
+
+
+def test_a_hang_with_a_duration_answers_late(dgx: sim.Simulation) -> None:
+    dgx.hang_call("nvmlDeviceGetCount", seconds=0.3)
+    started = time.monotonic()
+    assert pynvml.nvmlDeviceGetCount() == 8
+    assert 0.3 <= time.monotonic() - started < 3
+    started = time.monotonic()
+    assert pynvml.nvmlDeviceGetCount() == 8  # every call, not the first only
+    assert 0.3 <= time.monotonic() - started < 3
+
+
+def test_a_hang_on_one_gpu(dgx: sim.Simulation) -> None:
+    dgx.hang_call("nvmlDeviceGetName", gpu=3, seconds=0.3)
+    started = time.monotonic()
+    pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(2))
+    other = time.monotonic() - started
+    pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(3))
+    assert time.monotonic() - started - other >= 0.3
+    assert other < 0.3
+
+
+def test_deactivate_releases_a_hung_call() -> None:
+    simulation = sim.activate("t4")
+    pynvml.nvmlInit()
+    simulation.hang_call("nvmlSystemGetDriverVersion")
+    thread, outcome = call_in_thread(pynvml.nvmlSystemGetDriverVersion)
+    deadline = time.monotonic() + 5
+    while simulation.nvml_calls().get("nvmlSystemGetDriverVersion", 0) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    simulation.deactivate()
+    thread.join(2)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], pynvml.NVMLError_Uninitialized)
+
+
+def test_profile_scheduled_hang(tmp_path: Path) -> None:
+    profile = tmp_path / "wedged.yaml"
+    profile.write_text(
+        "gpus: [{model: T4}]\n"
+        "faults: [{call: nvmlDeviceGetHandleByIndex, hang: 300ms, after: 200ms}]\n"
+    )
+    with sim.activate(profile) as simulation:
+        activated = time.monotonic()
+        pynvml.nvmlInit()
+        time.sleep(max(0.0, activated + 0.25 - time.monotonic()))
+        started = time.monotonic()
+        pynvml.nvmlDeviceGetHandleByIndex(0)
+        assert time.monotonic() - started >= 0.3
+        pynvml.nvmlShutdown()
+        assert simulation.internal_errors == []
+
+
+def test_hang_call_checks_its_arguments(dgx: sim.Simulation) -> None:
+    with pytest.raises(ValueError, match="not an NVML function"):
+        dgx.hang_call("nvmlDeviceGetHandleByIndx")
+    with pytest.raises(ValueError, match="no GPU 8"):
+        dgx.hang_call("nvmlDeviceGetName", gpu=8)
+    with pytest.raises(ValueError, match="hang seconds"):
+        dgx.hang_call("nvmlDeviceGetName", seconds=-1)

@@ -133,7 +133,8 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     path.write_text(example)
     profile = sim.load_profile(path)
     assert [g.name for g in profile.gpus] == ["NVIDIA A100-SXM4-80GB", "NVIDIA RTX A6000"]
-    assert [f.kind for f in profile.faults] == ["xid", "xid", "fall_off_bus", "call"]
+    assert [f.kind for f in profile.faults] == ["xid", "xid", "fall_off_bus", "call", "call"]
+    assert profile.faults[-1].hang == float("inf")
     with sim.activate(profile) as simulation:
         assert simulation.device_nodes["dev/nvidia-uvm"] == (510, 0)
 
