@@ -4,8 +4,9 @@ Matrix: nothing defined (all names written), a generator's `nvidia.yaml` definin
 (our file absent, removed if present) or some (only the rest written), names defined
 only in /etc/cdi, names defined twice in our directory (never a third time), unreadable
 spec files, no rewrite while the missing set is unchanged, a failing generation
-(logged, not raised); then the real generator on the simulator, by UUID and by index,
-with full-GPU entries for MIG-enabled GPUs under mig-strategy none.
+(logged, not raised), no decision while a generator holds the directory's lock; then
+the real generator on the simulator, by UUID and by index, with full-GPU entries for
+MIG-enabled GPUs under mig-strategy none.
 """
 
 from __future__ import annotations
@@ -122,6 +123,20 @@ def test_failed_generation_is_logged(cdi: Fixture, caplog: pytest.LogCaptureFixt
     assert "no driver libraries" in caplog.text
     cdi.fail = False
     cdi.keeper.check()  # retried, although nothing changed
+    assert cdi.own_names() == list(NEEDED)
+
+
+def test_decided_under_the_directory_lock(cdi: Fixture, caplog: pytest.LogCaptureFixture) -> None:
+    """While a generator holds the spec directory's lock (`cdi.owners`) the check is
+    skipped, not decided on files about to be replaced; the next tick does it."""
+    from cdi.owners import spec_dir_lock
+
+    with spec_dir_lock(cdi.dynamic, 5):
+        cdi.keeper.recheck_if_changed()
+        assert cdi.own_names() is None
+        assert cdi.keeper.changed()  # tried again at the next tick
+    assert "skipped" in caplog.text and str(cdi.dynamic) in caplog.text
+    cdi.keeper.recheck_if_changed()
     assert cdi.own_names() == list(NEEDED)
 
 
