@@ -81,6 +81,7 @@ class CdiKeeper:
     identity: object = None  # what the names and bytes depend on: equal means reusable
     _missing: frozenset[str] | None = field(default=None, init=False)
     _signature: tuple | None = field(default=None, init=False)  # None: never checked
+    _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
 
     def check(self) -> None:
         """Compare what the directories define with what is needed; write only on change.
@@ -97,8 +98,12 @@ class CdiKeeper:
             with spec_dir_lock(self.own_path.parent, LOCK_SECONDS):
                 self._check_locked()
         except OSError as err:
-            log.warning("CDI spec check of %s skipped: %s", self.own_path.parent, err)
+            if str(err) != self._skipped:  # once per reason, not once a second
+                log.warning("CDI spec check of %s skipped: %s", self.own_path.parent, err)
+            self._skipped = str(err)
             self._signature = None  # the next tick checks again
+        else:
+            self._skipped = None
 
     def _check_locked(self) -> None:
         self._signature = directory_signature(self.spec_dirs, SPEC_SUFFIXES)

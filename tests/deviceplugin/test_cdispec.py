@@ -140,6 +140,23 @@ def test_decided_under_the_directory_lock(cdi: Fixture, caplog: pytest.LogCaptur
     assert cdi.own_names() == list(NEEDED)
 
 
+def test_an_unusable_directory_is_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    keeper = CdiKeeper(
+        spec_dirs=(tmp_path / "not-a-dir",),
+        own_path=tmp_path / "not-a-dir" / OWN_FILE,
+        needed=NEEDED,
+        generate=lambda missing: b"",
+    )
+    for _ in range(3):
+        keeper.recheck_if_changed()
+        assert keeper.changed()
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "not-a-dir" in skipped[0].getMessage()
+
+
 @pytest.mark.parametrize(
     ("profile", "id_strategy", "full_gpus", "wanted"),
     [
