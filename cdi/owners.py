@@ -13,8 +13,8 @@ the two steps the name is defined twice, or not at all. So a name never moves:
   so that neither decides on what the other is about to replace.
 
 A name leaves the plugin's file only when the plugin no longer hands it out, or when
-some other file (a writer outside this protocol) defines it already; the generator
-takes it back at its next pass.
+some other file (a writer outside this protocol) defines it already; `--watch` takes it
+back at its next pass.
 """
 
 from __future__ import annotations
