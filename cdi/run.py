@@ -199,10 +199,22 @@ def _write(spec: Spec, settings: GenerateSettings) -> None:
     from cdi.write import output_target, write_spec
 
     path, fmt = output_target(settings.output, settings.format)
-    changed = write_spec(spec, path, fmt)
     log.info("Generated CDI spec with version %s", spec.version)
-    if path != "-":
-        log.info("%s %s", "Wrote CDI spec to" if changed else "CDI spec unchanged:", path)
+    if path == "-":
+        write_spec(spec, path, fmt)
+        return
+    # Beside the device plugin's own spec file: never a name both files define (owners)
+    from cdi.owners import GENERATOR_LOCK_SECONDS, write_beside_plugin
+
+    done = write_beside_plugin(spec, path, fmt, GENERATOR_LOCK_SECONDS)
+    log.info("%s %s", _WRITE_OUTCOMES[done], path)
+
+
+_WRITE_OUTCOMES = {
+    "written": "Wrote CDI spec to",
+    "unchanged": "CDI spec unchanged:",
+    "removed": "The device plugin's spec defines every device; no CDI spec at",
+}
 
 
 def _observe_nvml(
@@ -277,6 +289,8 @@ def _observer(
     repairs = 0
 
     def observe(host: Host, options: GenerateOptions) -> Observation:
+        from cdi.owners import held_by_plugin
+
         nonlocal repairs
         if host.simulator_root is not None and _lay_out(settings):
             repairs += 1
@@ -286,8 +300,10 @@ def _observer(
             state, build = _observe_management(host, settings, options)
         else:
             state, build = _observe_nvml(host, settings, options, discover)
+        # the names left to the device plugin's file: one it lets go is taken back
+        state = (*state, held_by_plugin(settings.output))
         if host.simulator_root is not None:
-            state = (state, repairs)
+            state = (*state, repairs)
         return state, lambda: _for_host(build(), host)
 
     return observe

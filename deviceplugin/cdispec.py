@@ -11,6 +11,11 @@ already defines (CDI drops a device defined twice in one directory), removes its
 when nothing is missing, and rewrites it only when the set of missing names changes.
 A failed generation is logged; Allocate answers regardless.
 
+A name never moves between our file and the generator's (`cdi.owners`): no two steps
+can move it without a moment where it is defined twice or not at all. We decide and
+write under the spec directory's lock, and the generator, under the same lock, leaves
+out whatever our file defines; so whoever defined a name first keeps it.
+
 Reading, generating and writing specs is the `cdi` package's public API
 (`load_specs`, `feature_options`, `generate_spec`, `select_devices`, `write_spec`);
 this module only decides which names are missing, imported lazily so that a plugin
@@ -25,13 +30,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cdi.owners import PLUGIN_SPEC_FILE
 from deviceplugin.watch import directory_signature
 from nvlib import fsutil
 from nvlib.model import Machine
 
 log = logging.getLogger(__name__)
 
-OWN_FILE = "nvidia-device-plugin.yaml"
+OWN_FILE = PLUGIN_SPEC_FILE
+# At most this long the control loop waits for a generator's write (milliseconds) to end.
+LOCK_SECONDS = 0.5
 STATIC_DIR = "etc/cdi"  # under the host root: /etc/cdi, or the simulator's
 SPEC_SUFFIXES = (".json", ".yaml")  # what CDI reads; `.yml` is ignored (cdi.md §4)
 
@@ -73,9 +81,31 @@ class CdiKeeper:
     identity: object = None  # what the names and bytes depend on: equal means reusable
     _missing: frozenset[str] | None = field(default=None, init=False)
     _signature: tuple | None = field(default=None, init=False)  # None: never checked
+    _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
 
     def check(self) -> None:
-        """Compare what the directories define with what is needed; write only on change."""
+        """Compare what the directories define with what is needed; write only on change.
+
+        Decided and written under the lock of our directory, which the generator takes
+        for its own write (`cdi.owners`): neither decides on what the other is replacing.
+        A lock held too long, or a directory we cannot open, skips this check; the next
+        tick tries again.
+        """
+        from cdi.owners import spec_dir_lock
+
+        try:
+            self.own_path.parent.mkdir(parents=True, exist_ok=True)
+            with spec_dir_lock(self.own_path.parent, LOCK_SECONDS):
+                self._check_locked()
+        except OSError as err:
+            if str(err) != self._skipped:  # once per reason, not once a second
+                log.warning("CDI spec check of %s skipped: %s", self.own_path.parent, err)
+            self._skipped = str(err)
+            self._signature = None  # the next tick checks again
+        else:
+            self._skipped = None
+
+    def _check_locked(self) -> None:
         self._signature = directory_signature(self.spec_dirs, SPEC_SUFFIXES)
         usable, in_own_dir = defined_names(self.spec_dirs, self.own_path)
         missing = frozenset(n for n in self.needed if n not in usable)

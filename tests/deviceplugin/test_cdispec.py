@@ -4,8 +4,9 @@ Matrix: nothing defined (all names written), a generator's `nvidia.yaml` definin
 (our file absent, removed if present) or some (only the rest written), names defined
 only in /etc/cdi, names defined twice in our directory (never a third time), unreadable
 spec files, no rewrite while the missing set is unchanged, a failing generation
-(logged, not raised); then the real generator on the simulator, by UUID and by index,
-with full-GPU entries for MIG-enabled GPUs under mig-strategy none.
+(logged, not raised), no decision while a generator holds the directory's lock; then
+the real generator on the simulator, by UUID and by index, with full-GPU entries for
+MIG-enabled GPUs under mig-strategy none.
 """
 
 from __future__ import annotations
@@ -123,6 +124,37 @@ def test_failed_generation_is_logged(cdi: Fixture, caplog: pytest.LogCaptureFixt
     cdi.fail = False
     cdi.keeper.check()  # retried, although nothing changed
     assert cdi.own_names() == list(NEEDED)
+
+
+def test_decided_under_the_directory_lock(cdi: Fixture, caplog: pytest.LogCaptureFixture) -> None:
+    """While a generator holds the spec directory's lock (`cdi.owners`) the check is
+    skipped, not decided on files about to be replaced; the next tick does it."""
+    from cdi.owners import spec_dir_lock
+
+    with spec_dir_lock(cdi.dynamic, 5):
+        cdi.keeper.recheck_if_changed()
+        assert cdi.own_names() is None
+        assert cdi.keeper.changed()  # tried again at the next tick
+    assert "skipped" in caplog.text and str(cdi.dynamic) in caplog.text
+    cdi.keeper.recheck_if_changed()
+    assert cdi.own_names() == list(NEEDED)
+
+
+def test_an_unusable_directory_is_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    keeper = CdiKeeper(
+        spec_dirs=(tmp_path / "not-a-dir",),
+        own_path=tmp_path / "not-a-dir" / OWN_FILE,
+        needed=NEEDED,
+        generate=lambda missing: b"",
+    )
+    for _ in range(3):
+        keeper.recheck_if_changed()
+        assert keeper.changed()
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "not-a-dir" in skipped[0].getMessage()
 
 
 @pytest.mark.parametrize(
