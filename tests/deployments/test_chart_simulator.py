@@ -96,9 +96,24 @@ def test_gfd_does_not_mount_the_hosts_sys() -> None:
     assert volumes == ["output-dir", "heartbeat"]
 
 
-def test_plugin_mounts_and_args_as_on_a_real_node() -> None:
-    assert mounts(DOCS, "device-plugin") == mounts(render(), "device-plugin")
-    assert container(DOCS, "device-plugin")["args"] == container(render(), "device-plugin")["args"]
+def test_plugin_reads_the_simulated_root_the_generator_lays_out() -> None:
+    """As on a real node, plus the simulated root at its host path: a spec of the plugin's
+    own (written when it starts before the generator) names what exists on the host."""
+    simulated, real = mounts(DOCS, "device-plugin"), mounts(render(), "device-plugin")
+    assert simulated == {
+        **real,
+        ROOT: {
+            "readOnly": True,
+            "mountPropagation": "HostToContainer",
+            "hostPath": {"path": ROOT, "type": "DirectoryOrCreate"},
+        },
+    }
+    ctr = container(DOCS, "device-plugin")
+    assert ctr["args"] == container(render(), "device-plugin")["args"]
+    assert {k: env(ctr)[k] for k in ("NVIDIA_DRIVER_ROOT", "CDI_DISABLE_HOOKS")} == {
+        "NVIDIA_DRIVER_ROOT": ROOT,
+        "CDI_DISABLE_HOOKS": "all",
+    }
 
 
 @pytest.mark.parametrize(

@@ -53,13 +53,19 @@ def generate(simulator_root: Path, spec_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def start_plugin(tmp_path: Path, spec_dir: Path, id_strategy: str) -> subprocess.Popen[str]:
+def start_plugin(
+    tmp_path: Path, spec_dir: Path, simulator_root: Path, id_strategy: str
+) -> subprocess.Popen[str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(sys.path),
         "NVML_MOCK": PROFILE,
         "DEVICE_LIST_STRATEGY": "cdi-cri",
         "DEVICE_ID_STRATEGY": id_strategy,
+        # As the chart's plugin container: the generator's simulated root, mounted at its
+        # host path, so a spec of the plugin's own names what exists on the host.
+        "NVIDIA_DRIVER_ROOT": str(simulator_root),
+        "CDI_DISABLE_HOOKS": "all",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "deviceplugin",
@@ -69,22 +75,32 @@ def start_plugin(tmp_path: Path, spec_dir: Path, id_strategy: str) -> subprocess
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("id_strategy", ["uuid", "index"])
+@pytest.mark.parametrize(
+    ("id_strategy", "plugin_first"),
+    [("uuid", False), ("index", False), ("uuid", True)],
+    ids=["uuid", "index", "plugin-first"],
+)
 def test_a_pod_asking_for_two_gpus_gets_exactly_their_nodes(
-    tmp_path: Path, sandbox: Sandbox, id_strategy: str
+    tmp_path: Path, sandbox: Sandbox, id_strategy: str, plugin_first: bool
 ) -> None:
+    """The DaemonSets start in any order: with the plugin first, its own spec (if any)
+    names the simulated root's host paths, which the generator then lays out."""
     # (not `cdi`: in the plugin's working directory that would shadow the package)
     simulator_root, spec_dir = tmp_path / "simulator", tmp_path / "cdi-specs"
-    generate(simulator_root, spec_dir)
+    spec_dir.mkdir()
+    if not plugin_first:
+        generate(simulator_root, spec_dir)
     gpus = load_profile(PROFILE).gpus
     # The plugin lists GPUs by UUID; Allocate names them by the ID strategy.
     name_of = {g.uuid: g.uuid if id_strategy == "uuid" else str(i) for i, g in enumerate(gpus)}
     minor_of = {g.uuid: g.minor for g in gpus}
 
     with KubeletDouble(tmp_path / "device-plugins") as kubelet:
-        plugin = start_plugin(tmp_path, spec_dir, id_strategy)
+        plugin = start_plugin(tmp_path, spec_dir, simulator_root, id_strategy)
         try:
             endpoint = kubelet.endpoint(GPU, timeout=30)
+            if plugin_first:
+                generate(simulator_root, spec_dir)
             _, devices = endpoint.wait_list(lambda d: len(d) == len(gpus), timeout=10)
             # GPUs 0 and 1 already went to another pod: the pair comes from the rest.
             free = [uuid for uuid in devices if minor_of[uuid] not in (0, 1)]
@@ -97,7 +113,8 @@ def test_a_pod_asking_for_two_gpus_gets_exactly_their_nodes(
     assert sorted(minor_of[uuid] for uuid in picked) == [2, 3]  # they share a PCIe switch
     names = [d.name for d in answer.cdi_devices]
     assert names == [f"{GPU}={name_of[uuid]}" for uuid in picked]
-    assert sorted(os.listdir(spec_dir)) == ["nvidia.yaml"]  # the generator's defines them all
+    if not plugin_first:  # the generator's defines them all
+        assert sorted(os.listdir(spec_dir)) == ["nvidia.yaml"]
 
     devices = [arg for name in names for arg in ("--device", name)]
     result = sandbox.podman(
