@@ -33,6 +33,8 @@ from nvlib.record import Plain
 from nvlib.signals import Signals
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gfd.templating import LabelTemplates  # imports jinja2: only with templates
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Labeller(Plain):
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
+    templates: LabelTemplates | None = None  # --label-templates, compiled for this load
     if TYPE_CHECKING:  # not a field: made from the ones above, left out of the repr
         facts: host.HostFacts
 
@@ -77,6 +80,9 @@ class Labeller(Plain):
         try:
             machine = self.discover()
             labels = compute_labels(machine, self.settings.config, self.timestamp)
+            if self.templates is not None:
+                added = self.templates.labels(machine, self.settings.config, labels)
+                labels = dict(sorted((labels | added).items()))
             self.output.write(labels)
         except PassError:
             raise
@@ -149,6 +155,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
     from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
 
     settings: GfdSettings | None = first
+    previous: Labeller | None = None  # the last config load's, for its templates
     while True:
         if settings is None:
             from gfd.cli import parse
@@ -162,7 +169,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
         try:
             if heartbeat is not None:
                 heartbeat.start()  # a bad path fails here, before any pass
-            labeller, cleanup = build_labeller(settings, environ)
+            labeller, cleanup = build_labeller(settings, environ, previous)
         except (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError) as err:
             log.error("%s", err)
             return 1
@@ -172,7 +179,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
         if code is not None:
             cleanup()
             return code
-        settings = None
+        settings, previous = None, labeller
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

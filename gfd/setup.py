@@ -16,6 +16,10 @@ from gfd.outputs import Output
 from gfd.outputs.featurefile import FeatureFile, removal_applies
 from nvlib import host
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gfd.templating import LabelTemplates
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +37,10 @@ def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> b
 
 def build_output(settings: GfdSettings, node_feature_api: bool) -> Output:
     gfd_flags = settings.config.flags.gfd
+    if node_feature_api and gfd_flags.label_expiry:
+        # An explicit --use-node-feature-api=true with an expiry is refused at start; here
+        # `auto` chose the API, which has no expiry directive.
+        log.warning("--label-expiry applies to the feature file only; the NodeFeature has none")
     if node_feature_api:
         from gfd.outputs.nodefeature import NodeFeatureOutput
 
@@ -50,12 +58,40 @@ def build_output(settings: GfdSettings, node_feature_api: bool) -> Output:
         sleep_infinite=gfd_flags.sleep_interval.infinite,
         output_file=gfd_flags.output_file,
     )
-    return FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable)
+    expiry = None
+    if gfd_flags.label_expiry:
+        expiry = gfd_flags.label_expiry * (gfd_flags.sleep_interval.seconds or 0.0)
+    return FeatureFile(
+        gfd_flags.output_file or "-", remove_on_cleanup=removable, expiry_seconds=expiry
+    )
+
+
+def load_label_templates(
+    settings: GfdSettings, previous: LabelTemplates | None, reloading: bool
+) -> LabelTemplates | None:
+    """This load's templates; at a SIGHUP reload a broken set keeps the previous one.
+
+    At start a template that does not compile is a start-up error (TemplateLoadError, a
+    ConfigError); at a reload it is logged and the templates in force stay in force.
+    """
+    gfd_flags = settings.config.flags.gfd
+    if not gfd_flags.label_templates:
+        return None
+    from gfd.templating import TemplateLoadError, load_templates  # jinja2: only here
+
+    try:
+        return load_templates(gfd_flags.label_templates, gfd_flags.label_template_namespaces)
+    except TemplateLoadError as err:
+        if not reloading:
+            raise
+        log.error("%s; the label templates in force stay in force", err)
+        return previous
 
 
 def build_labeller(
-    settings: GfdSettings, environ: Mapping[str, str]
+    settings: GfdSettings, environ: Mapping[str, str], previous: Labeller | None = None
 ) -> tuple[Labeller, Callable[[], None]]:
+    """One config load's labeller; `previous` is the last load's at a SIGHUP reload."""
     flags = settings.config.flags
     log.info("Running with config:\n%s", settings.config.to_json())
     root = Path("/")
@@ -67,5 +103,9 @@ def build_labeller(
         if machine_type_file == host.DEFAULT_MACHINE_TYPE_FILE:
             # An explicit --machine-type-file beats the profile; the default reads its DMI.
             machine_type_file = str(host.in_root(root, machine_type_file))
+    templates = load_label_templates(
+        settings, previous.templates if previous is not None else None, previous is not None
+    )
     output = build_output(settings, use_node_feature_api(settings, environ))
-    return Labeller(settings, output, root, machine_type_file), output.cleanup
+    labeller = Labeller(settings, output, root, machine_type_file, templates=templates)
+    return labeller, output.cleanup
