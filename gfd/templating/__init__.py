@@ -134,10 +134,11 @@ class LabelTemplates:
         """
         nvlinks: Sequence[object] = ()
         if self.wants_nvlinks and machine.gpus:
-            if read_nvlinks is None:
-                from nvlib.topology import read_nvlinks
+            reader = read_nvlinks
+            if reader is None:
+                from nvlib.topology import read_nvlinks as reader  # NVML: an edge
             try:
-                nvlinks = read_nvlinks(machine.gpus)
+                nvlinks = reader(machine.gpus)
             except Exception as err:  # templates must never cost the built-in labels
                 log.warning("Label templates see no NVLinks this pass: %s", err)
         context = build_context(machine, config, builtin, nvlinks)  # type: ignore[arg-type]

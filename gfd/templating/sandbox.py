@@ -14,7 +14,8 @@ list, dict or set. On top of it:
   RenderBudgetExceeded. Rendering stays in the calling thread: no signal, no thread;
 - single operations that C code would run to the end without a check are bounded
   before they start: `range()` and `*` repetition to 100 000 items, `**` to 4096-bit
-  results, and string format widths to 5 digits. `center`, `format`, `indent` and
+  results, string format widths to 5 digits, and the sizes `batch` (which pads) and
+  `slice` (which loops, in Python code no hook sees) take. `center`, `format`, `indent` and
   `wordwrap` (width arguments) and `random` and `lipsum` (labels must not change from
   pass to pass) are not available.
 
@@ -42,6 +43,7 @@ MAX_WIDTH_DIGITS = 5
 _LOOP_FILTER = "_budgeted"  # wraps every `for` loop's iterable; not meant to be written
 _REMOVED_FILTERS = ("center", "format", "indent", "wordwrap", "random")
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_SIZED_FILTERS = ("batch", "slice")
 
 
 class RenderBudgetExceeded(SecurityError):
@@ -98,6 +100,8 @@ class LabelSandbox(ImmutableSandboxedEnvironment):
         self.deadline = math.inf
         for name in _REMOVED_FILTERS:
             del self.filters[name]
+        for name in _SIZED_FILTERS:  # loop or pad in Python to a size the template gives
+            self.filters[name] = _bounded_size(self.filters[name])
         self.filters.update(filters)
         self.filters[_LOOP_FILTER] = self._budgeted
         self.globals.pop("lipsum", None)
@@ -170,6 +174,17 @@ class LabelSandbox(ImmutableSandboxedEnvironment):
         elif operator == "%" and isinstance(left, str):
             _check_printf_widths(left)
         return super().call_binop(context, operator, left, right)
+
+
+def _bounded_size(wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    """`batch(n, fill)` pads to n items and `slice(n)` loops n times, unchecked: bound n."""
+
+    def bounded(value: Any, size: Any, *args: Any, **kwargs: Any) -> Any:
+        if _is_int(size) and size > MAX_ITEMS:
+            raise SecurityError(f"size {size} is over {MAX_ITEMS}")
+        return wrapped(value, size, *args, **kwargs)
+
+    return bounded
 
 
 def _bounded_range(*args: int) -> range:

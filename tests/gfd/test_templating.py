@@ -354,6 +354,13 @@ def _failure(tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture, **kw: 
                      ":1: SecurityError: format width over 5 digits", id="format-width"),
         pytest.param("nvidia.com/x={{ 'x'.ljust(1000000000) }}\n",
                      ":1: SecurityError: width 1000000000 is over 100000", id="ljust"),
+        pytest.param("nvidia.com/x={{ [1] | batch(1000000000, 0) | list | length }}\n",
+                     ":1: SecurityError: size 1000000000 is over 100000", id="batch-padding"),
+        pytest.param("nvidia.com/x={{ [1] | slice(1000000000) | list | length }}\n",
+                     ":1: SecurityError: size 1000000000 is over 100000", id="slice-count"),
+        pytest.param("nvidia.com/x={{ [1, 2, 3] | batch(2, 0) | list | length }}\n"
+                     "nvidia.com/y={{ 1 / 0 }}\n",
+                     ":2: ZeroDivisionError: division by zero", id="batch-still-works"),
         pytest.param("nvidia.com/x={{ lipsum() }}\n",
                      ":1: UndefinedError: 'lipsum' is undefined", id="no-lipsum"),
         pytest.param("{% for i in range(70000) %}nvidia.com/k{{ i }}=1\n{% endfor %}",
