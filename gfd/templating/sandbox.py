@@ -15,9 +15,9 @@ list, dict or set. On top of it:
 - single operations that C code would run to the end without a check are bounded
   before they start: `range()` and `*` repetition to 100 000 items, `**` to 4096-bit
   results, string format widths to 5 digits, and the sizes `batch` (which pads) and
-  `slice` (which loops, in Python code no hook sees) take. `center`, `format`, `indent` and
-  `wordwrap` (width arguments) and `random` and `lipsum` (labels must not change from
-  pass to pass) are not available.
+  `slice` (which loops, in Python code no hook sees) take. `center`, `format`, `indent`,
+  `wordwrap` and `tojson` (width arguments) and `random` and `lipsum` (labels must not
+  change from pass to pass) are not available.
 
 This bounds time, not memory: a template can still build a large string within its
 budget, as any template engine can.
@@ -41,7 +41,7 @@ MAX_ITEMS = 100_000
 MAX_POWER_BITS = 4096
 MAX_WIDTH_DIGITS = 5
 _LOOP_FILTER = "_budgeted"  # wraps every `for` loop's iterable; not meant to be written
-_REMOVED_FILTERS = ("center", "format", "indent", "wordwrap", "random")
+_REMOVED_FILTERS = ("center", "format", "indent", "wordwrap", "tojson", "random")
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _SIZED_FILTERS = ("batch", "slice")
 

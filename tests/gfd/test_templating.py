@@ -475,7 +475,9 @@ def test_syntax_error_at_load_names_file_and_line(tmp_path: Path) -> None:
     assert caught.value.path == "--label-templates"
 
 
-@pytest.mark.parametrize("name", ["nosuch", "center", "format", "indent", "wordwrap", "random"])
+@pytest.mark.parametrize(
+    "name", ["nosuch", "center", "format", "indent", "wordwrap", "tojson", "random"]
+)
 def test_unknown_or_removed_filter_at_load(tmp_path: Path, name: str) -> None:
     with pytest.raises(TemplateLoadError) as caught:
         _templates(tmp_path, {"bad.j2": f"\nnvidia.com/a={{{{ 'x' | {name} }}}}\n"})
