@@ -1,6 +1,7 @@
 """Benchmarks: `python bench/run.py` (from the venv the project is installed in) runs
 them all: the GFD lines below, then `bench_cdi.py` and `bench_plugin.py` (each can also
-run alone); `python bench/run.py gfd` runs only these.
+run alone); `python bench/run.py gfd` runs only these, `python bench/run.py templates` only the
+gfd-templates lines.
 
 Each line prints a figure, the floor measured in the same run, their ratio and the goal:
 
@@ -11,6 +12,11 @@ Each line prints a figure, the floor measured in the same run, their ratio and t
   dgx-a100 against the bare pynvml queries that pass makes.
 - gfd-daemon-rss: the periodic job after several passes, writing the feature file, and
   writing NodeFeature objects to a local fake API server, against the floor's RSS.
+- gfd-templates: the shipped label templates (`--label-templates builtin`): their cost
+  per pass in-process (context, render, rules; goal: under 0.5 ms for all of them) on
+  the simulated dgx-a100 and mixed, beside the built-in labels' cost; the NVLink reads
+  they add (only templates that name `nvlinks` pay them); and the oneshot command with
+  and without templates, beside its floor, in the same interleaved run.
 
 Timings are medians over repeated runs; nothing here is a pass/fail test.
 """
@@ -105,6 +111,59 @@ def bench_pass() -> None:
     _line("gfd-pass dgx-a100", figure * 1e3, floor * 1e3, "ms", 1.5)
 
 
+def _abs_line(name: str, figure_ms: float, beside: str, goal_ms: float) -> None:
+    """A figure with an absolute goal, and what it is measured beside."""
+    verdict = "ok" if figure_ms < goal_ms else "OVER"
+    print(f"{name:<28} {figure_ms:9.3f} ms  {beside}  goal < {goal_ms:g} ms  {verdict}", flush=True)
+
+
+def bench_templates() -> None:
+    import logging
+
+    from gfd.labels import compute_labels
+    from gfd.templating import load_templates
+    from nvlib import sim
+    from nvlib.config import Config
+    from nvlib.discover import discover
+    from nvlib.topology import read_nvlinks
+
+    logging.disable(logging.WARNING)  # the mixed node's "Multiple device types" warning
+    templates = load_templates("builtin")
+    config = Config()
+    for profile in ("dgx-a100", "mixed"):
+        with sim.activate(profile) as simulation:
+            machine = discover(simulation.root, "")
+            builtin = compute_labels(machine, config, 0)
+            links = read_nvlinks(machine.gpus)
+
+            def render(m=machine, b=builtin, nv=links) -> None:
+                templates.labels(m, config, b, read_nvlinks=lambda _gpus: nv)
+
+            def labels(m=machine) -> None:
+                compute_labels(m, config, 0)
+
+            def nvlinks(m=machine) -> None:
+                read_nvlinks(m.gpus)
+
+            figure = median_seconds(render, 500) * 1e3
+            beside = median_seconds(labels, 500) * 1e3
+            reads = median_seconds(nvlinks, 200) * 1e3
+        _abs_line(
+            f"gfd-templates render {profile}", figure, f"built-in labels {beside:.3f} ms", 0.5
+        )
+        print(f"{'gfd-templates nvlinks ' + profile:<28} {reads:9.3f} ms  NVML reads", flush=True)
+    logging.disable(logging.NOTSET)
+    gfd = [str(BIN / "gpu-feature-discovery"), "--oneshot", "--nvml-mock", "dgx-a100"]
+    (floor_wall, _), (plain, _), (templated, _) = median_runs(
+        [sys.executable, "-c", "import pynvml"],
+        [*gfd, "--output-file", "-"],
+        [*gfd, "--output-file", "-", "--label-templates", "builtin"],
+    )
+    _line("gfd-oneshot no templates", plain * 1000, floor_wall * 1000, "ms", 2.0)
+    _line("gfd-oneshot builtin templates", templated * 1000, floor_wall * 1000, "ms", 2.5)
+    print(f"{'gfd-oneshot templates cost':<28} {(templated - plain) * 1000:9.2f} ms", flush=True)
+
+
 def _daemon_rss(argv: list[str], env: dict[str, str], settle: float = 4.0) -> int:
     """VmHWM (KiB) of the daemon after `settle` seconds of passes every 0.5 s."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -153,8 +212,12 @@ def _nodefeature_daemon_rss(gfd: list[str]) -> int | None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["templates"]:
+        bench_templates()
+        return
     floor_rss = bench_oneshot()
     bench_pass()
+    bench_templates()
     bench_daemon(floor_rss)
     if sys.argv[1:] == ["gfd"]:
         return

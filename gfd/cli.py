@@ -2,9 +2,10 @@
 
 Every flag and variable keeps upstream's name, aliases and default (labels.md §18), and
 each option resolves as: command line > first set environment variable > config file >
-default. `--nvml-mock` / `NVML_MOCK` and `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a
-liveness heartbeat touched after every pass, nvlib/heartbeat.py) are the project's
-additions (DESIGN.md).
+default. `--nvml-mock` / `NVML_MOCK`, `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a
+liveness heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
+`--label-template-namespaces` and `--label-expiry` (docs/labels.md) are the project's
+additions.
 
 This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
 only when a YAML config file is read, logging only when there is a warning to log.
@@ -13,13 +14,18 @@ only when a YAML config file is read, logging only when there is a warning to lo
 from __future__ import annotations
 
 from nvlib.config import Config, ConfigError, normalise
-from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
+from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
 from nvlib.config.schema import (
     DEFAULT_MACHINE_TYPE_FILE,
     DEFAULT_OUTPUT_FILE,
     DEFAULT_SLEEP_INTERVAL,
 )
-from nvlib.config.validate import VALIDATE_PREFIX, check_device_discovery_strategy
+from nvlib.config.validate import (
+    VALIDATE_PREFIX,
+    check_device_discovery_strategy,
+    check_label_expiry,
+    check_label_template_namespaces,
+)
 from nvlib.record import Plain, factory
 
 TYPE_CHECKING = False
@@ -112,6 +118,23 @@ FLAGS: tuple[Flag, ...] = (
         " (python3 -m nvlib.heartbeat check); not with --oneshot",
         envs=("GFD_HEARTBEAT_FILE",),
     ),
+    Flag(
+        "label-templates", "string", "",
+        "a directory of Jinja2 label templates (*.j2) whose labels are added to the"
+        " built-in ones, or builtin for the shipped templates",
+        envs=("GFD_LABEL_TEMPLATES",),
+    ),
+    Flag(
+        "label-template-namespaces", "string-list", [],
+        "label namespaces the templates may write besides nvidia.com (comma-separated)",
+        envs=("GFD_LABEL_TEMPLATE_NAMESPACES",),
+    ),
+    Flag(
+        "label-expiry", "int", 0,
+        "write NFD's expiry directive into the feature file, this many sleep intervals"
+        " ahead, so the labels vanish when GFD stops; 0 for none",
+        envs=("GFD_LABEL_EXPIRY",),
+    ),
     *COMMON_FLAGS,
 )  # fmt: skip
 
@@ -127,6 +150,14 @@ _TARGETS: dict[str, tuple[str, ...]] = {
     "use-node-feature-api": ("flags", "use_node_feature_api"),
     "device-discovery-strategy": ("flags", "device_discovery_strategy"),
     "driver-root-ctr-path": ("flags", "plugin", "container_driver_root"),
+    "label-templates": ("flags", "gfd", "label_templates"),
+    "label-template-namespaces": ("flags", "gfd", "label_template_namespaces"),
+    "label-expiry": ("flags", "gfd", "label_expiry"),
+}
+# How an error names an option the command line or environment did not set.
+_CONFIG_KEYS = {
+    "label-template-namespaces": "flags.gfd.labelTemplateNamespaces",
+    "label-expiry": "flags.gfd.labelExpiry",
 }
 
 
@@ -144,6 +175,25 @@ class GfdSettings(Plain):
     nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
     show_version: bool
     warnings: list[str] = factory(list)  # normalise()'s, already logged
+
+
+def _origin(parsed: ParsedFlags, name: str) -> str:
+    """The flag or variable that set an option, else its config-file key."""
+    return parsed.origins.get(name) or _CONFIG_KEYS[name]
+
+
+def _check_label_options(config: Config, parsed: ParsedFlags) -> None:
+    gfd = config.flags.gfd
+    check_label_template_namespaces(
+        gfd.label_template_namespaces, _origin(parsed, "label-template-namespaces")
+    )
+    check_label_expiry(
+        gfd.label_expiry,
+        _origin(parsed, "label-expiry"),
+        oneshot=gfd.oneshot,
+        infinite=gfd.sleep_interval.infinite,
+        node_feature_api=config.flags.use_node_feature_api == "true",
+    )
 
 
 def usage() -> str:
@@ -172,6 +222,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
         )
     if config.flags.use_node_feature_api is None:
         config.flags.use_node_feature_api = "auto"  # GFD's default (labels.md §17.1)
+    if not show_version:
+        _check_label_options(config, parsed)
     warnings = normalise(config)
     if warnings:
         import logging

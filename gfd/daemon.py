@@ -46,6 +46,8 @@ from nvlib.record import Plain
 from nvlib.signals import Signals
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gfd.templating import LabelTemplates  # imports jinja2: only with templates
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Labeller(Plain):
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
+    templates: LabelTemplates | None = None  # --label-templates, compiled for this load
     if TYPE_CHECKING:  # not a field: made from the ones above, left out of the repr
         facts: host.HostFacts
 
@@ -109,7 +112,11 @@ class Labeller(Plain):
         """Read the devices and compute the labels; every failure is a PassError."""
         try:
             machine = self.discover()
-            return compute_labels(machine, self.settings.config, self.timestamp)
+            labels = compute_labels(machine, self.settings.config, self.timestamp)
+            if self.templates is not None:
+                added = self.templates.labels(machine, self.settings.config, labels)
+                labels = dict(sorted((labels | added).items()))
+            return labels
         except PassError:
             raise
         except Exception as err:  # every failure of a pass is reported the same way
@@ -237,7 +244,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
     from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
 
     settings: GfdSettings | None = first
-    previous: Output | None = None  # the output a reload replaces: its copy may go
+    previous: Labeller | None = None  # the last config load's: its output, its templates
     while True:
         if settings is None:
             from gfd.cli import parse
@@ -261,8 +268,7 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
         if code is not None:
             cleanup()
             return code
-        previous = labeller.output
-        settings = None
+        settings, previous = None, labeller
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

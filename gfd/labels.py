@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import lru_cache
 from string import ascii_lowercase, digits
 
 from gfd.labelers.capabilities import mig_capable_labels, mps_capable_labels
@@ -51,7 +51,7 @@ def _is_dns_label(part: str) -> bool:
     )
 
 
-@cache  # the same few dozen keys every pass
+@lru_cache(maxsize=4096)  # the same few dozen keys every pass; bounded: templates add keys
 def is_valid_key(key: str) -> bool:
     """A Kubernetes qualified name with a DNS-subdomain prefix, as NFD requires."""
     prefix, _, name = key.rpartition("/")

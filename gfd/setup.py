@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal
 
+    from gfd.templating import LabelTemplates
+
     Resolved = Literal["nodefeature", "file", "undecided"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,10 @@ def build_output(
     write; a reload that moves from a NodeFeature to the file withdraws the object.
     """
     gfd_flags = settings.config.flags.gfd
+    if resolved != "file" and gfd_flags.label_expiry:
+        # An explicit --use-node-feature-api=true with an expiry is refused at start; here
+        # `auto` chose (or may choose) the API, which has no expiry directive.
+        log.warning("--label-expiry applies to the feature file only; the NodeFeature has none")
 
     def nodefeature() -> Output:
         from gfd.outputs.nodefeature import NodeFeatureOutput
@@ -76,7 +82,12 @@ def build_output(
         sleep_infinite=gfd_flags.sleep_interval.infinite,
         output_file=gfd_flags.output_file,
     )
-    file = FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable)
+    expiry = None
+    if gfd_flags.label_expiry:
+        expiry = gfd_flags.label_expiry * (gfd_flags.sleep_interval.seconds or 0.0)
+    file = FeatureFile(
+        gfd_flags.output_file or "-", remove_on_cleanup=removable, expiry_seconds=expiry
+    )
     output: Output
     if resolved == "nodefeature":
         output = nodefeature()
@@ -99,12 +110,35 @@ def build_output(
     return output
 
 
+def load_label_templates(
+    settings: GfdSettings, previous: LabelTemplates | None, reloading: bool
+) -> LabelTemplates | None:
+    """This load's templates; at a SIGHUP reload a broken set keeps the previous one.
+
+    At start a template that does not compile is a start-up error (TemplateLoadError, a
+    ConfigError); at a reload it is logged and the templates in force stay in force.
+    """
+    gfd_flags = settings.config.flags.gfd
+    if not gfd_flags.label_templates:
+        return None
+    from gfd.templating import TemplateLoadError, load_templates  # jinja2: only here
+
+    try:
+        return load_templates(gfd_flags.label_templates, gfd_flags.label_template_namespaces)
+    except TemplateLoadError as err:
+        if not reloading:
+            raise
+        log.error("%s; the label templates in force stay in force", err)
+        return previous
+
+
 def build_labeller(
     settings: GfdSettings,
     environ: Mapping[str, str],
-    previous: Output | None = None,
+    previous: Labeller | None = None,
 ) -> tuple[Labeller, Callable[[], None]]:
-    """`previous`: the output of the config load this one replaces (SIGHUP), or None."""
+    """One config load's labeller; `previous` is the last load's at a SIGHUP reload (its
+    output may have to be withdrawn, its templates stay if the new ones do not compile)."""
     flags = settings.config.flags
     log.info("Running with config:\n%s", settings.config.to_json())
     root = Path("/")
@@ -116,5 +150,12 @@ def build_labeller(
         if machine_type_file == host.DEFAULT_MACHINE_TYPE_FILE:
             # An explicit --machine-type-file beats the profile; the default reads its DMI.
             machine_type_file = str(host.in_root(root, machine_type_file))
-    output = build_output(settings, use_node_feature_api(settings, environ), environ, previous)
-    return Labeller(settings, output, root, machine_type_file), output.cleanup
+    templates = load_label_templates(
+        settings, previous.templates if previous is not None else None, previous is not None
+    )
+    resolved = use_node_feature_api(settings, environ)
+    output = build_output(
+        settings, resolved, environ, previous.output if previous is not None else None
+    )
+    labeller = Labeller(settings, output, root, machine_type_file, templates=templates)
+    return labeller, output.cleanup

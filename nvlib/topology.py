@@ -118,3 +118,52 @@ def _nvlink_peers(handle: object, by_bus: dict[str, int]) -> list[int]:
         if peer is not None:
             peers.append(peer)
     return peers
+
+
+@dataclass(frozen=True)
+class NvLink:
+    """One active NVLink of a GPU: where its far end is (a GPU, an NVSwitch, ...)."""
+
+    gpu: int  # NVML index of the GPU
+    link: int  # link index on that GPU
+    remote_pci_bus_id: str  # sysfs form, `0000:c4:00.0`; "" when NVML cannot say
+    peer: int | None  # NVML index of the GPU at the far end; None: not a GPU (an NVSwitch)
+
+
+def read_nvlinks(gpus: Sequence[Gpu]) -> tuple[NvLink, ...]:
+    """Every active NVLink of `gpus`, in GPU then link order; raises NvmlInitError only.
+
+    Same error policy as read_topology: a GPU without NVLink has none, and a GPU whose
+    queries fail is logged and left out instead of failing the caller.
+    """
+    found: list[NvLink] = []
+    with session():
+        by_bus = {sysfs_bus_id(g.pci_bus_id): g.index for g in gpus}
+        for gpu in gpus:
+            try:
+                handle = pynvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
+                found += _active_links(gpu.index, handle, by_bus)
+            except pynvml.NVMLError as err:
+                log.warning("NVLinks of GPU %d: %s", gpu.index, error_text(err))
+    return tuple(found)
+
+
+def _active_links(index: int, handle: object, by_bus: dict[str, int]) -> list[NvLink]:
+    links = []
+    for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
+        try:
+            state = pynvml.nvmlDeviceGetNvLinkState(handle, link)
+        except pynvml.NVMLError as err:
+            if _absent(err):  # no NVLink at all, or past this GPU's last link
+                break
+            raise
+        if state != pynvml.NVML_FEATURE_ENABLED:
+            continue
+        try:
+            remote = sysfs_bus_id(text(pynvml.nvmlDeviceGetNvLinkRemotePciInfo(handle, link).busId))
+        except pynvml.NVMLError as err:
+            if not _absent(err):
+                raise
+            remote = ""
+        links.append(NvLink(index, link, remote, by_bus.get(remote) if remote else None))
+    return links

@@ -12,12 +12,13 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from gfd.outputs import OutputError
 from nvlib.fsutil import remove_regular_file, write_atomic
 
-__all__ = ["STDOUT", "FeatureFile", "format_labels", "removal_applies"]
+__all__ = ["STDOUT", "FeatureFile", "expiry_directive", "format_labels", "removal_applies"]
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,24 @@ _STDOUT_NAMES = ("", STDOUT)
 NFD_MAX_FILE_SIZE = 65536
 
 
-def format_labels(labels: Mapping[str, str]) -> bytes:
+def format_labels(labels: Mapping[str, str], expires_at: float | None = None) -> bytes:
     """`key=value\\n` per label, sorted by key in byte order; `key=` when empty.
 
     Upstream's line order follows a Go map (undefined); sorted lines keep the
-    file, its diffs and golden tests quiet (spec/labels.md §23 row 4).
+    file, its diffs and golden tests quiet (spec/labels.md §23 row 4). With
+    `expires_at` (Unix seconds) NFD's expiry directive comes first, so that it
+    covers every label of the file.
     """
     keys = sorted(labels, key=lambda k: k.encode())
-    return "".join(f"{k}={labels[k]}\n" for k in keys).encode()
+    head = expiry_directive(expires_at) if expires_at is not None else ""
+    return (head + "".join(f"{k}={labels[k]}\n" for k in keys)).encode()
+
+
+def expiry_directive(expires_at: float) -> str:
+    """`# +expiry-time=<RFC 3339, UTC>`: nfd-worker (v0.15 and later) ignores the lines
+    after it once that time has passed. Whole seconds, rounded up."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(-(-expires_at // 1)))
+    return f"# +expiry-time={stamp}\n"
 
 
 def removal_applies(
@@ -63,12 +74,26 @@ def removal_applies(
 class FeatureFile:
     """Writes labels to an NFD feature file, or to standard output for `-`/`""`."""
 
-    def __init__(self, path: str, *, remove_on_cleanup: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        remove_on_cleanup: bool = True,
+        expiry_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """`remove_on_cleanup`: the caller's `removal_applies(...)` answer, for a caller
         that always calls cleanup(); one that calls it only when removal applies
-        can leave the default."""
+        can leave the default.
+
+        `expiry_seconds` (`--label-expiry` K x the sleep interval): every write carries
+        NFD's expiry directive that far ahead of `clock()`. The directive moves with
+        every pass, so with it every pass rewrites the file, changed labels or not.
+        """
         self.path = path
         self.remove_on_cleanup = remove_on_cleanup
+        self.expiry_seconds = expiry_seconds
+        self.clock = clock
 
     @property
     def to_stdout(self) -> bool:
@@ -79,7 +104,10 @@ class FeatureFile:
         return "stdout" if self.to_stdout else "file"
 
     def write(self, labels: Mapping[str, str]) -> None:
-        data = format_labels(labels)
+        expires_at = None
+        if self.expiry_seconds is not None:
+            expires_at = self.clock() + self.expiry_seconds
+        data = format_labels(labels, expires_at)
         if self.to_stdout:
             self._write_stdout(data)
             return

@@ -257,19 +257,37 @@ def _plugin_flags(value: object, path: str) -> PluginFlags:
     )
 
 
-_GFD_KEYS = ("oneshot", "noTimestamp", "sleepInterval", "outputFile", "machineTypeFile")
+_GFD_KEYS = (
+    "oneshot", "noTimestamp", "sleepInterval", "outputFile", "machineTypeFile",
+    "labelTemplates", "labelTemplateNamespaces", "labelExpiry",
+)  # fmt: skip
 
 
 def _gfd_flags(value: object, path: str) -> GfdFlags:
     f, d = _Fields(value, path, _GFD_KEYS), GfdFlags()
     interval = _duration(f.raw("sleepInterval"), f.at("sleepInterval"))
+    namespaces_path = f.at("labelTemplateNamespaces")
+    namespaces = _list(f.raw("labelTemplateNamespaces"), namespaces_path)
+    expiry = f.raw("labelExpiry")
     return GfdFlags(
         oneshot=f.boolean("oneshot", d.oneshot),
         no_timestamp=f.boolean("noTimestamp", d.no_timestamp),
         sleep_interval=d.sleep_interval if interval is None else interval,
         output_file=f.string("outputFile", d.output_file),
         machine_type_file=f.string("machineTypeFile", d.machine_type_file),
+        label_templates=f.string("labelTemplates", d.label_templates),
+        label_template_namespaces=[
+            _string_item(v, f"{namespaces_path}[{i}]") for i, v in enumerate(namespaces)
+        ],
+        label_expiry=_int(expiry, f.at("labelExpiry")),
     )
+
+
+def _string_item(value: object, path: str) -> str:
+    """A list entry that must be a string (a project field: no scalar conversion)."""
+    if not isinstance(value, str):
+        raise _type_error(path, value, "a string")
+    return value
 
 
 def _resource_name(value: object, path: str) -> str:

@@ -46,6 +46,42 @@ def qualify_resource_name(raw: str) -> str:
     return name
 
 
+# Label namespaces nfd-master accepts without -extra-label-ns although they lie under
+# kubernetes.io (node-feature-discovery's namespace policy), and the ones it denies.
+_NFD_KUBERNETES_NAMESPACES = ("feature.node.kubernetes.io", "profile.node.kubernetes.io")
+_DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _is_dns_subdomain(text: str) -> bool:
+    """IsDNS1123Subdomain without a regular expression (GFD parses this at every start)."""
+    if not text or len(text) > _DNS1123_MAX:
+        return False
+    for part in text.split("."):
+        if not part or part[0] == "-" or part[-1] == "-" or not _DNS_LABEL_CHARS.issuperset(part):
+            return False
+    return True
+
+
+def label_namespace_problem(namespace: str) -> str | None:
+    """Why nfd-master would drop labels in `namespace` (the part of a key before `/`).
+
+    None when it accepts them: any DNS subdomain outside the `kubernetes.io` family, and
+    in that family only `feature.node.kubernetes.io`, `profile.node.kubernetes.io` and
+    their sub-namespaces.
+    """
+    if not _is_dns_subdomain(namespace):
+        return "not a DNS subdomain (lower-case letters, digits, '-' and '.')"
+    if namespace == "kubernetes.io" or namespace.endswith(".kubernetes.io"):
+        if not any(
+            namespace == allowed or namespace.endswith("." + allowed)
+            for allowed in _NFD_KUBERNETES_NAMESPACES
+        ):
+            return (
+                "NFD denies the kubernetes.io namespaces other than feature.node and profile.node"
+            )
+    return None
+
+
 def shared_rename(name: str) -> str:
     """The name a shared resource is advertised under with `renameByDefault: true`."""
     return name + SHARED_SUFFIX

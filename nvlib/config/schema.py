@@ -82,6 +82,11 @@ class GfdFlags(Plain):
     sleep_interval: Duration = DEFAULT_SLEEP_INTERVAL
     output_file: str = DEFAULT_OUTPUT_FILE
     machine_type_file: str = DEFAULT_MACHINE_TYPE_FILE
+    # The project's additions (docs/labels.md): off by default, so the labels and the
+    # feature file stay upstream's. "" = no templates; "builtin" = the shipped ones.
+    label_templates: str = ""
+    label_template_namespaces: list[str] = factory(list)  # besides nvidia.com
+    label_expiry: int = 0  # sleep intervals until NFD drops the labels; 0 = no directive
 
 
 class PluginFlags(Plain):
@@ -193,6 +198,14 @@ def _flags_doc(flags: Flags, include_gfd: bool) -> dict[str, object]:
             "outputFile": gfd.output_file,
             "machineTypeFile": gfd.machine_type_file,
         }
+        # Upstream has none of these: logged only when set, so a default run logs
+        # upstream's text.
+        if gfd.label_templates:
+            doc["gfd"]["labelTemplates"] = gfd.label_templates
+        if gfd.label_template_namespaces:
+            doc["gfd"]["labelTemplateNamespaces"] = list(gfd.label_template_namespaces)
+        if gfd.label_expiry:
+            doc["gfd"]["labelExpiry"] = gfd.label_expiry
     return doc
 
 

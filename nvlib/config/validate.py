@@ -8,6 +8,7 @@ config-file key as its path; callers add `unable to validate flags: ...` and abo
 from __future__ import annotations
 
 from nvlib.config.errors import ConfigError
+from nvlib.config.names import label_namespace_problem
 from nvlib.config.schema import Config
 
 VALIDATE_PREFIX = "unable to validate flags"
@@ -27,6 +28,44 @@ def check_device_discovery_strategy(value: str) -> None:
     if value in UNSUPPORTED_DISCOVERY_STRATEGIES:
         text += ": not supported"  # [PROJECT] labels.md §16
     raise ConfigError.upstream(path, value, text)
+
+
+def check_label_template_namespaces(namespaces: list[str], path: str) -> None:
+    """Every namespace a label template may write besides nvidia.com is one NFD accepts.
+
+    `path` names where the list came from: the flag, its variable or the config key.
+    """
+    for namespace in namespaces:
+        problem = label_namespace_problem(namespace)
+        if problem is not None:
+            raise ConfigError(path, namespace, f"not a label namespace NFD accepts: {problem}")
+
+
+def check_label_expiry(
+    expiry: int, path: str, *, oneshot: bool, infinite: bool, node_feature_api: bool
+) -> None:
+    """`--label-expiry K`: 0 (off) or at least 2 intervals, on a loop that rewrites the file.
+
+    One interval is refused: the labels would lapse whenever a pass runs a little late.
+    `node_feature_api` is an explicit `--use-node-feature-api=true` (auto is decided later).
+    """
+    if expiry == 0:
+        return
+    if expiry < 2:
+        raise ConfigError(
+            path,
+            expiry,
+            "must be 0 (no expiry) or at least 2 sleep intervals: labels that expire one"
+            " interval ahead lapse whenever a pass runs late",
+        )
+    if oneshot:
+        raise ConfigError(path, expiry, "a one-shot run never rewrites the file to renew it")
+    if infinite:
+        raise ConfigError(path, expiry, "an infinite sleep interval never renews it")
+    if node_feature_api:
+        raise ConfigError(
+            path, expiry, "the expiry is a feature-file directive; a NodeFeature object has none"
+        )
 
 
 def check_mig_strategy(value: str) -> None:

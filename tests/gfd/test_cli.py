@@ -137,6 +137,25 @@ OPTIONS = {
         (("GFD_HEARTBEAT_FILE", "/run/env-hb", "/run/env-hb"),),
         ("--heartbeat-file=/run/cli-hb",), "/run/cli-hb",
     ),
+    "label-templates": Option(
+        lambda s: s.config.flags.gfd.label_templates, "",
+        "flags: {gfd: {labelTemplates: /from/file}}", "/from/file",
+        (("GFD_LABEL_TEMPLATES", "builtin", "builtin"),),
+        ("--label-templates", "/from/cli"), "/from/cli",
+    ),
+    "label-template-namespaces": Option(
+        lambda s: s.config.flags.gfd.label_template_namespaces, [],
+        "flags: {gfd: {labelTemplateNamespaces: [file.example]}}", ["file.example"],
+        (("GFD_LABEL_TEMPLATE_NAMESPACES", "a.example, feature.node.kubernetes.io",
+          ["a.example", "feature.node.kubernetes.io"]),),
+        ("--label-template-namespaces=cli.example",), ["cli.example"],
+    ),
+    "label-expiry": Option(
+        lambda s: s.config.flags.gfd.label_expiry, 0,
+        "flags: {gfd: {labelExpiry: 3}}", 3,
+        (("GFD_LABEL_EXPIRY", "4", 4),),
+        ("--label-expiry", "5"), 5,
+    ),
     "nvml-mock": Option(
         lambda s: s.nvml_mock, None, None, None,
         (("NVML_MOCK", "t4", "t4"),),
@@ -308,6 +327,35 @@ def test_mig_strategy_is_not_validated_at_start() -> None:
         pytest.param(["--machine-type-file"], {},
                      "--machine-type-file: flag needs an argument (got '--machine-type-file')",
                      id="missing-value"),
+        pytest.param(["--label-expiry=1"], {},
+                     "--label-expiry: must be 0 (no expiry) or at least 2 sleep intervals: labels"
+                     " that expire one interval ahead lapse whenever a pass runs late (got 1)",
+                     id="expiry-one"),
+        pytest.param([], {"GFD_LABEL_EXPIRY": "-3"},
+                     "GFD_LABEL_EXPIRY: must be 0 (no expiry) or at least 2 sleep intervals:"
+                     " labels that expire one interval ahead lapse whenever a pass runs late"
+                     " (got -3)", id="expiry-negative-env"),
+        pytest.param([], {"GFD_LABEL_EXPIRY": "three"},
+                     'could not parse "three" as int value from env var "GFD_LABEL_EXPIRY" for'
+                     ' flag label-expiry: strconv.ParseInt: parsing "three": invalid syntax',
+                     id="expiry-env-word"),
+        pytest.param(["--oneshot", "--label-expiry=3"], {},
+                     "--label-expiry: a one-shot run never rewrites the file to renew it"
+                     " (got 3)", id="expiry-oneshot"),
+        pytest.param(["--sleep-interval=infinite", "--label-expiry=3"], {},
+                     "--label-expiry: an infinite sleep interval never renews it (got 3)",
+                     id="expiry-infinite"),
+        pytest.param(["--use-node-feature-api=true", "--label-expiry=3"], {},
+                     "--label-expiry: the expiry is a feature-file directive; a NodeFeature"
+                     " object has none (got 3)", id="expiry-nodefeature"),
+        pytest.param(["--label-template-namespaces=example.com,node.kubernetes.io"], {},
+                     "--label-template-namespaces: not a label namespace NFD accepts: NFD"
+                     " denies the kubernetes.io namespaces other than feature.node and"
+                     " profile.node (got 'node.kubernetes.io')", id="namespace-denied"),
+        pytest.param([], {"GFD_LABEL_TEMPLATE_NAMESPACES": "Example.com"},
+                     "GFD_LABEL_TEMPLATE_NAMESPACES: not a label namespace NFD accepts: not a"
+                     " DNS subdomain (lower-case letters, digits, '-' and '.') (got"
+                     " 'Example.com')", id="namespace-upper-case"),
     ],
 )  # fmt: skip
 def test_errors(argv: list[str], environ: dict[str, str], message: str) -> None:
@@ -326,6 +374,72 @@ def test_config_file_error_keeps_upstream_wrapping(tmp_path: Path) -> None:
         " JSON: while decoding JSON: number of replicas must be >= 2"
     )
     assert caught.value.path == "sharing.timeSlicing.resources[0].replicas"
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "message"),
+    [
+        pytest.param("flags: {gfd: {labelExpiry: 1}}", "flags.gfd.labelExpiry",
+                     "flags.gfd.labelExpiry: must be 0 (no expiry) or at least 2 sleep"
+                     " intervals: labels that expire one interval ahead lapse whenever a pass"
+                     " runs late (got 1)", id="expiry-one"),
+        pytest.param("flags: {gfd: {labelExpiry: '3'}}", "flags.gfd.labelExpiry",
+                     f"{FILE_ERROR_PREFIX}: error parsing config file: unmarshal error: error"
+                     " unmarshaling JSON: while decoding JSON: flags.gfd.labelExpiry: cannot"
+                     " use a JSON string as an integer (got '3')", id="expiry-string"),
+        pytest.param("flags: {gfd: {labelTemplateNamespaces: [kubernetes.io]}}",
+                     "flags.gfd.labelTemplateNamespaces",
+                     "flags.gfd.labelTemplateNamespaces: not a label namespace NFD accepts:"
+                     " NFD denies the kubernetes.io namespaces other than feature.node and"
+                     " profile.node (got 'kubernetes.io')", id="namespace-denied"),
+        pytest.param("flags: {gfd: {labelTemplateNamespaces: [7]}}",
+                     "flags.gfd.labelTemplateNamespaces[0]",
+                     f"{FILE_ERROR_PREFIX}: error parsing config file: unmarshal error: error"
+                     " unmarshaling JSON: while decoding JSON:"
+                     " flags.gfd.labelTemplateNamespaces[0]: cannot use a JSON number as a"
+                     " string (got 7)", id="namespace-number"),
+        pytest.param("flags: {gfd: {labelTemplateNamespaces: example.com}}",
+                     "flags.gfd.labelTemplateNamespaces",
+                     f"{FILE_ERROR_PREFIX}: error parsing config file: unmarshal error: error"
+                     " unmarshaling JSON: while decoding JSON:"
+                     " flags.gfd.labelTemplateNamespaces: cannot use a JSON string as a list"
+                     " (got 'example.com')", id="namespaces-not-a-list"),
+    ],
+)  # fmt: skip
+def test_label_option_errors_in_the_config_file(
+    tmp_path: Path, document: str, path: str, message: str
+) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"version: v1\n{document}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse(["--config-file", str(config_file)], {})
+    assert (str(caught.value), caught.value.path) == (message, path)
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    ["example.com", "feature.node.kubernetes.io", "gpu.feature.node.kubernetes.io",
+     "profile.node.kubernetes.io", "nvidia.com"],
+)  # fmt: skip
+def test_label_namespaces_nfd_accepts(namespace: str) -> None:
+    settings = parse([f"--label-template-namespaces={namespace}"], {})
+    assert settings.config.flags.gfd.label_template_namespaces == [namespace]
+
+
+def test_label_options_logged_only_when_set() -> None:
+    """A default run logs upstream's `flags.gfd`; the project's keys appear when set."""
+    plain = json.loads(parse([], {}).config.to_json())["flags"]["gfd"]
+    assert set(plain) == {
+        "oneshot", "noTimestamp", "sleepInterval", "outputFile", "machineTypeFile"
+    }  # fmt: skip
+    argv = ["--label-templates=builtin", "--label-template-namespaces=a.example"]
+    argv.append("--label-expiry=3")
+    logged = json.loads(parse(argv, {}).config.to_json())["flags"]["gfd"]
+    assert (logged["labelTemplates"], logged["labelTemplateNamespaces"], logged["labelExpiry"]) == (
+        "builtin",
+        ["a.example"],
+        3,
+    )
 
 
 def test_file_discovery_strategy_is_validated_too(tmp_path: Path) -> None:
@@ -392,7 +506,7 @@ def test_logged_config_reflects_the_merge() -> None:
 _IMPORT_PROBE = """
 import sys, gfd.cli
 gfd.cli.parse(sys.argv[1:], {})
-heavy = ("yaml", "kubernetes", "pynvml", "logging", "typing", "textwrap", "argparse")
+heavy = ("yaml", "kubernetes", "pynvml", "logging", "typing", "textwrap", "argparse", "jinja2")
 print(",".join(m for m in heavy if m in sys.modules))
 """
 
@@ -403,6 +517,10 @@ print(",".join(m for m in heavy if m in sys.modules))
         pytest.param(None, "", "", id="no-config-file"),
         pytest.param('{"flags": {"migStrategy": "single"}}', ".json", "", id="json-config-file"),
         pytest.param("flags: {migStrategy: single}\n", ".yaml", "yaml", id="yaml-config-file"),
+        # templates compile when the labeller is built, never while options are parsed
+        pytest.param(
+            '{"flags": {"gfd": {"labelTemplates": "builtin"}}}', ".json", "", id="label-templates"
+        ),
     ],
 )
 def test_parsing_imports_nothing_heavy(

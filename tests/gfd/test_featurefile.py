@@ -212,3 +212,41 @@ def test_file_mode_imports_no_kubernetes_or_yaml(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "gfd").read_bytes() == b"a=1\n"
+
+
+# -- --label-expiry: NFD's expiry directive ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "line"),
+    [
+        pytest.param(0.0, "# +expiry-time=1970-01-01T00:00:00Z", id="epoch"),
+        pytest.param(1_764_306_180.0, "# +expiry-time=2025-11-28T05:03:00Z", id="whole"),
+        pytest.param(1_764_306_180.2, "# +expiry-time=2025-11-28T05:03:01Z", id="rounded-up"),
+    ],
+)
+def test_expiry_directive_is_nfd_rfc3339_utc(expires_at: float, line: str) -> None:
+    assert format_labels({"nvidia.com/a": "1"}, expires_at) == f"{line}\nnvidia.com/a=1\n".encode()
+
+
+def test_no_expiry_by_default() -> None:
+    assert format_labels({"nvidia.com/a": "1"}) == b"nvidia.com/a=1\n"
+
+
+def test_expiry_moves_with_the_clock_and_rewrites_the_file(tmp_path: Path) -> None:
+    """With an expiry every pass rewrites the file: its directive must move forward."""
+    now = [1_764_306_000.0]
+    path = tmp_path / "gfd"
+    out = FeatureFile(str(path), expiry_seconds=180.0, clock=lambda: now[0])
+    out.write({"nvidia.com/a": "1"})
+    first = path.stat()
+    assert path.read_text() == "# +expiry-time=2025-11-28T05:03:00Z\nnvidia.com/a=1\n"
+    now[0] += 60
+    out.write({"nvidia.com/a": "1"})  # the same labels
+    assert path.read_text() == "# +expiry-time=2025-11-28T05:04:00Z\nnvidia.com/a=1\n"
+    assert path.stat().st_ino != first.st_ino, "replaced, not left alone"
+
+
+def test_expiry_on_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    FeatureFile("-", expiry_seconds=120.0, clock=lambda: 0.0).write({"nvidia.com/a": "1"})
+    assert capfd.readouterr().out == "# +expiry-time=1970-01-01T00:02:00Z\nnvidia.com/a=1\n"

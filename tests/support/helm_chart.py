@@ -143,6 +143,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "gfd": {"useNodeFeatureAPI": False, "noTimestamp": True, "sleepInterval": "5m"}
     },
     "gfd-api-forced": {"gfd": {"useNodeFeatureAPI": True, "sleepInterval": "infinite"}},
+    "gfd-label-templates": {"gfd": {"labelTemplates": {"gpus.j2": "nvidia.com/gpus={{ 1 }}\n"}}},
+    "gfd-label-templates-builtin": {"gfd": {"labelTemplates": "builtin"}},
     "cdi-imex": {"cdi": {"imex": {"enabled": True}, "interval": "10s"}},
     "no-liveness-probes": {
         "devicePlugin": {"livenessProbe": {"enabled": False}},

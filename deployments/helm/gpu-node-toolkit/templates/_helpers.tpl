@@ -333,3 +333,25 @@ exec:
 {{- define "gnt.gfdLiveness" -}}
 {{- and .Values.gfd.livenessProbe.enabled (ne (toString .Values.gfd.sleepInterval) "infinite") }}
 {{- end }}
+
+{{/* Where GFD reads label templates from the chart's ConfigMap. */}}
+{{- define "gnt.labelTemplatesDir" -}}
+/etc/gpu-feature-discovery/label-templates
+{{- end }}
+
+{{/* Does GFD get label templates from a ConfigMap of the chart (gfd.labelTemplates a map)? */}}
+{{- define "gnt.labelTemplatesMap" -}}
+{{- and (kindIs "map" .Values.gfd.labelTemplates) (not (empty .Values.gfd.labelTemplates)) }}
+{{- end }}
+
+{{/* GFD's pod annotations: the shared ones, and a checksum that rolls GFD's pods when
+the templates change (GFD compiles them once, at start or SIGHUP). */}}
+{{- define "gnt.gfdPodAnnotations" -}}
+{{- $annotations := include "gnt.podAnnotations" . | fromYaml | default dict }}
+{{- if eq (include "gnt.labelTemplatesMap" .) "true" }}
+{{- $_ := set $annotations "checksum/label-templates" (toYaml .Values.gfd.labelTemplates | sha256sum) }}
+{{- end }}
+{{- with $annotations }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
