@@ -118,6 +118,7 @@ class NodeApi:
         }
         timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=timeout_s + WATCH_READ_SLACK_S)
         response = self._get(query, timeout, stream=True)
+        ended = False
         try:
             for line in response:
                 if line.strip():
@@ -125,11 +126,13 @@ class NodeApi:
                     if not isinstance(event, dict) or "type" not in event:
                         raise ValueError(f"not a watch event: {line[:200]!r}")
                     yield event
+            ended = True
         finally:
+            if not ended:
+                # Left mid-stream (410, stop, a broken line): the rest of the stream is
+                # still on the connection, which must not serve the next request.
+                response.close()
             response.release_conn()
-
-    def close(self) -> None:
-        self._pool.clear()
 
     def _get(self, query: dict[str, str], timeout: Any, *, stream: bool = False) -> Any:
         headers = {"Accept": "application/json", "User-Agent": f"config-manager/{__version__}"}

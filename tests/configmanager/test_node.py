@@ -202,10 +202,12 @@ def test_expired_watch_relists(watching: Watching) -> None:
     assert watching.watcher.lists == 2
 
 
-def test_resume_from_a_compacted_version_relists(watching: Watching) -> None:
-    """Dropped, then history compacted: the resume gets 410 Gone and re-lists, and the
-    label set meanwhile comes from the list."""
+@pytest.mark.parametrize("gone_as", ["event", "status"])
+def test_resume_from_a_compacted_version_relists(watching: Watching, gone_as: str) -> None:
+    """Dropped, then history compacted: the resume gets 410 Gone (an ERROR event, or the
+    HTTP status) and re-lists, and the label set meanwhile comes from the list."""
     fake = watching.fake
+    fake.gone_as = gone_as
     seen = fake.version
     fake.wait_request(watch_from(seen))
     watching.watcher.backoff = Backoff(0.3, 0.3)

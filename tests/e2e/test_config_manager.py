@@ -9,7 +9,9 @@ watches the Node on the Node API double (tests/support/node_api.py). Labelling t
 re-registers with 4 replicas of the GPU; removing the label switches it back. Between
 the switches the API double drops the watch (the sidecar resumes from the version it
 had: no re-list) and expires it with 410 Gone (the sidecar re-lists). Then SIGTERM
-ends both with 0.
+ends both with 0. The same beside GFD: the label's config reaches its labels. Each daemon
+is named to the sidecar by its launcher's full path, so that no other process of the
+machine with the command's name can be the one signalled.
 """
 
 from __future__ import annotations
@@ -191,6 +193,59 @@ def test_label_switches_the_plugin_resources(api: NodeApiFake, tmp_path: Path) -
             codes = (sidecar.stop() if sidecar else None, plugin.stop())
     assert codes == (0, 0), f"sidecar:\n{sidecar.log if sidecar else ''}\nplugin:\n{plugin.log}"
     assert plugin.log.count("Received SIGHUP, restarting.") == 3
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def wait_labels(path: Path, key: str, value: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while read_labels(path).get(key) != value:
+        assert time.monotonic() < deadline, f"{key}={value} never came: {read_labels(path)}"
+        time.sleep(0.1)
+
+
+def test_label_switches_gfd_labels(api: NodeApiFake, tmp_path: Path) -> None:
+    """The sidecar beside GFD: the label's config reaches GFD's labels after a SIGHUP."""
+    srcdir = tmp_path / "available-configs"
+    srcdir.mkdir()
+    for name, text in CONFIGS.items():
+        (srcdir / name).write_text(text)
+    dst = tmp_path / "config.yaml"
+    dst.write_text(CONFIGS["default"])  # the init container's work
+    launcher = tmp_path / "bin" / "gpu-feature-discovery"
+    launcher.parent.mkdir()
+    launcher.write_text("import sys\nfrom gfd.__main__ import main\nsys.exit(main())\n")
+    labels = tmp_path / "gfd"
+    gfd = Process(
+        [sys.executable, str(launcher), "--nvml-mock", "t4", "--output-file", str(labels),
+         "--sleep-interval", "1h", "--no-timestamp", "--use-node-feature-api=false"],
+        environment(CONFIG_FILE=str(dst)),
+    )  # fmt: skip
+    sidecar = None
+    try:
+        wait_labels(labels, "nvidia.com/gpu.count", "1")
+        assert "nvidia.com/gpu.replicas" in read_labels(labels)
+        sidecar = Process([sys.executable, "-m", "configmanager"], environment(
+            NODE_NAME=NODE, KUBECONFIG=api.write_kubeconfig(tmp_path / "kubeconfig"),
+            CONFIG_FILE_SRCDIR=str(srcdir), CONFIG_FILE_DST=str(dst),
+            FALLBACK_STRATEGIES="named", PROCESS_TO_SIGNAL=str(launcher),
+        ))  # fmt: skip
+        sidecar.wait_log("Already configured. Skipping update...")
+        api.set_label(NODE, LABEL, "time-sliced")
+        wait_labels(labels, "nvidia.com/gpu.replicas", "4")
+        assert read_labels(labels)["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+        api.set_label(NODE, LABEL, None)
+        wait_labels(labels, "nvidia.com/gpu.replicas", "1")
+        gfd.wait_log("Received SIGHUP, restarting.", count=2)
+    finally:
+        codes = (sidecar.stop() if sidecar else None, gfd.stop())
+    assert codes == (0, 0), f"sidecar:\n{sidecar.log if sidecar else ''}\ngfd:\n{gfd.log}"
 
 
 def test_oneshot_fails_with_the_reason(api: NodeApiFake, tmp_path: Path) -> None:

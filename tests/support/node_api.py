@@ -10,7 +10,8 @@ as the apiserver does it:
   the stream cleanly; `allowWatchBookmarks` lets `bookmark()` send BOOKMARK events.
 - Every change bumps one cluster-wide resourceVersion. After `compact()` a watch from
   an older version is answered, as the apiserver answers it, with 200
-  and a single ERROR event carrying a 410 Gone Status ("too old resource version").
+  and a single ERROR event carrying a 410 Gone Status ("too old resource version"), or
+  with `gone_as = "status"` as an HTTP 410 answer.
   `expire_watches()` sends that event on the open watches too.
 - `drop_watches()` cuts every open watch mid-stream (no final chunk), as a lost
   connection or a restarting apiserver does.
@@ -56,6 +57,9 @@ class NodeApiFake:
     def __init__(self) -> None:
         self.version = 1
         self.floor = 0  # watches from a version below this get 410 Gone
+        # How a watch from below the floor is answered: "event" (200 and an ERROR event,
+        # what the apiserver's watch cache does) or "status" (HTTP 410 and the Status).
+        self.gone_as = "event"
         self.nodes: dict[str, dict[str, Any]] = {}
         self.history: list[tuple[int, str, dict[str, Any]]] = []  # (version, type, object)
         self.requests: list[dict[str, Any]] = []
@@ -274,11 +278,15 @@ def _handler(fake: NodeApiFake) -> type[BaseHTTPRequestHandler]:
             bookmarks = query.get("allowWatchBookmarks") == "true"
             timeout = int(query.get("timeoutSeconds") or 1800)
             deadline = time.monotonic() + timeout
+            floor, drops, expiries, marks = counters
+            if since < floor and fake.gone_as == "status":
+                message = f"too old resource version: {since} ({floor})"
+                self._json(410, _status(410, "Expired", message))
+                return
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            floor, drops, expiries, marks = counters
             with fake._changed:
                 fake._open += 1
             try:
