@@ -6,7 +6,7 @@ label names from the mounted ConfigMap directory to the file the daemon reads, a
 sends the daemon SIGHUP so that it reloads. docs/deployment.md ("Per-node
 configuration") describes the flags and the chart's wiring.
 
-The pure parts (`select`, `process.command_matches`, `node.LabelTracker`) are tables
+The pure parts (`selection`, `process.command_matches`, `node.LabelTracker`) are tables
 in tests/configmanager; the edges (`kube`, the /proc scan, `manager`) are thin. Only
 this package talks to Kubernetes among the plugin's pod's commands: the device plugin
 itself never imports the Kubernetes client.

@@ -1,6 +1,6 @@
 """The node label config-manager follows, kept current by a list-then-watch loop.
 
-`LabelTracker` is upstream's informer callbacks for one label (spec'd behaviour, kept):
+`LabelTracker` is upstream's informer callbacks for one label, kept as they are:
 the first sight of the Node sets the value (the label's, or "" without it); a later
 sight sets it only when the label changed; the Node going away sets "" when the label
 was non-empty. `wait_change` is the main loop's blocking read: it returns once the
