@@ -3,10 +3,10 @@
 Matrix: every value set of helm_chart.VALUE_SETS x every container the chart renders:
 the command is one of this distribution's console scripts; every environment variable
 is one the command reads (or one the NVIDIA container runtime reads); and the command's
-own parser accepts the arguments and the environment together, with the embedded config
-file where one is mounted; a container's liveness probe is the heartbeat check's own
-command line, on the very file the container's command is told to touch, in an emptyDir
-of its pod. Then the schema's enums against the commands' own lists.
+own parser accepts the arguments and the environment together, with the config file
+config-manager would write for an unlabelled node; a container's liveness probe is the
+heartbeat check's own command line, on the very file the container's command is told to
+touch, in an emptyDir of its pod. Then the schema's enums against the commands' own lists.
 """
 
 from __future__ import annotations
@@ -86,10 +86,21 @@ def _check_probe(ctr: dict[str, Any], docs: list[dict[str, Any]], heartbeat: str
     assert "emptyDir" in volume
 
 
+def _config_manager(args: list[str], environ: dict[str, str]) -> str:
+    from configmanager.cli import FLAGS, parse
+
+    _check_names(environ, FLAGS)
+    settings = parse(args, environ)
+    assert settings.node_name == "node-1"
+    assert settings.kubeconfig == ""  # the pod's service account
+    return settings.heartbeat_file
+
+
 PARSERS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "gpu-feature-discovery": _gfd,
     "nvidia-device-plugin": _plugin,
     "nvidia-cdi": _cdi,
+    "config-manager": _config_manager,
 }
 
 
@@ -106,25 +117,38 @@ def _environ(ctr: dict[str, Any], docs: list[dict[str, Any]], tmp: Path) -> dict
             environ[var["name"]] = DOWNWARD[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             environ[var["name"]] = var["value"]
-    if "CONFIG_FILE" in environ:  # the entry the chart mounts, as a real file
-        configmap = find(docs, "ConfigMap", "config")
-        text = "version: v1\n"  # a ConfigMap outside the chart: any valid file
-        if configmap is not None:
-            volume = next(v for v in _volumes(docs, ctr) if v["name"] == "config")
-            text = configmap["data"][volume["configMap"]["items"][0]["key"]]
+    if "CONFIG_FILE" in environ:  # what config-manager writes for an unlabelled node
         path = tmp / "config.yaml"
-        path.write_text(text)
+        path.write_text(_unlabelled_config(docs, ctr))
         environ["CONFIG_FILE"] = str(path)
     return environ
 
 
-def _volumes(docs: list[dict[str, Any]], ctr: dict[str, Any]) -> list[dict[str, Any]]:
+def _unlabelled_config(docs: list[dict[str, Any]], ctr: dict[str, Any]) -> str:
+    """The config file config-manager's init container writes where no label is set."""
+    from configmanager.selection import select_config
+
+    init = _pod(docs, ctr)["initContainers"][0]
+    settings = {e["name"]: e.get("value") for e in init["env"]}
+    configmap = find(docs, "ConfigMap", "config")
+    if configmap is None:
+        return "version: v1\n"  # a ConfigMap outside the chart: any valid file
+    fallbacks = [f for f in settings["FALLBACK_STRATEGIES"].split(",") if f]
+    name = select_config("", sorted(configmap["data"]), settings["DEFAULT_CONFIG"], fallbacks)
+    return configmap["data"][name] if name else ""
+
+
+def _pod(docs: list[dict[str, Any]], ctr: dict[str, Any]) -> dict[str, Any]:
     for doc in docs:
         if doc["kind"] == "DaemonSet":
             spec = doc["spec"]["template"]["spec"]
-            if ctr in spec["containers"]:
-                return spec["volumes"]
+            if ctr in spec["containers"] or ctr in spec.get("initContainers", []):
+                return spec
     raise AssertionError("container not found")
+
+
+def _volumes(docs: list[dict[str, Any]], ctr: dict[str, Any]) -> list[dict[str, Any]]:
+    return _pod(docs, ctr)["volumes"]
 
 
 def _containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -144,12 +144,15 @@ def test_driver_root_mounts_see_later_host_mounts(
 
 # RSS measured in this repository (docs/deployment.md, "Resources"), in MiB: the plugin's
 # daemon (bench/bench_plugin.py), GFD's periodic job with the NodeFeature output, the
-# larger of its two (bench/run.py), the CDI generator's `generate --watch`.
-MEASURED_MIB = {"device-plugin": 40, "gpu-feature-discovery": 51, "cdi-generator": 20}
+# larger of its two (bench/run.py), the CDI generator's `generate --watch`, and
+# config-manager's sidecar watching a Node (its containers, with a ConfigMap of configs).
+MEASURED_MIB = {"device-plugin": 40, "gpu-feature-discovery": 51, "cdi-generator": 20,
+                "config-manager": 48}  # fmt: skip
 REQUESTS = {
     "device-plugin": {"cpu": "10m", "memory": "64Mi"},
     "gpu-feature-discovery": {"cpu": "10m", "memory": "80Mi"},
     "cdi-generator": {"cpu": "10m", "memory": "32Mi"},
+    "config-manager": {"cpu": "10m", "memory": "64Mi"},
 }
 
 
@@ -164,6 +167,20 @@ def test_requests_with_headroom_and_no_limits(component: str) -> None:
         assert ctr["resources"] == {"requests": REQUESTS[component]}
     # at least a quarter above the measured figure
     assert mebibytes(REQUESTS[component]["memory"]) >= 1.25 * MEASURED_MIB[component]
+
+
+def test_config_manager_requests_with_headroom_and_no_limits() -> None:
+    docs = render({"config": {"map": {"default": "version: v1\n"}}})
+    for component in ("device-plugin", "gpu-feature-discovery"):
+        spec = pod_spec(docs, component)
+        ours = [c for c in spec["initContainers"] + spec["containers"]
+                if c["command"] == ["config-manager"]]  # fmt: skip
+        assert len(ours) == 2
+        assert [c["resources"] for c in ours] == [{"requests": REQUESTS["config-manager"]}] * 2
+        assert [c["resources"] for c in spec["containers"] if c not in ours] == [
+            {"requests": REQUESTS[component]}
+        ]
+    assert mebibytes(REQUESTS["config-manager"]["memory"]) >= 1.25 * MEASURED_MIB["config-manager"]
 
 
 def test_resources_documented() -> None:

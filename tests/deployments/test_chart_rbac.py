@@ -1,11 +1,13 @@
-"""GFD's Role grants exactly what GFD uses: no verb or resource more, none less.
+"""GFD's Role, and config-manager's ClusterRole, grant exactly what each uses: no verb or
+resource more, none less.
 
-What GFD uses is measured, not listed: this module runs the NodeFeature test modules
+What they use is measured, not listed: this module runs the NodeFeature test modules
 (NODEFEATURE_TESTS) in a child pytest with $KUBEFAKE_REQUEST_LOG set, so that every
 fake API server they start (tests/gfd/kubefake.py) logs every request GFD sends, and
-maps each to the RBAC rule the apiserver's authorizer checks. Running them here, not
-collecting from whatever ran before, keeps the result the same under any test order or
-selection.
+maps each to the RBAC rule the apiserver's authorizer checks; then the same for the
+config-manager modules (CONFIG_MANAGER_TESTS) and the Node API double they start
+(tests/support/node_api.py). Running them here, not collecting from whatever ran
+before, keeps the result the same under any test order or selection.
 
 Not in the Role, on purpose: discovery (GET /api, /apis, /apis/<group>[/<version>])
 is a non-resource request that the default `system:discovery` ClusterRole allows every
@@ -41,6 +43,8 @@ NOT_GFD_REQUESTS = ("tests/gfd/test_nodefeature_crd.py",)
 # GFD's code again, run inside the container image: a subset of test_gfd_cli's requests
 # (a oneshot create), not rerun here because it builds the image.
 GFD_IN_THE_IMAGE = ("tests/e2e/test_image.py",)
+# The modules whose Node API doubles see only what config-manager's code sends.
+CONFIG_MANAGER_TESTS = ("tests/configmanager/test_node.py", "tests/e2e/test_config_manager.py")
 
 Rule = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
@@ -93,43 +97,68 @@ def admission_rules(rule: Rule, owners: list[dict[str, Any]]) -> list[Rule]:
 
 
 @functools.cache
-def gfd_requests() -> tuple[dict[str, Any], ...]:
-    """Every request GFD sent in NODEFEATURE_TESTS, as the fake logged it."""
+def logged_requests(modules: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """Every request the fakes of these test modules were sent, as they logged them."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "requests.jsonl"
         env = {**os.environ, "KUBEFAKE_REQUEST_LOG": str(log)}
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *NODEFEATURE_TESTS],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *modules],
             cwd=ROOT,
             env=env,
             capture_output=True,
             text=True,
             timeout=600,
         )
-        assert result.returncode == 0, f"the NodeFeature tests failed:\n{result.stdout[-3000:]}"
+        assert result.returncode == 0, f"{modules} failed:\n{result.stdout[-3000:]}"
         return tuple(json.loads(line) for line in log.read_text().splitlines())
 
 
-@functools.cache
-def used_rules() -> dict[Rule, str]:
-    """rule -> why GFD needs it (the first request or admission check that does)."""
+def gfd_requests() -> tuple[dict[str, Any], ...]:
+    """Every request GFD sent in NODEFEATURE_TESTS."""
+    return logged_requests(NODEFEATURE_TESTS)
+
+
+def config_manager_requests() -> tuple[dict[str, Any], ...]:
+    """Every request config-manager sent in CONFIG_MANAGER_TESTS."""
+    return logged_requests(CONFIG_MANAGER_TESTS)
+
+
+def rules_of(requests: tuple[dict[str, Any], ...], *, namespaced: bool) -> dict[Rule, str]:
+    """rule -> why it is needed (the first request or admission check that needs it); every
+    request namespaced (a Role's) or every one cluster-wide (a ClusterRole's)."""
     used: dict[Rule, str] = {}
-    for request in gfd_requests():
+    for request in requests:
         query = {k: [v] for k, v in request["query"].items()}
         found = rbac_rule(request["method"], request["path"], query)
         if found is None:
             continue
-        rule, namespaced = found
-        assert namespaced, f"{request}: a cluster-wide request, which a Role cannot grant"
+        rule, in_namespace = found
+        kind = "namespaced" if namespaced else "cluster-wide"
+        assert in_namespace is namespaced, f"{request}: not {kind}, as the role it needs is"
         used.setdefault(rule, f"{request['method']} {request['path']}")
         for extra in admission_rules(rule, request.get("ownerReferences") or []):
             used.setdefault(extra, f"ownerReferences in {request['method']} {request['path']}")
     return used
 
 
-def granted_rules(docs: list[dict[str, Any]]) -> set[Rule]:
-    role = find(docs, "Role", "gpu-feature-discovery")
-    assert role is not None, "no GFD Role"
+@functools.cache
+def used_rules() -> dict[Rule, str]:
+    """rule -> why GFD needs it: namespaced only, for a Role."""
+    return rules_of(gfd_requests(), namespaced=True)
+
+
+@functools.cache
+def config_manager_rules() -> dict[Rule, str]:
+    """rule -> why config-manager needs it: a Node is cluster-wide, so a ClusterRole."""
+    return rules_of(config_manager_requests(), namespaced=False)
+
+
+def granted_rules(
+    docs: list[dict[str, Any]], kind: str = "Role", component: str = "gpu-feature-discovery"
+) -> set[Rule]:
+    role = find(docs, kind, component)
+    assert role is not None, f"no {kind} for {component}"
     granted = set()
     for rule in role["rules"]:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no names, no URLs
@@ -215,6 +244,13 @@ def test_every_fake_server_user_is_classified() -> None:
     }
     users.discard("tests/deployments/test_chart_rbac.py")
     assert users == set(NODEFEATURE_TESTS) | set(NOT_GFD_REQUESTS) | set(GFD_IN_THE_IMAGE)
+    node_api_users = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if "NodeApiFake" in path.read_text()
+    }
+    node_api_users.discard("tests/deployments/test_chart_rbac.py")
+    assert node_api_users == set(CONFIG_MANAGER_TESTS)
 
 
 def test_the_scenarios_ran() -> None:
@@ -246,3 +282,69 @@ def test_role_grants_exactly_what_gfd_uses(values: dict[str, Any]) -> None:
     ctr = pod_spec(docs, "gpu-feature-discovery")["containers"][0]
     namespace_env = next(e for e in ctr["env"] if e["name"] == "NAMESPACE")
     assert namespace_env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+# --- config-manager's ClusterRole against what config-manager did ------------------------
+
+# A ConfigMap of configs runs config-manager in the plugin's and GFD's pods.
+CONFIG_MANAGER_VALUES = {
+    "embedded": {"config": {"map": {"default": "version: v1\n"}}},
+    "external-feature-file-gfd": {
+        "config": {"name": "ext", "default": "a"}, "gfd": {"useNodeFeatureAPI": False},
+    },
+    "plugin-only": {"config": {"map": {"default": "version: v1\n"}}, "gfd": {"enabled": False}},
+    "gfd-only": {"config": {"map": {"default": "version: v1\n"}},
+                 "devicePlugin": {"enabled": False}},
+}  # fmt: skip
+
+
+def test_config_manager_scenarios_ran() -> None:
+    """The log holds a list, a watch from the list's version, a resumed watch (after a
+    dropped connection) and a re-list (after 410 Gone)."""
+    requests = config_manager_requests()
+    lists = [r for r in requests if "watch" not in r["query"]]
+    watches = [r for r in requests if r["query"].get("watch") == "true"]
+    assert lists and watches
+    assert all(r["method"] == "GET" and r["path"] == "/api/v1/nodes" for r in requests)
+    assert all(r["query"]["fieldSelector"].startswith("metadata.name=") for r in requests)
+    versions = [r["query"]["resourceVersion"] for r in watches]
+    assert len(versions) > len(set(versions))  # some watch resumed from a version again
+
+
+@pytest.mark.parametrize(
+    "values", [pytest.param(v, id=k) for k, v in CONFIG_MANAGER_VALUES.items()]
+)
+def test_cluster_role_grants_exactly_what_config_manager_uses(values: dict[str, Any]) -> None:
+    docs = render(values)
+    used, granted = config_manager_rules(), granted_rules(docs, "ClusterRole", "config-manager")
+    unused = sorted(granted - set(used))
+    missing = {rule: why for rule, why in used.items() if rule not in granted}
+    assert not unused, f"granted but never used by config-manager: {unused}"
+    assert not missing, f"used by config-manager but not granted: {missing}"
+    assert set(used) == {("", "nodes", "list"), ("", "nodes", "watch")}
+    # bound to exactly the service accounts of the pods that run config-manager
+    binding = find(docs, "ClusterRoleBinding", "config-manager")
+    assert binding is not None
+    role = find(docs, "ClusterRole", "config-manager")
+    assert role is not None
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    subjects = {(s["kind"], s["namespace"], s["name"]) for s in binding["subjects"]}
+    running = {
+        ("ServiceAccount", NAMESPACE, d["spec"]["template"]["spec"]["serviceAccountName"])
+        for d in docs
+        if d["kind"] == "DaemonSet"
+        and any(c["command"] == ["config-manager"]
+                for c in d["spec"]["template"]["spec"].get("initContainers", []))
+    }  # fmt: skip
+    assert subjects == running
+    accounts = {(NAMESPACE, d["metadata"]["name"]) for d in docs if d["kind"] == "ServiceAccount"}
+    assert {(ns, name) for _, ns, name in subjects} <= accounts
+
+
+def test_no_cluster_role_without_config_manager() -> None:
+    docs = render({})
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]

@@ -37,7 +37,7 @@ from tests.gfd.kubefake import FakeApiServer
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REF = f"localhost/gpu-node-toolkit:{__version__}"
-COMMANDS = ("gpu-feature-discovery", "nvidia-cdi", "nvidia-device-plugin")
+COMMANDS = ("config-manager", "gpu-feature-discovery", "nvidia-cdi", "nvidia-device-plugin")
 # What the image adds above its base (65 MB when written): the goal it was built to.
 PROJECT_LAYERS_BOUND_MB = 80.0
 

@@ -139,6 +139,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "embedded-config": {"config": {"map": EMBEDDED_CONFIGS}},
     "embedded-config-default": {"config": {"map": EMBEDDED_CONFIGS, "default": "mig"}},
     "external-config": {"config": {"name": "my-configs", "default": "a100"}},
+    # config-manager beside a feature-file GFD: a token of its own; the empty config
+    "embedded-config-empty-fallback": {
+        "config": {"map": EMBEDDED_CONFIGS, "fallbackStrategies": ["empty"]},
+        "gfd": {"useNodeFeatureAPI": False},
+        "configManager": {"livenessProbe": {"enabled": False}, "resources": None},
+    },
     "gfd-feature-file": {
         "gfd": {"useNodeFeatureAPI": False, "noTimestamp": True, "sleepInterval": "5m"}
     },

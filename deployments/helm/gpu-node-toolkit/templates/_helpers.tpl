@@ -112,10 +112,10 @@ cannot read (config.name) could; so could an embedded config that says so.
 {{- end }}
 
 {{/*
-The config in use, as config-manager would pick it with no node label (device-plugin.md
-§14): config.default, else the first fallback that resolves. "-" means none resolves;
-"" means the empty config (no config file). A ConfigMap the chart cannot read
-(config.name) is taken to hold the entry the `named` fallback wants.
+The config an unlabelled node gets from an embedded map, as config-manager picks it
+(device-plugin.md §14): config.default, else the first fallback that resolves. "-" means
+none resolves; "" means the empty config. For validation.yaml: a map that leaves an
+unlabelled node without a config is refused at render time.
 */}}
 {{- define "gnt.defaultConfig" -}}
 {{- $result := "-" }}
@@ -125,7 +125,7 @@ The config in use, as config-manager would pick it with no node label (device-pl
 {{- $map := .Values.config.map | default dict }}
 {{- range .Values.config.fallbackStrategies }}
 {{- if eq $result "-" }}
-{{- if and (eq . "named") (or $.Values.config.name (hasKey $map "default")) }}
+{{- if and (eq . "named") (hasKey $map "default") }}
 {{- $result = "default" }}
 {{- else if and (eq . "single") (eq (len $map) 1) }}
 {{- $result = first (keys $map) }}
@@ -136,11 +136,6 @@ The config in use, as config-manager would pick it with no node label (device-pl
 {{- end }}
 {{- end }}
 {{- $result }}
-{{- end }}
-
-{{/* Is a config file mounted at /config/config.yaml? */}}
-{{- define "gnt.hasConfigFile" -}}
-{{- and (eq (include "gnt.hasConfigMap" .) "true") (ne (include "gnt.defaultConfig" .) "") }}
 {{- end }}
 
 {{/*
@@ -245,9 +240,9 @@ tolerations:
 - name: FAIL_ON_INIT_ERROR
   value: {{ .Values.failOnInitError | quote }}
 {{- end }}
-{{- if eq (include "gnt.hasConfigFile" .) "true" }}
+{{- if eq (include "gnt.configManager" .) "true" }}
 - name: CONFIG_FILE
-  value: /config/config.yaml
+  value: {{ include "gnt.configFile" . }}
 {{- end }}
 {{- if eq (include "gnt.migPossible" .) "true" }}
 - name: NVIDIA_MIG_MONITOR_DEVICES
@@ -264,18 +259,6 @@ tolerations:
 {{- with .Values.simulator.profile }}
 - name: NVML_MOCK
   value: {{ . | quote }}
-{{- end }}
-{{- end }}
-
-{{/* The config volume: the entry in use, as config.yaml. */}}
-{{- define "gnt.configVolume" -}}
-{{- if eq (include "gnt.hasConfigFile" .) "true" }}
-- name: config
-  configMap:
-    name: {{ include "gnt.configMapName" . }}
-    items:
-      - key: {{ include "gnt.defaultConfig" . }}
-        path: config.yaml
 {{- end }}
 {{- end }}
 
