@@ -29,6 +29,7 @@ import pytest
 import yaml
 from helm_chart import container, render
 from kubelet_double import KubeletDouble
+from node_api import NodeApiFake
 from podman_sandbox import PodmanStorage, require, require_root
 
 from nvlib import __version__
@@ -108,6 +109,29 @@ def test_gfd_in_the_image_writes_a_nodefeature(image: Built, tmp_path: Path) -> 
         written = server.fake.nodefeature("gnt", "nvidia-features-for-node-a")
     assert written is not None, inside.stderr
     assert written["spec"]["labels"]["nvidia.com/gpu.product"] == "Tesla-T4"
+
+
+def test_config_manager_in_the_image_picks_the_labelled_config(
+    image: Built, tmp_path: Path
+) -> None:
+    """config-manager's Kubernetes path (list the Node) in the image, as the chart's init
+    container runs it."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "default").write_text("version: v1\n")
+    (tmp_path / "configs" / "sliced").write_text("version: v1\nsharing: {}\n")
+    (tmp_path / "config").mkdir()
+    with NodeApiFake() as api:
+        api.put_node("node-a", {"nvidia.com/device-plugin.config": "sliced"})
+        inside = image.run(
+            "--network=host", "--volume", f"{tmp_path}:{tmp_path}",
+            "--env", "NODE_NAME=node-a", "--env", "ONESHOT=true", "--env", "SEND_SIGNAL=false",
+            "--env", f"KUBECONFIG={api.write_kubeconfig(tmp_path / 'kubeconfig')}",
+            "--env", f"CONFIG_FILE_SRCDIR={tmp_path / 'configs'}",
+            "--env", f"CONFIG_FILE_DST={tmp_path / 'config' / 'config.yaml'}",
+            REF, "config-manager",
+        )  # fmt: skip
+    assert inside.returncode == 0, inside.stderr
+    assert (tmp_path / "config" / "config.yaml").read_text() == "version: v1\nsharing: {}\n"
 
 
 def test_cdi_spec_written_in_the_image_validates_on_the_host(image: Built) -> None:
