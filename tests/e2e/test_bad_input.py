@@ -38,8 +38,14 @@ class Log:
     def __init__(self, stream: IO[str] | None) -> None:
         assert stream is not None
         self.lines: list[str] = []
+        self._stream = stream
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """Once the process ended: the rest of what it wrote, and the pipe closed."""
+        self._thread.join(10)
+        self._stream.close()
 
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
@@ -148,8 +154,8 @@ def test_cdi_watch_keeps_its_simulation_when_the_profile_turns_to_garbage(
     proc = subprocess.Popen(
         [*argv, "--watch", "--interval", "100ms"], stderr=subprocess.PIPE, text=True
     )
+    log = Log(proc.stderr)
     try:
-        log = Log(proc.stderr)
         wait_for(spec.exists, "the first spec")
         good = spec.read_bytes()
         profile.write_text("gpus: [{model: Z9000}]\n")
@@ -163,6 +169,7 @@ def test_cdi_watch_keeps_its_simulation_when_the_profile_turns_to_garbage(
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+        log.close()
     restart = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert restart.returncode == 1
     assert str(profile) in restart.stderr
