@@ -176,3 +176,286 @@ def test_cdi_watch_keeps_its_simulation_when_the_profile_turns_to_garbage(
     assert "Z9000" in restart.stderr
     assert "Traceback" not in restart.stderr
     assert spec.read_bytes() == good
+
+
+# --- gpu-feature-discovery --------------------------------------------------------------
+
+GFD = BIN / "gpu-feature-discovery"
+NODE = "node-1"
+NF_NAME = f"nvidia-features-for-{NODE}"
+NF_PATH = f"/apis/nfd.k8s-sigs.io/v1alpha1/namespaces/gpu/nodefeatures/{NF_NAME}"
+REPLICAS = (
+    "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
+    "    - name: nvidia.com/gpu\n      replicas: {}\n"
+)
+
+
+def gfd_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GFD_", "NVML_MOCK"))}
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "NODE_NAME", "NAMESPACE"):
+        env.pop(name, None)
+    return env | extra
+
+
+def labels(data: bytes) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in data.decode().splitlines())
+
+
+class Daemon:
+    """A command as a process, its standard error read as it comes."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.log = Log(self.proc.stderr)
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+GARBAGE_CONFIGS = [
+    pytest.param("version: v1\nflags: [\n", "yaml: line 3: ", "", id="yaml-syntax"),
+    pytest.param(
+        REPLICAS.format(-4),
+        "number of replicas must be >= 2",
+        ", at sharing.timeSlicing.resources[0].replicas = -4",
+        id="bad-value",
+    ),
+    pytest.param("just words\n", "cannot use a JSON string as a mapping", "", id="not-a-mapping"),
+    pytest.param(None, "no such file or directory", "", id="deleted"),
+]
+
+
+@pytest.mark.parametrize(("garbage", "says", "at"), GARBAGE_CONFIGS)
+def test_gfd_config_turned_to_garbage_under_sighup_keeps_the_last_labels(
+    tmp_path: Path, garbage: str | None, says: str, at: str
+) -> None:
+    """A reload that cannot load is refused, naming the file and the field: the process
+    keeps its last good config and labels, its passes go on, and the next SIGHUP with a
+    good file applies it. A garbage config pushed to a fleet must not take the labels of
+    every node away (exit 1 would remove the feature file, then crash-loop)."""
+    out = tmp_path / "gfd"
+    config = tmp_path / "config.yaml"
+    config.write_text(REPLICAS.format(2))
+    argv = [str(GFD), "--nvml-mock", "t4", "--sleep-interval", "100ms"]
+    with Daemon([*argv, "--output-file", str(out), "--config-file", str(config)], gfd_env()) as d:
+        wait_for(
+            lambda: out.exists() and labels(out.read_bytes())["nvidia.com/gpu.replicas"] == "2",
+            "the first labels",
+        )
+        good = out.read_bytes()
+        if garbage is None:
+            config.unlink()
+        else:
+            config.write_text(garbage)
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: d.log.count("keeping the last good config") == 1, "the refusal")
+        passes = d.log.count("Writing labels to output file")
+        wait_for(lambda: d.log.count("Writing labels to output file") >= passes + 3, "more passes")
+        assert d.alive()
+        assert out.read_bytes() == good
+        [refusal] = [line for line in d.log.lines if "keeping the last good config" in line]
+        assert says in refusal and f"(in config file {config}{at})" in refusal
+        config.write_text(REPLICAS.format(4))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: labels(out.read_bytes())["nvidia.com/gpu.replicas"] == "4", "reloaded")
+        assert stop(d.proc) == 0
+    assert "Traceback" not in d.log.text()
+
+
+@pytest.mark.parametrize(("garbage", "says", "at"), GARBAGE_CONFIGS[:3])
+def test_gfd_config_garbage_at_start_exits_1_naming_it(
+    tmp_path: Path, garbage: str, says: str, at: str
+) -> None:
+    """At start there is nothing to keep: exit 1 (a bad deployment), naming the file."""
+    config = tmp_path / "config.yaml"
+    config.write_text(garbage)
+    result = subprocess.run(
+        [str(GFD), "--nvml-mock", "t4", "--output-file", str(tmp_path / "gfd"),
+         "--config-file", str(config)],
+        capture_output=True, text=True, timeout=60, env=gfd_env(),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert says in result.stderr and f"(in config file {config}{at})" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "gfd").exists()
+
+
+def test_gfd_profile_turned_to_garbage_under_sighup_changes_nothing(tmp_path: Path) -> None:
+    """The simulated machine is loaded once per process (a reload keeps its state and
+    faults): garbage over the profile file is not read by a SIGHUP, which reloads the
+    config; a restart fails naming the file and the field."""
+    profile = tmp_path / "node.yaml"
+    profile.write_text("gpus:\n  - model: T4\n")
+    out = tmp_path / "gfd"
+    config = tmp_path / "config.yaml"
+    config.write_text(REPLICAS.format(2))
+    argv = [str(GFD), "--nvml-mock", str(profile), "--output-file", str(out)]
+    with Daemon([*argv, "--config-file", str(config), "--sleep-interval", "100ms"], gfd_env()) as d:
+        wait_for(out.exists, "the first labels")
+        profile.write_text("gpus:\n  - model: Z9000\n")
+        config.write_text(REPLICAS.format(4))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: labels(out.read_bytes())["nvidia.com/gpu.replicas"] == "4", "reloaded")
+        assert labels(out.read_bytes())["nvidia.com/gpu.product"] == "Tesla-T4-SHARED"
+        assert stop(d.proc) == 0
+    assert "Traceback" not in d.log.text()
+    restart = subprocess.run([*argv, "--oneshot"], capture_output=True, text=True, timeout=60)
+    assert restart.returncode == 1
+    assert f"--nvml-mock {profile}: gpus[0].model: unknown GPU model" in restart.stderr
+
+
+def api_env(kubeconfig: str) -> dict[str, str]:
+    return gfd_env(NODE_NAME=NODE, NAMESPACE="gpu", KUBECONFIG=kubeconfig)
+
+
+@pytest.mark.parametrize("oneshot", [True, False], ids=["oneshot", "periodic"])
+def test_gfd_malformed_kubeconfig_at_start_exits_1_naming_it(tmp_path: Path, oneshot: bool) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nclusters: [\n")
+    result = subprocess.run(
+        [str(GFD), "--nvml-mock", "t4", "--use-node-feature-api=true",
+         *(["--oneshot"] if oneshot else ["--sleep-interval", "100ms"])],
+        capture_output=True, text=True, timeout=60, env=api_env(str(kubeconfig)),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"kubeconfig {kubeconfig} is not valid YAML at line 3, column 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_gfd_malformed_kubeconfig_under_sighup_keeps_the_nodefeature(tmp_path: Path) -> None:
+    """A reload whose kubeconfig no longer loads is refused: the NodeFeature output of
+    the last good load goes on publishing (its passes still read the object)."""
+    from tests.gfd.kubefake import FakeApiServer
+
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        good_kubeconfig = Path(kubeconfig).read_text()
+        argv = [str(GFD), "--nvml-mock", "t4", "--sleep-interval", "100ms"]
+        with Daemon([*argv, "--use-node-feature-api=true"], api_env(kubeconfig)) as d:
+            wait_for(lambda: server.fake.nodefeature("gpu", NF_NAME) is not None, "published")
+            Path(kubeconfig).write_text("- not\n- a kubeconfig\n")
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: d.log.count("keeping the last good config") == 1, "the refusal")
+            reads = len(server.fake.calls("GET", NF_PATH))
+            wait_for(lambda: len(server.fake.calls("GET", NF_PATH)) >= reads + 3, "more passes")
+            assert d.alive()
+            [refusal] = [line for line in d.log.lines if "keeping the last good config" in line]
+            assert f"kubeconfig {kubeconfig} is not a kubeconfig" in refusal
+            Path(kubeconfig).write_text(good_kubeconfig)
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: d.log.count("Running with config") == 2, "reloaded")
+            assert stop(d.proc) == 0
+        assert "Traceback" not in d.log.text()
+
+
+LOGIN_PAGE = "<html><head><title>Sign in</title></head><body>proxy</body></html>"
+
+
+def test_gfd_api_answering_html_mid_run_keeps_running(tmp_path: Path) -> None:
+    """An answer that is not JSON fails the publish with a line naming the request and
+    the status; the process runs on, and publishes once the API answers again."""
+    from tests.gfd.kubefake import FakeApiServer, RawAnswer
+
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        argv = [str(GFD), "--nvml-mock", "t4", "--sleep-interval", "100ms", "--no-timestamp"]
+        with Daemon([*argv, "--use-node-feature-api=true"], api_env(kubeconfig)) as d:
+            wait_for(lambda: server.fake.nodefeature("gpu", NF_NAME) is not None, "published")
+            server.fake.outage = RawAnswer(200, LOGIN_PAGE)  # type: ignore[assignment]
+            says = f"GET {server.url}{NF_PATH} answered 200 (text/html; charset=utf-8)"
+            wait_for(lambda: d.log.count(says) >= 3, "three failed passes")
+            assert d.alive()
+            server.fake.outage = RawAnswer(502, "upstream connect error", "text/plain")  # type: ignore[assignment]
+            wait_for(lambda: d.log.count("Bad Gateway (502) from GET") >= 1, "a 502")
+            wait_for(lambda: d.log.count("Backing off") >= 1, "backing off on the 502")
+            server.fake.outage = None
+            wait_for(lambda: d.log.count("Published the labels after") >= 1, "recovered", 30)
+            assert stop(d.proc) == 0
+        assert "Traceback" not in d.log.text()
+
+
+def test_gfd_api_answering_html_at_start_exits_1_naming_it(tmp_path: Path) -> None:
+    from tests.gfd.kubefake import FakeApiServer, RawAnswer
+
+    with FakeApiServer() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", "gpu")
+        server.fake.outage = RawAnswer(200, LOGIN_PAGE)  # type: ignore[assignment]
+        result = subprocess.run(
+            [str(GFD), "--nvml-mock", "t4", "--use-node-feature-api=true",
+             "--sleep-interval", "1s"],
+            capture_output=True, text=True, timeout=60, env=api_env(kubeconfig),
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"GET {server.url}{NF_PATH} answered 200 (text/html; charset=utf-8)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_gfd_feature_file_in_a_full_then_read_only_directory(tmp_path: Path) -> None:
+    """Full: the write is waited out with backoff, the file keeps the last labels whole
+    and no temp file is left; freed, the new labels land. Read-only: logged naming the
+    file, last labels kept, tried again at each pass; writable again, they land."""
+    mount = tmp_path / "features.d"
+    out = mount / "gfd"
+    config = tmp_path / "config.yaml"
+    config.write_text(REPLICAS.format(2))
+    argv = [str(GFD), "--nvml-mock", "t4", "--sleep-interval", "100ms", "--no-timestamp"]
+    with TightFs(mount, [*argv, "--output-file", str(out), "--config-file", str(config)],
+                 env=gfd_env()) as fs:  # fmt: skip
+        log = Log(fs.proc.stderr)
+        wait_for(lambda: fs.mounted() and fs.path("gfd").exists(), "the first labels")
+        good = fs.path("gfd").read_bytes()
+        fs.fill()
+        config.write_text(REPLICAS.format(4))
+        fs.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: log.count(f"{ENOSPC}: '{out}'") >= 2, "two failed writes")
+        assert fs.proc.poll() is None, log.text()
+        assert log.count("Backing off") >= 1
+        assert fs.path("gfd").read_bytes() == good
+        assert fs.names() == [FILLER, "gfd"]
+        fs.free()
+        wait_for(lambda: labels(fs.path("gfd").read_bytes())["nvidia.com/gpu.replicas"] == "4",
+                 "written once freed")  # fmt: skip
+        written = fs.path("gfd").read_bytes()
+        fs.remount("ro")
+        config.write_text(REPLICAS.format(8))
+        fs.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: log.count(f"{EROFS}: '{out}'") >= 3, "three failed passes")
+        assert fs.proc.poll() is None, log.text()
+        assert fs.path("gfd").read_bytes() == written
+        assert fs.names() == ["gfd"]
+        fs.remount("rw")
+        wait_for(lambda: labels(fs.path("gfd").read_bytes())["nvidia.com/gpu.replicas"] == "8",
+                 "written once writable")  # fmt: skip
+        assert stop(fs.proc) == 0
+    assert "Traceback" not in log.text()
+
+
+def test_gfd_feature_file_in_a_full_directory_at_start(tmp_path: Path) -> None:
+    """A full directory is the surroundings, not the deployment: the first pass waits it
+    out instead of exiting 1 (whose clean-up would remove the last labels)."""
+    mount = tmp_path / "features.d"
+    out = mount / "gfd"
+    old = b"nvidia.com/gpu.product=Tesla-T4\n"
+    argv = [str(GFD), "--nvml-mock", "t4", "--sleep-interval", "100ms", "--no-timestamp"]
+    with TightFs(mount, [*argv, "--output-file", str(out)], seed={"gfd": old}, prefill=True,
+                 env=gfd_env()) as fs:  # fmt: skip
+        log = Log(fs.proc.stderr)
+        wait_for(lambda: log.count(f"{ENOSPC}: '{out}'") >= 2, "two failed writes")
+        assert fs.proc.poll() is None, log.text()
+        assert fs.path("gfd").read_bytes() == old
+        assert fs.names() == [FILLER, "gfd"]
+        fs.free()
+        wait_for(lambda: "nvidia.com/gpu.count" in labels(fs.path("gfd").read_bytes()), "written")
+        assert stop(fs.proc) == 0
+    assert "Traceback" not in log.text()
