@@ -459,3 +459,224 @@ def test_gfd_feature_file_in_a_full_directory_at_start(tmp_path: Path) -> None:
         wait_for(lambda: "nvidia.com/gpu.count" in labels(fs.path("gfd").read_bytes()), "written")
         assert stop(fs.proc) == 0
     assert "Traceback" not in log.text()
+
+
+# --- nvidia-device-plugin ---------------------------------------------------------------
+
+PLUGIN = BIN / "nvidia-device-plugin"
+GPU = "nvidia.com/gpu"
+OWN_SPEC = "nvidia-device-plugin.yaml"
+
+
+def plugin_argv(directory: Path, *args: str, profile: str = "t4") -> list[str]:
+    return [
+        str(PLUGIN), "--nvml-mock", profile,
+        "--kubelet-socket", str(directory / "kubelet.sock"), *args,
+    ]  # fmt: skip
+
+
+def plugin_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NVML_MOCK")}
+    for name in ("CONFIG_FILE", "KUBELET_SOCKET", "CDI_SPEC_DIR", "DEVICE_LIST_STRATEGY"):
+        env.pop(name, None)
+    return env
+
+
+def sharing(replicas: int) -> str:
+    resources = f"[{{name: gpu, replicas: {replicas}}}]"
+    return f"version: v1\nsharing: {{timeSlicing: {{resources: {resources}}}}}\n"
+
+
+GARBAGE_PLUGIN_CONFIGS = [
+    pytest.param("version: v1\nflags: [\n", "yaml: line 3: ", "", id="yaml-syntax"),
+    pytest.param(
+        sharing(-4),
+        "number of replicas must be >= 2",
+        ", at sharing.timeSlicing.resources[0].replicas = -4",
+        id="bad-value",
+    ),
+    pytest.param(
+        "version: v1\nflags: {plugin: {deviceListStrategy: [bogus]}}\n",
+        "invalid --device-list-strategy option: invalid strategy: bogus",
+        None,  # a flag's value: its name is the field
+        id="bad-strategy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("garbage", "says", "at"), GARBAGE_PLUGIN_CONFIGS)
+def test_plugin_config_turned_to_garbage_under_sighup_keeps_serving(
+    tmp_path: Path, garbage: str, says: str, at: str | None
+) -> None:
+    """The refused reload leaves the running servers alone (same socket, the kubelet's
+    stream open, Allocate answering); a kubelet restart meanwhile re-registers them with
+    the last good config; a good file at the next SIGHUP applies. A garbage config
+    pushed to a fleet must not crash-loop it and take every GPU from the kubelets."""
+    from kubelet_double import KubeletDouble
+
+    directory = tmp_path / "dp"
+    config = tmp_path / "config.yaml"
+    config.write_text(sharing(2))
+    with KubeletDouble(directory) as kubelet:
+        argv = plugin_argv(directory, "--config-file", str(config))
+        with Daemon(argv, plugin_env()) as d:
+            endpoint = kubelet.endpoint(GPU, timeout=20)
+            devices = endpoint.wait_list(lambda devs: len(devs) == 2)[1]
+            socket = (directory / "nvidia-gpu.sock").stat().st_ino
+            config.write_text(garbage)
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: d.log.count("keeping the running plugins") == 1, "the refusal")
+            [refusal] = [line for line in d.log.lines if "keeping the running plugins" in line]
+            assert says in refusal
+            if at is not None:
+                assert f"(in config file {config}{at})" in refusal
+            assert (directory / "nvidia-gpu.sock").stat().st_ino == socket
+            assert not endpoint.ended
+            assert endpoint.allocate([next(iter(devices))]).container_responses
+            restarted = kubelet.restart()
+            kubelet.wait_registration(GPU, after=restarted, timeout=5)
+            again = kubelet.endpoint(GPU)
+            assert again.wait_list(lambda devs: len(devs) == 2)[1] == devices
+            assert d.alive()
+            config.write_text(sharing(4))
+            sent = time.monotonic()
+            d.proc.send_signal(signal.SIGHUP)
+            kubelet.wait_registration(GPU, after=sent, timeout=10)
+            kubelet.endpoint(GPU).wait_list(lambda devs: len(devs) == 4)
+            assert stop(d.proc) == 0
+    assert "Traceback" not in d.log.text()
+
+
+def test_plugin_config_garbage_at_start_exits_1_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(sharing(-4))
+    result = subprocess.run(
+        [*plugin_argv(tmp_path / "dp"), "--config-file", str(config)],
+        capture_output=True, text=True, timeout=60, env=plugin_env(),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "number of replicas must be >= 2" in result.stderr
+    assert f"(in config file {config}, at sharing.timeSlicing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plugin_profile_turned_to_garbage_under_sighup_keeps_serving(tmp_path: Path) -> None:
+    """The simulated machine is loaded once per process: a SIGHUP restarts the servers
+    on it (they register again), garbage over its file is not read; a restart fails
+    with exit 1 naming the file and the field, without a traceback."""
+    from kubelet_double import KubeletDouble
+
+    profile = tmp_path / "node.yaml"
+    profile.write_text("gpus:\n  - model: T4\n")
+    directory = tmp_path / "dp"
+    with KubeletDouble(directory) as kubelet:
+        with Daemon(plugin_argv(directory, profile=str(profile)), plugin_env()) as d:
+            devices = kubelet.endpoint(GPU, timeout=20).wait_list()[1]
+            profile.write_text("gpus:\n  - model: Z9000\n")
+            sent = time.monotonic()
+            d.proc.send_signal(signal.SIGHUP)
+            kubelet.wait_registration(GPU, after=sent, timeout=10)
+            assert kubelet.endpoint(GPU).wait_list()[1] == devices
+            assert stop(d.proc) == 0
+        assert "Traceback" not in d.log.text()
+        result = subprocess.run(
+            plugin_argv(directory, profile=str(profile)),
+            capture_output=True, text=True, timeout=60, env=plugin_env(),
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"--nvml-mock {profile}: gpus[0].model: unknown GPU model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["regular-file", "directory"])
+def test_plugin_kubelet_socket_that_is_not_a_socket(tmp_path: Path, kind: str) -> None:
+    """The error names the path and what it is, at once (not a 5 s dial that ends in
+    'Deadline Exceeded'), with no traceback; the plugin keeps serving and retrying, and
+    registers as soon as a kubelet makes its socket there."""
+    from kubelet_double import KubeletDouble
+
+    directory = tmp_path / "dp"
+    directory.mkdir()
+    path = directory / "kubelet.sock"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("")
+    what = "a directory" if kind == "directory" else "a regular file"
+    with Daemon(plugin_argv(directory), plugin_env()) as d:
+        says = f"kubelet socket {path} is {what}, not a socket"
+        wait_for(lambda: d.log.count(says) >= 1, "the error")
+        [error] = [line for line in d.log.lines if says in line]
+        assert "unable to register device plugin for 'nvidia.com/gpu'" in error
+        assert "Retrying in 30s" in d.log.text()
+        assert d.alive()
+        if kind == "directory":
+            path.rmdir()
+        else:
+            path.unlink()
+        kubelet = KubeletDouble(directory).start()
+        try:
+            kubelet.wait_registration(GPU, timeout=5)
+        finally:
+            assert stop(d.proc) == 0
+            kubelet.stop()
+    assert "Traceback" not in d.log.text()
+    assert "Deadline Exceeded" not in d.log.text()
+
+
+def test_plugin_own_spec_in_a_full_then_read_only_directory(tmp_path: Path) -> None:
+    """The plugin's own CDI spec: a write that fails names the file and the errno, the
+    last file keeps its bytes, no temp file is left, the servers go on answering
+    Allocate, and the write is tried again (every second) until the directory takes
+    it."""
+    from kubelet_double import KubeletDouble
+
+    directory = tmp_path / "dp"
+    mount = tmp_path / "cdi"
+    own = mount / OWN_SPEC
+    config = tmp_path / "config.yaml"
+
+    def ids(strategy: str) -> None:
+        config.write_text(f"version: v1\nflags: {{plugin: {{deviceIDStrategy: {strategy}}}}}\n")
+
+    def defines(fs: TightFs, name: str) -> bool:
+        spec = yaml.safe_load(fs.path(OWN_SPEC).read_bytes())
+        return [d["name"] for d in spec["devices"]] == [name]
+
+    ids("uuid")
+    args = ("--device-list-strategy", "cdi-cri", "--cdi-spec-dir", str(mount))
+    with (
+        KubeletDouble(directory) as kubelet,
+        TightFs(
+            mount, [*plugin_argv(directory, *args), "--config-file", str(config)], env=plugin_env()
+        ) as fs,
+    ):
+        log = Log(fs.proc.stderr)
+        (uuid,) = kubelet.endpoint(GPU, timeout=20).wait_list()[1]
+        wait_for(lambda: fs.path(OWN_SPEC).exists() and defines(fs, uuid), "the first spec")
+        first = fs.path(OWN_SPEC).read_bytes()
+        fs.fill()
+        ids("index")
+        sent = time.monotonic()
+        fs.proc.send_signal(signal.SIGHUP)
+        kubelet.wait_registration(GPU, after=sent, timeout=10)
+        wait_for(lambda: log.count(f"{ENOSPC}: '{own}'") >= 1, "the failed write")
+        answer = kubelet.endpoint(GPU).allocate([next(iter(kubelet.endpoint(GPU).devices))])
+        assert [d.name for d in answer.container_responses[0].cdi_devices] == [f"{GPU}=0"]
+        assert fs.proc.poll() is None, log.text()
+        assert fs.path(OWN_SPEC).read_bytes() == first
+        assert fs.names() == [FILLER, OWN_SPEC]
+        fs.free()
+        wait_for(lambda: defines(fs, "0"), "written once freed", 10)
+        assert fs.names() == [OWN_SPEC]
+        written = fs.path(OWN_SPEC).read_bytes()
+        fs.remount("ro")
+        ids("uuid")
+        fs.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: log.count(f"{EROFS}: '{own}'") >= 1, "the failed write")
+        assert fs.proc.poll() is None, log.text()
+        assert fs.path(OWN_SPEC).read_bytes() == written
+        fs.remount("rw")
+        wait_for(lambda: defines(fs, uuid), "written once writable", 10)
+        assert stop(fs.proc) == 0
+    assert "Traceback" not in log.text()
