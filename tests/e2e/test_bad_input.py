@@ -680,3 +680,29 @@ def test_plugin_own_spec_in_a_full_then_read_only_directory(tmp_path: Path) -> N
         wait_for(lambda: defines(fs, uuid), "written once writable", 10)
         assert stop(fs.proc) == 0
     assert "Traceback" not in log.text()
+
+
+def test_plugin_config_that_loads_but_cannot_start_falls_back(tmp_path: Path) -> None:
+    """A config the flag checks pass but the start refuses (`single` on a node with two
+    MIG profiles): the plugins start again with the last good config, and the process
+    runs on, where it used to exit 1."""
+    from kubelet_double import KubeletDouble
+
+    directory = tmp_path / "dp"
+    config = tmp_path / "config.yaml"
+    config.write_text("version: v1\nflags: {migStrategy: mixed}\n")
+    argv = plugin_argv(directory, "--config-file", str(config), profile="dgx-a100-mig")
+    with KubeletDouble(directory) as kubelet, Daemon(argv, plugin_env()) as d:
+        resource = "nvidia.com/mig-1g.5gb"
+        devices = kubelet.endpoint(resource, timeout=20).wait_list()[1]
+        config.write_text("version: v1\nflags: {migStrategy: single}\n")
+        sent = time.monotonic()
+        d.proc.send_signal(signal.SIGHUP)
+        kubelet.wait_registration(resource, after=sent, timeout=10)
+        assert kubelet.endpoint(resource).wait_list()[1] == devices
+        assert d.alive()
+        text = d.log.text()
+        assert "more than one MIG device type present on node" in text
+        assert "The new config cannot start the plugins; starting the last good one" in text
+        assert stop(d.proc) == 0
+    assert "Traceback" not in d.log.text()
