@@ -401,6 +401,10 @@ def test_gfd_api_answering_html_at_start_exits_1_naming_it(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
+# The backoff after a few failed attempts: at most 8 s (1, 2, 4, 8 s doubling).
+BACKOFF_WAIT = 40.0
+
+
 def test_gfd_feature_file_in_a_full_then_read_only_directory(tmp_path: Path) -> None:
     """Full: the write is waited out with backoff, the file keeps the last labels whole
     and no temp file is left; freed, the new labels land. Read-only: logged naming the
@@ -425,7 +429,7 @@ def test_gfd_feature_file_in_a_full_then_read_only_directory(tmp_path: Path) -> 
         assert fs.names() == [FILLER, "gfd"]
         fs.free()
         wait_for(lambda: labels(fs.path("gfd").read_bytes())["nvidia.com/gpu.replicas"] == "4",
-                 "written once freed")  # fmt: skip
+                 "written once freed", BACKOFF_WAIT)  # fmt: skip
         written = fs.path("gfd").read_bytes()
         fs.remount("ro")
         config.write_text(REPLICAS.format(8))
@@ -456,7 +460,11 @@ def test_gfd_feature_file_in_a_full_directory_at_start(tmp_path: Path) -> None:
         assert fs.path("gfd").read_bytes() == old
         assert fs.names() == [FILLER, "gfd"]
         fs.free()
-        wait_for(lambda: "nvidia.com/gpu.count" in labels(fs.path("gfd").read_bytes()), "written")
+        wait_for(
+            lambda: "nvidia.com/gpu.count" in labels(fs.path("gfd").read_bytes()),
+            "written once freed",
+            BACKOFF_WAIT,
+        )
         assert stop(fs.proc) == 0
     assert "Traceback" not in log.text()
 
