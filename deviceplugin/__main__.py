@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = parse(args, environ)
     except ConfigError as err:
-        log.error("error starting plugins: %s", err)
+        log.error("error starting plugins: %s", err.located())
         return 1
     if settings.show_version:
         print(f"nvidia-device-plugin {__version__}")

@@ -9,7 +9,9 @@ their files change, and writes the names nobody defines, and only those, to its 
 callers. It never touches another file, never defines a name a file of its directory
 already defines (CDI drops a device defined twice in one directory), removes its file
 when nothing is missing, and rewrites it only when the set of missing names changes.
-A failed generation is logged; Allocate answers regardless.
+A failed generation is logged; Allocate answers regardless. A write that fails (a full
+or read-only directory) names the file and the errno, leaves the last file whole, and
+is tried again about every second until it lands.
 
 A name never moves between our file and the generator's (`cdi.owners`): no two steps
 can move it without a moment where it is defined twice or not at all. We decide and
@@ -82,6 +84,9 @@ class CdiKeeper:
     _missing: frozenset[str] | None = field(default=None, init=False)
     _signature: tuple | None = field(default=None, init=False)  # None: never checked
     _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
+    # A write (bytes) or removal (None) that failed, retried at each recheck.
+    _unwritten: tuple[frozenset[str], bytes | None] | None = field(default=None, init=False)
+    _error: str | None = field(default=None, init=False)  # the last failure logged
 
     def check(self) -> None:
         """Compare what the directories define with what is needed; write only on change.
@@ -120,21 +125,45 @@ class CdiKeeper:
         exists = self.own_path.exists()
         if missing == self._missing and exists == bool(missing):
             return
-        self._missing = missing
+        self._missing, self._unwritten = missing, None
         if not missing:
             if exists:
                 log.info("Every CDI device is defined elsewhere: removing %s", self.own_path)
-                fsutil.remove_regular_file(self.own_path)
+                self._put(missing, None)
             return
         try:
             data = self.generate(missing)
-            self.own_path.parent.mkdir(parents=True, exist_ok=True)
-            fsutil.write_atomic(self.own_path, data)
         except Exception as err:  # logged, never fatal: Allocate still answers (§15)
             log.error("Failed to write the CDI spec %s: %s", self.own_path, err)
             self._missing = None  # try again at the next change
             return
-        log.info("Wrote %d CDI devices to %s", len(missing), self.own_path)
+        self._put(missing, data)
+
+    def _put(self, missing: frozenset[str], data: bytes | None) -> None:
+        """Write `data` to our file (None: remove it). A failure (a full or read-only
+        directory) keeps the last file whole, is logged once per distinct error, and is
+        tried again at every recheck, about every second, until the directory takes it."""
+        try:
+            if data is None:
+                fsutil.remove_regular_file(self.own_path)
+            else:
+                self.own_path.parent.mkdir(parents=True, exist_ok=True)
+                fsutil.write_atomic(self.own_path, data)
+        except OSError as err:
+            if str(err) != self._error:
+                log.error(
+                    "Failed to write the CDI spec %s, keeping the last one and trying again: %s",
+                    self.own_path,
+                    err,
+                )
+            self._error = str(err)
+            self._missing, self._unwritten = None, (missing, data)
+            return
+        if self._error is not None:
+            log.info("The CDI spec %s takes writes again", self.own_path)
+        self._missing, self._unwritten, self._error = missing, None, None
+        if data is not None:
+            log.info("Wrote %d CDI devices to %s", len(missing), self.own_path)
 
     def changed(self) -> bool:
         """Never checked yet, or a spec file appeared, went, or changed size or mtime."""
@@ -144,7 +173,9 @@ class CdiKeeper:
         )
 
     def recheck_if_changed(self) -> None:
-        if self.changed():
+        """Check again if the directories changed or a write failed: a whole check, under
+        the directory lock, so a retried write decides on what the directory holds now."""
+        if self.changed() or self._unwritten is not None:
             self.check()
 
 

@@ -7,6 +7,13 @@ same servers on new sockets, registered again well within a second; a full resta
 only when the re-read config changed), the 30 s retry after a plugin failed to start,
 changed CDI spec files, and every 30 s whether NVML reports other GPUs, MIG devices or
 driver than at start (a restart re-advertises and re-checks CDI names).
+A restart whose config does not load (a file turned to garbage, a value the flag
+checks refuse) is refused on SIGHUP: the servers keep running with the last good config,
+and the error names the file and the field. A kubelet restart or a retry meanwhile goes
+on with the last good config too, and a new config that loads but cannot start the
+plugins falls back to the last good one. Exiting instead would take every GPU of every
+node a bad config is pushed to away from the kubelets, and crash-loop there. At start a
+config that does not load exits 1 (a bad deployment: nothing is served yet).
 Signal handlers only record the signal
 (`nvlib.signals.Signals`), so all work happens in the loop's thread; tests drive the
 same loop from a thread of their own. None is lost: a stop signal is never replaced by
@@ -35,7 +42,14 @@ from pathlib import Path
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
 from deviceplugin.errors import PluginError
 from deviceplugin.nodecheck import NodeCheck
-from deviceplugin.plugins import Host, Remembered, Running, serve_again, start_plugins
+from deviceplugin.plugins import (
+    Host,
+    Remembered,
+    Running,
+    serve_again,
+    start_plugins,
+    validate_settings,
+)
 from deviceplugin.watch import POLL_SECONDS, CreationWatch
 from nvlib import __version__
 from nvlib.config import ConfigError
@@ -148,15 +162,28 @@ class Daemon:
             log.info("%s", reason)
             try:  # every restart re-reads flags, environment and config file
                 settings = parse(self._argv, self._environ)
-            except ConfigError as err:
-                log.error("error starting plugins: %s", err)
-                return 1
+                validate_settings(settings)  # before anything stops
+            except (ConfigError, PluginError) as err:
+                text = err.located() if isinstance(err, ConfigError) else str(err)
+                if signum == signal.SIGHUP:
+                    log.error(
+                        "Reloading the config failed, keeping the running plugins and the "
+                        "last good config: %s",
+                        text,
+                    )
+                    continue
+                log.error("The config does not load, going on with the last good one: %s", text)
+                settings = self._settings
             if kubelet_restarted and settings == self._settings and self.running.servers:
                 retry_at = self._serve_again()
                 continue
             self.running.stop()
-            self._settings = settings
+            last_good, self._settings = self._settings, settings
             retry_at = self._start()
+            if retry_at is None and settings is not last_good:
+                log.error("The new config cannot start the plugins; starting the last good one")
+                self._settings = last_good
+                retry_at = self._start()
             if retry_at is None:
                 return 1
             node_check.restarted()
@@ -187,7 +214,11 @@ class Daemon:
 
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""
-        host = self._host()
+        try:
+            host = self._host()
+        except ValueError as err:  # a --nvml-mock profile that cannot be simulated
+            log.error("error starting plugins: %s", err)
+            return None
         self._host_facts = HostFacts(host.root, "")
         try:
             self.running = start_plugins(self._settings, self._environ, host, self._remembered)

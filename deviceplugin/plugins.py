@@ -134,7 +134,9 @@ def _nvml_available() -> bool:
         return False
 
 
-def _validate(settings: PluginSettings) -> None:
+def validate_settings(settings: PluginSettings) -> None:
+    """The flag checks of a start (§13.4), alone: a reload runs them before it stops
+    the servers, so a config that fails them leaves the running plugins alone."""
     config = settings.config
     # Only the CDI strategies care whether NVML loads (§13.4 step 2).
     cdi = any(s.startswith("cdi-") for s in config.flags.plugin.device_list_strategy)
@@ -216,7 +218,7 @@ def start_plugins(
     """Upstream's startPlugins for one config; PluginError for the fatal failures."""
     for warning in settings.warnings:
         log.warning("%s", warning)
-    _validate(settings)
+    validate_settings(settings)
     log.info("Running with config:\n%s", settings.config.to_json(include_gfd=False))
     flags = settings.config.flags
     channels = imex.present_channels(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent import futures
@@ -91,8 +92,13 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         """
         with self._changed:
             self._stopped = False
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        _remove(self.socket_path)
+        try:
+            self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+            _remove(self.socket_path)
+        except OSError as err:  # a directory in the socket's place, a read-only directory
+            raise PluginError(
+                f"error creating GRPC server socket: {self.socket_path}: {err.strerror}"
+            ) from err
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
         api_pb2_grpc.add_DevicePluginServicer_to_server(self, server)
         if not server.add_insecure_port(f"unix:{self.socket_path}"):
@@ -122,6 +128,14 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
             resource_name=self.resource_name,
             options=OPTIONS,
         )
+        failed = f"unable to register device plugin for '{self.resource_name}'"
+        wrong = not_a_socket(kubelet_socket)
+        if wrong is not None:
+            # No dial: it would wait its 5 s and say only "Deadline Exceeded".
+            raise PluginError(
+                f"{failed}: kubelet socket {kubelet_socket} {wrong}: --kubelet-socket names"
+                " the kubelet's registration socket (the plugins' sockets go in its directory)"
+            )
         # Before the dial: a kubelet that restarts meanwhile then reads as another one.
         kubelet = (kubelet_socket, identity(kubelet_socket))
         with grpc.insecure_channel(unix_target(kubelet_socket)) as channel:
@@ -130,10 +144,10 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                     request, timeout=DIAL_TIMEOUT, wait_for_ready=True
                 )
             except grpc.RpcError as err:
-                raise PluginError(
-                    f"unable to register device plugin for '{self.resource_name}':"
-                    f" {rpc_error_text(err)}"
-                ) from err
+                text = rpc_error_text(err)
+                if not os.path.lexists(kubelet_socket):
+                    text = f"{text} (no kubelet socket at {kubelet_socket} yet)"
+                raise PluginError(f"{failed}: {text}") from err
         self._kubelet = kubelet
         log.info("Registered device plugin for '%s' with Kubelet", self.resource_name)
 
@@ -250,6 +264,27 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         self, request: api_pb2.PreStartContainerRequest, context: grpc.ServicerContext
     ) -> api_pb2.PreStartContainerResponse:
         return api_pb2.PreStartContainerResponse()
+
+
+def not_a_socket(path: str | Path) -> str | None:
+    """What is wrong with `path` as the kubelet's socket: `is a directory, not a socket`;
+    None for a socket, or for nothing there yet (a kubelet may still come and make it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"cannot be reached: {err.strerror}"
+    if stat.S_ISSOCK(mode):
+        return None
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a regular file"
+        if stat.S_ISREG(mode)
+        else "a special file"
+    )
+    return f"is {kind}, not a socket"
 
 
 def _remove(path: Path) -> None:

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = parse(args, environ)
     except ConfigError as err:
-        log.error("%s", err)
+        log.error("%s", err.located())
         return 1
     if settings.show_version:
         print(f"gpu-feature-discovery {__version__}")

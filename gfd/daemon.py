@@ -9,9 +9,17 @@ Two kinds of failure, kept apart:
 - reading the devices (NVML, labelers): a failed first pass exits 1; a later one is
   logged, the last good labels stay published, and 5 in a row exit 1;
 - publishing (gfd/publish.py): never counts toward that exit. An API server that does
-  not answer, or answers 408/429/5xx, is waited out with backoff however long it lasts;
-  any other publishing failure exits 1 on the first pass (a bad deployment) and is
-  retried at the next pass after that.
+  not answer, or answers 408/429/5xx, and a feature file whose filesystem is full, are
+  waited out with backoff however long it lasts; any other publishing failure exits 1
+  on the first pass (a bad deployment) and is retried at the next pass after that.
+
+A config load at start that fails exits 1: nothing is published yet, and the deployment
+is wrong; so does a failed first pass. After a reload the first pass is a later one. A
+reload (SIGHUP) that fails (a config file turned to garbage, a kubeconfig
+that no longer loads) is refused instead: the error names the file, and the process
+keeps the last good load, its output and its labels, and goes on with its passes. A
+bad config pushed to a whole fleet then leaves every node labelled, where an exit
+would remove the feature file and crash-loop; the next SIGHUP tries again.
 
 `schedule` reads the wall clock, so a step back would postpone its next run by the size
 of the step; the loop also keeps a monotonic deadline one interval after each pass and
@@ -87,11 +95,13 @@ class Labeller(Plain):
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
     templates: LabelTemplates | None = None  # --label-templates, compiled for this load
-    if TYPE_CHECKING:  # not a field: made from the ones above, left out of the repr
+    if TYPE_CHECKING:  # not fields: made from the ones above, left out of the repr
         facts: host.HostFacts
+        publisher: Publisher | None  # set by serve(): kept when a reload is refused
 
     def __post_init__(self) -> None:
         self.facts = host.HostFacts(self.root, self.machine_type_file)
+        self.publisher = None
 
     def discover(self) -> Machine:
         flags = self.settings.config.flags
@@ -129,32 +139,42 @@ def serve(
     clock: SystemClock = SYSTEM_CLOCK,
     jitter: Callable[[], float] | None = None,
     heartbeat: Heartbeat | None = None,
+    publisher: Publisher | None = None,
+    reloaded: bool = False,
 ) -> int | None:
     """Run passes until a signal or a fatal failure.
 
     Returns an exit code, or None when SIGHUP asks for a reload. `clock` and `jitter`
-    (the backoff's random draw; random.random when None) are for tests.
+    (the backoff's random draw; random.random when None) are for tests. `reloaded`: not
+    the process's first config load, whose first pass alone exits 1 on failure (a bad
+    deployment shows at start); after a reload every pass follows the later passes'
+    rules, the first one at once. `publisher`: the one this labeller published with
+    before a reload was refused, with its backoff.
     """
     settings = labeller.settings.config.flags.gfd
     received = signals.take()  # one that came while this config was being loaded
     if received is not None:
         return _act_on(received)
-    publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
+    resumed = (reloaded or publisher is not None) and not settings.oneshot
+    if publisher is None:
+        publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
+    labeller.publisher = publisher
 
     def beat() -> None:
         if heartbeat is not None:
             heartbeat.beat()
 
-    try:
-        published = publisher.publish(labeller.labels())
-    except (PassError, OutputError) as err:
-        log.error("%s", err)
-        return 1
-    beat()
-    if settings.oneshot:
-        if not published:
-            log.error("The labels could not be published")
-        return 0 if published else 1
+    if not resumed:
+        try:
+            published = publisher.publish(labeller.labels())
+        except (PassError, OutputError) as err:
+            log.error("%s", err)
+            return 1
+        beat()
+        if settings.oneshot:
+            if not published:
+                log.error("The labels could not be published")
+            return 0 if published else 1
 
     import schedule  # only the periodic mode needs it
 
@@ -191,6 +211,8 @@ def serve(
     else:
         scheduler.every(interval).seconds.do(job)
         next_pass = clock.monotonic() + interval
+    if resumed:
+        job()  # the reload's first pass, under the later passes' rules
     while True:
         clock.wait(signals, _earliest(scheduler.idle_seconds, next_pass, publisher, clock))
         received = signals.take()
@@ -239,36 +261,63 @@ def _earliest(
     return max(min(waits), 0.0) if waits else None
 
 
+# What a config load can fail with: bad flags, environment or config file, an output
+# that cannot be built (a kubeconfig that does not load), a heartbeat path, a profile.
+_LOAD_ERRORS = (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError)
+
+
 def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals: Signals) -> int:
-    """Config loads in a loop: SIGHUP re-reads flags, env and the config file."""
-    from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
+    """Config loads in a loop: SIGHUP re-reads flags, env and the config file.
 
-    settings: GfdSettings | None = first
-    previous: Labeller | None = None  # the last config load's: its output, its templates
+    A load that fails at start exits 1; one that fails at a reload is refused, and the
+    last good load goes on (the module's docstring says why).
+    """
+    try:
+        current = _load(first, environ, None)
+    except _LOAD_ERRORS as err:
+        log.error("%s", _text(err))
+        return 1
+    kept: Publisher | None = None  # set while a refused reload keeps the last load
+    reloaded = False
     while True:
-        if settings is None:
-            from gfd.cli import parse
-
-            try:
-                settings = parse(argv, environ)
-            except ConfigError as err:
-                log.error("%s", err)
-                return 1
-        heartbeat = _heartbeat(settings)
-        try:
-            if heartbeat is not None:
-                heartbeat.start()  # a bad path fails here, before any pass
-            labeller, cleanup = build_labeller(settings, environ, previous)
-        except (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError) as err:
-            log.error("%s", err)
-            return 1
-        if not settings.config.flags.gfd.no_timestamp:
-            labeller.timestamp = int(time.time())
-        code = serve(labeller, signals, heartbeat=heartbeat)
+        labeller, cleanup, heartbeat = current
+        code = serve(labeller, signals, heartbeat=heartbeat, publisher=kept, reloaded=reloaded)
         if code is not None:
             cleanup()
             return code
-        settings, previous = None, labeller
+        from gfd.cli import parse
+
+        try:
+            current = _load(parse(argv, environ), environ, labeller)
+        except _LOAD_ERRORS as err:
+            log.error("Reloading failed, keeping the last good config and labels: %s", _text(err))
+            kept = labeller.publisher
+            continue
+        kept, reloaded = None, True
+
+
+def _load(
+    settings: GfdSettings, environ: Mapping[str, str], previous: Labeller | None
+) -> tuple[Labeller, Callable[[], None], Heartbeat | None]:
+    """One config load: the labeller, its clean-up and its heartbeat.
+
+    `previous` (a reload's load) has its output closed or taken over only once the new
+    output is built, so a load that fails leaves it working; its label templates stay in
+    force if the new ones do not compile.
+    """
+    from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
+
+    heartbeat = _heartbeat(settings)
+    if heartbeat is not None:
+        heartbeat.start()  # a bad path fails here, before any pass
+    labeller, cleanup = build_labeller(settings, environ, previous)
+    if not settings.config.flags.gfd.no_timestamp:
+        labeller.timestamp = int(time.time())
+    return labeller, cleanup, heartbeat
+
+
+def _text(err: BaseException) -> str:
+    return err.located() if isinstance(err, ConfigError) else str(err)
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

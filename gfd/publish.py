@@ -1,10 +1,10 @@
 """Publishing the latest labels through one output, backing off while the API server fails.
 
 A failure the output marks retryable (no answer, 408, 429, 5xx, a conflict that
-re-reading did not settle) is waited out: the next attempt is due after
-`backoff_delay` (gfd/backoff.py), and a pass that comes earlier only replaces the
-labels waiting to be published, so the fleet asks no more often than the backoff
-allows, however short `--sleep-interval` is. The first attempt that succeeds
+re-reading did not settle; a feature file whose filesystem is full) is waited out:
+the next attempt is due after `backoff_delay` (gfd/backoff.py), and a pass that comes
+earlier only replaces the labels waiting to be published, so the fleet asks no more
+often than the backoff allows, however short `--sleep-interval` is. The first attempt that succeeds
 publishes the newest labels. Nothing here sleeps: the daemon's loop waits for
 `retry_in()` on the same Event as for the next pass and for signals.
 """
@@ -44,13 +44,15 @@ class Publisher:
         """Publish `labels` now, or when the backoff allows; True once published.
 
         Raises OutputError for a failure that waiting does not fix (a refused body,
-        a forbidden request, an unwritable file): the caller decides, and the next
-        pass tries again.
+        a forbidden request, a read-only or unwritable file): the caller decides, and
+        the next pass tries again.
         """
         self.pending = dict(labels)
         wait = self.retry_in()
         if wait is not None and wait > 0:
-            log.info("Backing off after API errors: these labels are published in %.1f s", wait)
+            log.info(
+                "Backing off after failed attempts: these labels are published in %.1f s", wait
+            )
             return False
         return self._attempt()
 

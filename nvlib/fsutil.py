@@ -37,8 +37,10 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> bool:
     written in place and always counts as written.
 
     Raises UnsafeTargetError for a symlink, directory or other special file,
-    and an OSError naming the directory when the parent does not exist. On any
-    error the temp file is removed and the target is left untouched.
+    and an OSError naming the directory when the parent does not exist; any
+    other OSError (a full filesystem, a read-only or unwritable directory)
+    names `path` and keeps its errno. On any error the temp file is removed
+    and the target is left untouched.
     """
     path = Path(path)
     try:
@@ -114,7 +116,9 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}")
     except (FileNotFoundError, NotADirectoryError) as err:
         # name the missing directory, not the temp file mkstemp tried to create
-        raise type(err)(err.errno, os.strerror(err.errno), str(parent)) from err
+        raise _naming(err, parent) from err
+    except OSError as err:  # EACCES, EROFS, ENOSPC (no inode left)...
+        raise _naming(err, path) from err
     try:
         try:
             _write_all(fd, data)
@@ -123,11 +127,22 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            # A full filesystem fails the write with no file name at all, and the
+            # rename names the temp file: the target is what the caller must hear of.
+            raise _naming(err, path) from err
         raise
     _fsync_dir(parent)
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """`err` again, of the same class, naming `path`: `[Errno 28] No space left on
+    device: '/etc/.../gfd'`."""
+    assert err.errno is not None
+    return type(err)(err.errno, os.strerror(err.errno), str(path))
 
 
 def _write_all(fd: int, data: bytes) -> None:

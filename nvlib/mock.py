@@ -23,7 +23,8 @@ def simulation(profile: str) -> Simulation:
     """The active simulation for `profile`: activated on first use, kept across reloads.
 
     One this module activated is replaced when `profile` changes; one activated by
-    someone else is returned whatever `profile` says.
+    someone else is returned whatever `profile` says. A profile that cannot be simulated
+    raises sim.ProfileError, its text led by `--nvml-mock <profile>: `.
     """
     global _started, _profile
     from nvlib import sim
@@ -31,7 +32,12 @@ def simulation(profile: str) -> Simulation:
     current = sim.active()
     if current is not None and (current is not _started or _profile == profile):
         return current
-    _started = sim.activate(profile)  # replaces (deactivates) the one active, if any
+    try:
+        _started = sim.activate(profile)  # replaces (deactivates) the one active, if any
+    except sim.ProfileError as err:
+        # The field path alone does not say which file: lead with the flag and the profile.
+        err.args = (f"--nvml-mock {profile}: {err}",)
+        raise
     _profile = profile
     return _started
 

@@ -24,8 +24,9 @@ class OutputError(RuntimeError):
     """Writing or publishing the labels failed; the text is upstream's where it has one.
 
     `retryable`: the API server did not answer, or answered 408, 429, 5xx or a conflict
-    that re-reading did not settle; waiting and trying again may succeed, so the daemon
-    backs off instead of giving up. `retry_after_s`: the server's `Retry-After`.
+    that re-reading did not settle, or the feature file's filesystem is full; waiting and
+    trying again may succeed, so the daemon backs off instead of giving up.
+    `retry_after_s`: the server's `Retry-After`.
     """
 
     def __init__(

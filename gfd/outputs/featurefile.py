@@ -7,6 +7,7 @@ standard library and `nvlib.fsutil` here, no yaml and no kubernetes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -28,6 +29,8 @@ _STDOUT_NAMES = ("", STDOUT)
 
 # nfd-worker skips a larger feature file entirely (spec/nfd.md §2.1).
 NFD_MAX_FILE_SIZE = 65536
+# No space, or no quota, left on the filesystem of the feature file.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def format_labels(labels: Mapping[str, str], expires_at: float | None = None) -> bytes:
@@ -122,7 +125,13 @@ class FeatureFile:
         try:
             write_atomic(self.path, data)
         except OSError as err:
-            raise OutputError(f"error atomically writing file '{self.path}': {err}") from err
+            # A full filesystem heals (logs rotate, someone frees space) and is no fault
+            # of the deployment: waited out like an API outage, the file keeping the last
+            # labels whole. A read-only or forbidden directory is the deployment's.
+            raise OutputError(
+                f"error atomically writing file '{self.path}': {err}",
+                retryable=err.errno in _FULL,
+            ) from err
 
     def withdraw(self) -> None:
         """Remove the file because a NodeFeature object now carries the labels.

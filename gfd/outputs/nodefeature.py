@@ -15,6 +15,13 @@ Failures: a 409 Conflict is settled here, by reading the object again and retryi
 waiting may help (`retryable`: no answer, 408, 429, 5xx), for the daemon's backoff. No
 request is retried behind the daemon's back (urllib3's own retries are off), and one
 write never spends more than `WRITE_BUDGET_S` on the API, so a pass always ends.
+
+Bad input at the edges is one line naming the thing: a kubeconfig that does not load
+names the file and what is wrong with it; an answer that is not JSON (a proxy's login
+page with 200, a load balancer's plain-text 502) names the request, the status and the
+start of the body. Every answer is read raw (`_preload_content=False`, which both client
+majors take) and decoded here, because the client's own decoding returns the text of a
+`text/html` body as if it were the object.
 """
 
 from __future__ import annotations
@@ -170,6 +177,8 @@ class NodeFeatureOutput:
                 PLURAL,
                 self.name,
                 deadline=self._deadline(),
+                request=("DELETE", self._object_path()),
+                decode=False,  # the answer is a Status nobody reads
             )
         except _api_errors() as err:
             if _status(err) == 404:
@@ -192,6 +201,7 @@ class NodeFeatureOutput:
                 PLURAL,
                 self.name,
                 deadline=deadline,
+                request=("GET", self._object_path()),
             )
         except _api_errors() as err:
             if _status(err) != 404:
@@ -214,6 +224,7 @@ class NodeFeatureOutput:
                 self.name,
                 wanted,
                 deadline=deadline,
+                request=("PUT", self._object_path()),
             )
         except _api_errors() as err:
             if _status(err) == 409:
@@ -257,6 +268,7 @@ class NodeFeatureOutput:
                 PLURAL,
                 self.new_object(labels),
                 deadline=deadline,
+                request=("POST", self._object_path(collection=True)),
             )
         except _api_errors() as err:
             if _status(err) == 409:  # AlreadyExists: read it, then update it
@@ -289,7 +301,9 @@ class NodeFeatureOutput:
         namespace, pod_name = quote(self.namespace, safe=""), quote(self.pod_name, safe="")
         path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}"
         try:
-            pod = self._call(_get_json, self._api_client, path, deadline=deadline)
+            pod = self._call(
+                _get_json, self._api_client, path, deadline=deadline, request=("GET", path)
+            )
         except _api_errors() as err:
             if _retryable(err):
                 what = f"failed to get pod {self.namespace}/{self.pod_name} for its owner"
@@ -319,13 +333,40 @@ class NodeFeatureOutput:
     def _deadline(self) -> float:
         return self._clock() + self.write_budget_s
 
-    def _call(self, fn: Callable[..., Any], *args: Any, deadline: float) -> Any:
+    def _object_path(self, *, collection: bool = False) -> str:
+        namespace = quote(self.namespace, safe="")
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        return path if collection else f"{path}/{quote(self.name, safe='')}"
+
+    def _call(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        deadline: float,
+        request: tuple[str, str],
+        decode: bool = True,
+    ) -> Any:
+        """`fn`'s answer as a JSON object (None when not `decode`). `request` (method,
+        path) names it in the errors: _NotJson for a 2xx that is not one, and any
+        other failure carries it (`_describe` shows it for a body that is no Status)."""
         self._limiter.acquire()
         left = deadline - self._clock()
         if left <= 0:
             spent = f"gave up: this write's {self.write_budget_s:g} s for the API are spent"
             raise _BudgetSpent(spent)
-        return fn(*args, _request_timeout=min(self.request_timeout_s, left))
+        where = f"{request[0]} {self._api_client.configuration.host}{request[1]}"
+        try:
+            timeout = min(self.request_timeout_s, left)
+            if fn is _get_json:  # reads raw and decodes itself
+                return fn(*args, _request_timeout=timeout)
+            response = fn(*args, _request_timeout=timeout, _preload_content=False)
+            if not decode:
+                response.release_conn()
+                return None
+            return _decoded(response, where)
+        except _api_errors() as err:
+            err.gfd_request = where  # type: ignore[union-attr]
+            raise
 
 
 class _BudgetSpent(TimeoutError):
@@ -380,9 +421,19 @@ def discover_nodefeatures(
                 _describe(err),
             )
             return Discovery.UNREACHABLE
+        if isinstance(err, _KubeconfigError | _NotJson):
+            # A file the deployment names that does not load, or a server that is not
+            # an API server: a mistake to see, not the quiet "no NodeFeature API here".
+            where = "" if isinstance(err, _KubeconfigError) else f"with {source}: "
+            log.warning(
+                "NodeFeature API not usable: %s%s; writing the feature file",
+                where,
+                _kubeconfig_fault(err) if isinstance(err, _KubeconfigError) else _describe(err),
+            )
+            return Discovery.ABSENT
         log.info("NodeFeature API not usable with %s: %s", source, _describe(err))
         return Discovery.ABSENT
-    resources = (found or {}).get("resources") or []
+    resources = found.get("resources") or []
     served = any(r.get("name") == PLURAL for r in resources if isinstance(r, dict))
     log.info(
         "API discovery with %s: %s %s %s",
@@ -407,12 +458,7 @@ def _api_client(
     configuration: Configuration = client.Configuration()
     try:
         if kubeconfig:
-            # persist_config=False: never rewrite the user's kubeconfig on token refresh.
-            config.load_kube_config(
-                config_file=kubeconfig,
-                client_configuration=configuration,
-                persist_config=False,
-            )
+            _load_kubeconfig(kubeconfig, configuration)
         else:
             # The loader with `environ` rather than load_incluster_config(), so
             # the probe reads the environment it was given.
@@ -421,46 +467,166 @@ def _api_client(
                 cert_filename=os.path.join(os.path.dirname(token_path), "ca.crt"),
                 environ=environ,
             ).load_and_set(configuration)
+    except _KubeconfigError:
+        raise
     except (config.ConfigException, OSError, ValueError) as err:
-        raise OutputError(f"unable to load Kubernetes client config: {err}") from err
+        raise OutputError(f"{_CLIENT_CONFIG_PREFIX}: {err}") from err
     # No retries inside urllib3 (by default 3, at once, each with the full timeout):
     # the daemon backs off between attempts, and a write keeps to its time budget.
     configuration.retries = 0
     return client.ApiClient(configuration)
 
 
+class _KubeconfigError(OutputError):
+    """The kubeconfig named by the deployment does not load; the text names it."""
+
+
+def _kubeconfig_fault(err: OutputError) -> str:
+    """The part of a _KubeconfigError's text after the upstream prefix."""
+    return str(err).removeprefix(f"{_CLIENT_CONFIG_PREFIX}: ")
+
+
+_CLIENT_CONFIG_PREFIX = "unable to load Kubernetes client config"
+
+
+def _load_kubeconfig(path: str, configuration: Configuration) -> None:
+    """Load `path` into `configuration`; _KubeconfigError naming the file and the fault.
+
+    The client's own errors escape as a YAML traceback, a TypeError for a document that
+    is not a mapping, or `No configuration found` for a file that is not there; the
+    checks here first say which, on one line.
+    """
+    import yaml
+    from kubernetes import config
+
+    def fault(what: str) -> _KubeconfigError:
+        return _KubeconfigError(f"{_CLIENT_CONFIG_PREFIX}: kubeconfig {path} {what}")
+
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as err:
+        raise fault(f"cannot be read: {err.strerror}") from err
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        position = getattr(err, "position", None)  # a reader error: a byte YAML refuses
+        where = (
+            f" at line {mark.line + 1}, column {mark.column + 1}"
+            if mark is not None
+            else f" at byte {position}"
+            if position is not None
+            else ""
+        )
+        problem = getattr(err, "problem", None) or getattr(err, "reason", None)
+        problem = problem or str(err).splitlines()[0]
+        raise fault(f"is not valid YAML{where}: {problem}") from err
+    if document is None:
+        raise fault("is empty")
+    if not isinstance(document, dict):
+        kind = {str: "a string", list: "a list"}.get(type(document), type(document).__name__)
+        raise fault(f"is not a kubeconfig: a YAML mapping was expected, got {kind}")
+    try:
+        # persist_config=False: never rewrite the user's kubeconfig on token refresh.
+        config.load_kube_config(
+            config_file=path, client_configuration=configuration, persist_config=False
+        )
+    except config.ConfigException as err:
+        raise fault(f"is not usable: {str(err).splitlines()[0]}") from err
+    except Exception as err:  # the loader's own bugs on odd input: a TypeError, bad base64
+        raise fault(f"cannot be used: {type(err).__name__}: {err}") from err
+    if not configuration.host:
+        raise fault("has no server for its current context's cluster")
+
+
 def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None = None) -> Any:
-    """GET `path` through the shared ApiClient (auth applied), returning parsed JSON.
+    """GET `path` through the shared ApiClient (auth applied), returning a JSON object.
 
     The two client majors differ here only: 37 (OpenAPI Generator 7) splits
     param_serialize / call_api / response_deserialize, 36 has one call_api.
-    Both raise ApiException for a non-2xx answer.
+    Both raise ApiException for a non-2xx answer; a 2xx that is not a JSON object
+    raises _NotJson.
     """
     headers = {"Accept": "application/json"}
+    where = f"GET {api_client.configuration.host}{path}"
     if hasattr(api_client, "param_serialize"):  # kubernetes >= 37
         request = api_client.param_serialize(
             "GET", path, header_params=headers, auth_settings=["BearerToken"]
         )
-        response = api_client.call_api(*request, _request_timeout=_request_timeout)
-        response.read()
-        return api_client.response_deserialize(response, {"200": "object"}).data
-    return api_client.call_api(  # kubernetes 36
-        path,
-        "GET",
-        header_params=headers,
-        response_types_map={200: "object"},
-        auth_settings=["BearerToken"],
-        _return_http_data_only=True,
-        _request_timeout=_request_timeout,
-    )
+        try:
+            response = api_client.call_api(*request, _request_timeout=_request_timeout)
+            response.read()
+            if not 200 <= response.status <= 299:
+                api_client.response_deserialize(response, {"200": "object"})  # raises
+        except _api_errors() as err:
+            err.gfd_request = where  # type: ignore[union-attr]
+            raise
+        return _decoded(response, where)
+    try:
+        response = api_client.call_api(  # kubernetes 36
+            path,
+            "GET",
+            header_params=headers,
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=False,
+            _request_timeout=_request_timeout,
+        )
+    except _api_errors() as err:
+        err.gfd_request = where  # type: ignore[union-attr]
+        raise
+    return _decoded(response, where)
+
+
+class _NotJson(Exception):
+    """A 2xx answer that is not a JSON object: not the API server, but a proxy's page,
+    another service, a body cut short. `status` is the 2xx: never worth waiting for."""
+
+    def __init__(self, where: str, status: int, content_type: str, body: bytes) -> None:
+        super().__init__(
+            f"{where} answered {status} ({content_type or 'no content type'}), "
+            f"not a JSON object: {_snippet(body)}"
+        )
+        self.status = status
+
+
+def _decoded(response: Any, where: str) -> dict[str, Any]:
+    """The JSON object of a 2xx answer read raw (urllib3's, or the client's wrapper)."""
+    try:
+        body = response.data or b""
+        headers = response.headers
+        content_type = (headers.get("Content-Type") if headers is not None else None) or ""
+        try:
+            value = json.loads(body)
+        except ValueError:  # not JSON, or not UTF-8
+            value = None
+    finally:
+        release = getattr(response, "release_conn", None)
+        if release is not None:
+            release()
+    if not isinstance(value, dict):
+        raise _NotJson(where, response.status, content_type, body)
+    return value
+
+
+def _snippet(body: bytes | str | None, limit: int = 120) -> str:
+    """The start of a body, on one line and quoted, for an error message."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    text = " ".join((body or "").split())
+    if not text:
+        return "an empty body"
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _api_errors() -> tuple[type[BaseException], ...]:
-    """What a failed API call raises: an HTTP error answer, or no answer at all."""
+    """What a failed API call raises: an HTTP error answer, no answer at all, or an
+    answer that is not JSON."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    return (ApiException, HTTPError, OSError)
+    return (ApiException, HTTPError, OSError, _NotJson)
 
 
 def _status(err: BaseException) -> int | None:
@@ -506,7 +672,13 @@ def _describe(err: BaseException) -> str:
         message = None
     if message:
         return str(message)
-    return f"{getattr(err, 'reason', None) or 'error'} ({status})"
+    text = f"{getattr(err, 'reason', None) or 'error'} ({status})"
+    where = getattr(err, "gfd_request", None)
+    if where:
+        text = f"{text} from {where}"
+    if getattr(err, "body", None):  # not a Status: a proxy's page, a load balancer's text
+        text = f"{text}: {_snippet(err.body)}"
+    return text
 
 
 def _spec(labels: Mapping[str, str]) -> dict[str, Any]:

@@ -29,12 +29,29 @@ class ConfigError(ValueError):
         """An error whose whole text is upstream's own wording, kept word for word."""
         return cls(path, value, text, message=text)
 
+    # The config file the fault is in, when it is in one (set by parse_config_file).
+    file: str | None = None
+
     def wrapped(self, prefix: str) -> ConfigError:
         """The same fault with `prefix: ` in front of its text, as Go's `%v` wrapping reads.
 
         The caller raises the result `from` this error, so the chain stays intact.
         """
-        return ConfigError(self.path, self.value, self.reason, message=f"{prefix}: {self.message}")
+        wrapped = ConfigError(
+            self.path, self.value, self.reason, message=f"{prefix}: {self.message}"
+        )
+        wrapped.file = self.file
+        return wrapped
+
+    def located(self) -> str:
+        """The text, then where the fault is when it is in a config file: upstream's chain
+        names neither the file nor the field. `... must be >= 2 (in config file
+        /etc/gfd/config.yaml, at sharing.timeSlicing.resources[0].replicas = -4)`; a YAML
+        error's text already gives the line, a read error's the file."""
+        if not self.file:
+            return self.message
+        at = "" if self.path in ("config", self.file) else f", at {self.path} = {self.value!r}"
+        return f"{self.message} (in config file {self.file}{at})"
 
     def __str__(self) -> str:
         return self.message

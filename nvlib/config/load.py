@@ -56,7 +56,9 @@ def parse_config_file(path: str) -> Config:
             ) from err
         return parse_config_data(data)
     except ConfigError as err:
-        raise err.wrapped(FILE_ERROR_PREFIX) from err
+        located = err.wrapped(FILE_ERROR_PREFIX)
+        located.file = path
+        raise located from err
 
 
 def parse_config_data(data: bytes) -> Config:

@@ -564,7 +564,7 @@ def test_api_outage_keeps_the_daemon_running(tmp_path: Path, outage: str) -> Non
                 server.link.set("refuse")
             # Passes that found the labels unpublished: twice the 5-failure limit, and
             # two failed attempts. Measured: about 2 s at 100 ms a pass.
-            wait_for(lambda: log.count("Backing off after API errors") >= 10, timeout=20)
+            wait_for(lambda: log.count("Backing off after failed attempts") >= 10, timeout=20)
             wait_for(lambda: log.count("Publishing the labels failed (2 in a row)") >= 1)
             assert proc.poll() is None, "the process exited during the outage"
             server.fake.outage = None

@@ -20,7 +20,10 @@ runs the NodeFeature tests with it to derive the RBAC GFD needs.
 Faults for the outage tests: `faults` answers a (method, path) with an error for as
 long as it is set, `queued` answers the next requests to one with the errors listed,
 once each, `outage` answers every request with one error, and `retry_after` adds that
-header to each error injected. `FakeApiServer(link=True)` puts a `NetworkLink` in front
+header to each error injected. Each of them also takes a `RawAnswer`: a status, a
+content type and a body sent as they are, for what stands in front of a real API server
+and answers in its place (a proxy's HTML login page with 200, a load balancer's plain
+text 502, JSON cut short). `FakeApiServer(link=True)` puts a `NetworkLink` in front
 of the server, for the failures no HTTP answer can make: connection refused and a
 server that accepts and never answers (the client's timeout).
 
@@ -64,17 +67,29 @@ def _status(code: int, reason: str, message: str, **details: Any) -> kmock.Kuber
     )
 
 
+@attrs.frozen
+class RawAnswer:
+    """An answer sent byte for byte, not a Kubernetes Status: what a proxy would send."""
+
+    status: int
+    body: str | bytes
+    content_type: str = "text/html; charset=utf-8"
+
+
+Fault = kmock.KubernetesError | RawAnswer
+
+
 @attrs.define(kw_only=True)
 class KubeFake(kmock.KubernetesEmulator):
     """The emulator, made strict where the NodeFeature writer needs it."""
 
     serve_nodefeatures: bool = True
     # (HTTP method, URL path) -> the error to answer with, set by tests.
-    faults: dict[tuple[str, str], kmock.KubernetesError] = attrs.field(factory=dict)
+    faults: dict[tuple[str, str], Fault] = attrs.field(factory=dict)
     # (HTTP method, URL path) -> errors for the next requests to it, one each, in order.
-    queued: dict[tuple[str, str], list[kmock.KubernetesError]] = attrs.field(factory=dict)
+    queued: dict[tuple[str, str], list[Fault]] = attrs.field(factory=dict)
     # While set, the answer to every request.
-    outage: kmock.KubernetesError | None = None
+    outage: Fault | None = None
     # While set, sent as the Retry-After header of every error injected above.
     retry_after: str | None = None
     # (method, path, errors) for every NodeFeature body refused.
@@ -134,7 +149,14 @@ class KubeFake(kmock.KubernetesEmulator):
             fault = self.faults.get(key)
         if fault is not None:
             self._check_body_anyway(request)
-            response = await self._render_error(fault)
+            if isinstance(fault, RawAnswer):
+                response = aiohttp.web.Response(
+                    status=fault.status,
+                    body=fault.body if isinstance(fault.body, bytes) else fault.body.encode(),
+                    headers={"Content-Type": fault.content_type},
+                )
+            else:
+                response = await self._render_error(fault)
             if self.retry_after is not None:
                 response.headers["Retry-After"] = self.retry_after
             return response

@@ -17,6 +17,7 @@ prunes.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import subprocess
@@ -37,7 +38,7 @@ from gfd.outputs.nodefeature import (
     _TokenBucket,
     discover_nodefeatures,
 )
-from tests.gfd.kubefake import NODEFEATURES, FakeApiServer
+from tests.gfd.kubefake import NODEFEATURES, FakeApiServer, RawAnswer
 
 REPO_ROOT = Path(gfd.outputs.__file__).resolve().parents[2]
 NS, NODE, POD = "gpu-operator", "node-1", "gfd-x7k2p"
@@ -152,6 +153,80 @@ def test_node_name_at_limits_is_accepted(
 def test_unreadable_kubeconfig(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"^unable to load Kubernetes client config: "):
         NodeFeatureOutput(NODE, NS, "", str(tmp_path / "missing"), 5, 10)
+
+
+def _kubeconfig(cluster: dict[str, Any] | str, context_cluster: str = "c") -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "x",
+            "contexts": [{"name": "x", "context": {"cluster": context_cluster, "user": "u"}}],
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+        }
+    )
+
+
+# (id, the file's text or None for no file or "<dir>" for a directory, what the error says)
+MALFORMED_KUBECONFIGS = [
+    ("yaml-syntax", "apiVersion: v1\nclusters: [\n", "is not valid YAML at line 3, column 1: "),
+    ("binary", "\x00\x01garbage", "is not valid YAML at "),
+    ("a-list", "- a\n- b\n", "is not a kubeconfig: a YAML mapping was expected, got a list"),
+    ("a-string", "hello\n", "is not a kubeconfig: a YAML mapping was expected, got a string"),
+    ("empty", "", "is empty"),
+    ("no-current-context", '{"apiVersion": "v1", "clusters": []}', "current-context"),
+    ("context-names-no-cluster", _kubeconfig({"server": "https://x"}, "other"), "other"),
+    ("cluster-without-server", _kubeconfig({}), "has no server"),
+    ("cluster-not-a-mapping", _kubeconfig("zzz"), "has no server"),
+    (
+        "bad-ca-data",
+        _kubeconfig({"server": "https://x", "certificate-authority-data": "!!notbase64"}),
+        "cannot be used: ",
+    ),
+    ("missing", None, "No such file or directory"),
+    ("a-directory", "<dir>", "Is a directory"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [pytest.param(text, says, id=name) for name, text, says in MALFORMED_KUBECONFIGS],
+)
+def test_malformed_kubeconfig_names_the_file_and_what_is_wrong(
+    tmp_path: Path, text: str | None, says: str
+) -> None:
+    """One line, starting as upstream's does, naming the file; never retryable: waiting
+    does not mend a file (a reload after it is mended does)."""
+    path = tmp_path / "kubeconfig"
+    if text == "<dir>":
+        path.mkdir()
+    elif text is not None:
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(OutputError) as caught:
+        NodeFeatureOutput(NODE, NS, "", str(path), 5, 10)
+    message = str(caught.value)
+    assert message.startswith(f"unable to load Kubernetes client config: kubeconfig {path}")
+    assert says in message
+    assert "\n" not in message
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    "text", [pytest.param(text, id=name) for name, text, _ in MALFORMED_KUBECONFIGS[:6]]
+)
+def test_probe_with_a_malformed_kubeconfig_warns_naming_it(
+    tmp_path: Path, logs: Callable[[], list[tuple[str, str]]], text: str
+) -> None:
+    """`auto` falls back to the file, but a kubeconfig the deployment names and that
+    cannot load is a warning naming it, not the quiet "no NodeFeature API"."""
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert discover_nodefeatures(str(path), {}) is Discovery.ABSENT
+    [(level, message)] = logs()
+    assert level == "WARNING"
+    assert message.startswith(f"NodeFeature API not usable: kubeconfig {path}")
+    assert message.endswith("writing the feature file")
 
 
 # --- the write algorithm ----------------------------------------------------------
@@ -503,6 +578,99 @@ def test_unreachable_server(kubeconfig: str) -> None:
             out.write(LABELS)
     finally:
         out.close()
+
+
+# --- an API server that answers what is not JSON ------------------------------------
+
+LOGIN_PAGE = "<html><head><title>Sign in</title></head><body>corporate proxy</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable", "says"),
+    [
+        pytest.param(
+            RawAnswer(200, LOGIN_PAGE),
+            False,
+            "answered 200 (text/html; charset=utf-8), not a JSON object: '<html><head>",
+            id="200-html",
+        ),
+        pytest.param(
+            RawAnswer(200, '{"kind": "NodeFeature", "spec": {', "application/json"),
+            False,
+            'answered 200 (application/json), not a JSON object: \'{"kind"',
+            id="200-json-cut-short",
+        ),
+        pytest.param(
+            RawAnswer(200, "[1, 2]", "application/json"),
+            False,
+            "answered 200 (application/json), not a JSON object: '[1, 2]'",
+            id="200-json-not-an-object",
+        ),
+        pytest.param(
+            RawAnswer(200, b"\xff\xfe", "application/octet-stream"),
+            False,
+            "answered 200 (application/octet-stream), not a JSON object",
+            id="200-binary",
+        ),
+        pytest.param(
+            RawAnswer(500, "upstream connect error or disconnect/reset", "text/plain"),
+            True,
+            "Internal Server Error (500) from GET {url}: 'upstream connect error",
+            id="500-text",
+        ),
+        pytest.param(
+            RawAnswer(502, f"<html>{'x' * 500}</html>"),
+            True,
+            "Bad Gateway (502) from GET {url}: '<html>xxx",
+            id="502-html",
+        ),
+    ],
+)
+def test_an_answer_that_is_not_json(
+    api_server: FakeApiServer,
+    make_output: MakeOutput,
+    answer: RawAnswer,
+    retryable: bool,
+    says: str,
+) -> None:
+    """A clear one-line error naming the request and the status, never a traceback.
+    A 2xx that is not a Kubernetes object is not the API server (a proxy's page, a wrong
+    server): not worth waiting for, like a 403. A 5xx is waited out, whatever its body."""
+    url = f"{api_server.url}{NF_PATH}/{NAME}"
+    api_server.fake.faults["GET", f"{NF_PATH}/{NAME}"] = answer
+    with pytest.raises(OutputError) as caught:
+        make_output().write(LABELS)
+    message = str(caught.value)
+    assert message.startswith("failed to get NodeFeature object: ")
+    assert says.replace("{url}", url) in message
+    if answer.status < 300:
+        assert f"GET {url} answered {answer.status}" in message
+    assert len(message) < 400 and "\n" not in message
+    assert caught.value.retryable is retryable
+
+
+def test_a_create_answered_with_html(api_server: FakeApiServer, make_output: MakeOutput) -> None:
+    api_server.fake.faults["POST", NF_PATH] = RawAnswer(201, LOGIN_PAGE)
+    with pytest.raises(OutputError) as caught:
+        make_output().write(LABELS)
+    assert str(caught.value).startswith(
+        f'failed to create NodeFeature object "{NAME}": POST {api_server.url}{NF_PATH} '
+        "answered 201 (text/html; charset=utf-8), not a JSON object: "
+    )
+    assert not caught.value.retryable
+
+
+def test_probe_answered_with_html(
+    api_server: FakeApiServer, kubeconfig: str, logs: Callable[[], list[tuple[str, str]]]
+) -> None:
+    """Discovery answered by something that is not an API server: the file, and a
+    warning naming the URL (not the quiet "not served")."""
+    api_server.fake.faults["GET", "/apis/nfd.k8s-sigs.io/v1alpha1"] = RawAnswer(200, LOGIN_PAGE)
+    assert discover_nodefeatures(kubeconfig, {}) is Discovery.ABSENT
+    [(level, message)] = logs()
+    assert level == "WARNING"
+    assert f"GET {api_server.url}/apis/nfd.k8s-sigs.io/v1alpha1 answered 200" in message
+    assert message.endswith("writing the feature file")
 
 
 # --- owner references ---------------------------------------------------------------

@@ -9,6 +9,7 @@ killed at random moments, after which the target is always one whole version.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import select
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tightfs import run_in_tmpfs
 
 import nvlib.fsutil
 from nvlib.fsutil import UnsafeTargetError, remove_regular_file, write_atomic
@@ -169,6 +171,49 @@ def test_failed_rename_leaves_target_and_no_temp_file(
         write_atomic(target, b"new\n")
     assert target.read_bytes() == b"good\n"
     assert others_in(tmp_path, "gfd") == []
+
+
+# --- a full or read-only directory: a real small tmpfs (tests/support/tightfs.py) ---------
+
+WRITE_IN_TMPFS = """
+import sys
+from nvlib.fsutil import write_atomic
+try:
+    write_atomic(sys.argv[1], b"nvidia.com/gpu.count=8\\n" * 64)
+except OSError as err:
+    print(err.errno, err.filename)
+    print(err, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("surroundings", "code"),
+    [
+        pytest.param("full", errno.ENOSPC, id="full-tmpfs"),
+        pytest.param("read-only", errno.EROFS, id="read-only-tmpfs"),
+    ],
+)
+def test_full_or_read_only_directory_keeps_the_target_and_leaves_no_temp_file(
+    tmp_path: Path, surroundings: str, code: int
+) -> None:
+    """The error names the target (not the temp file) and the errno; the previous
+    file keeps its bytes and no temp file is left beside it."""
+    mount = tmp_path / "features.d"
+    target = mount / "gfd"
+    old = b"nvidia.com/gpu.count=4\n"
+    result, files = run_in_tmpfs(
+        mount,
+        [sys.executable, "-c", WRITE_IN_TMPFS, str(target)],
+        seed={"gfd": old},
+        prefill=surroundings == "full",
+        read_only=surroundings == "read-only",
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == [str(code), str(target)]
+    assert f"{os.strerror(code)}: '{target}'" in result.stderr
+    expected = {"gfd": old} | ({"filler": b""} if surroundings == "full" else {})
+    assert files == expected
 
 
 def make_fifo(path: Path) -> None:
