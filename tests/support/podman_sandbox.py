@@ -38,8 +38,8 @@ exec unshare -m --propagation private sh -c '
   umount /sys/fs/cgroup/unified 2>/dev/null
   mount --bind "$0" /etc/cdi && mount --bind "$1" /var/run/cdi || exit 99
   S=$2; shift 2
-  exec podman --root "$S/storage" --runroot "$S/runroot" --storage-driver vfs \
-    --cgroup-manager cgroupfs --events-backend file --runtime crun "$@"
+  exec podman --root "$S/storage" --runroot "$S/runroot" --tmpdir "$S/tmp" \
+    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime crun "$@"
 ' "$E" "$R" "$S" "$@"
 """
 
@@ -141,8 +141,9 @@ export CONTAINERS_CONF='{conf}'
 exec unshare -m --propagation private sh -c '
   umount /sys/fs/cgroup/unified 2>/dev/null
   S=$0
-  exec podman --root "$S/storage" --runroot "$S/runroot" --storage-driver overlay \
-    --cgroup-manager cgroupfs --events-backend file --runtime crun "$@"
+  exec podman --root "$S/storage" --runroot "$S/runroot" --tmpdir "$S/tmp" \
+    --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \
+    --runtime crun "$@"
 ' "$STATE" "$@"
 """
 
