@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.watch import directory_signature
 from nvlib import fsutil
 from nvlib.model import Machine
@@ -71,12 +72,14 @@ class CdiKeeper:
     needed: tuple[str, ...]  # the qualified names Allocate hands out
     generate: Callable[[frozenset[str]], bytes]  # our file's bytes for these names
     identity: object = None  # what the names and bytes depend on: equal means reusable
+    metrics: PluginMetrics = field(default=NO_METRICS, compare=False, repr=False)
     _missing: frozenset[str] | None = field(default=None, init=False)
     _signature: tuple | None = field(default=None, init=False)  # None: never checked
 
     def check(self) -> None:
         """Compare what the directories define with what is needed; write only on change."""
         self._signature = directory_signature(self.spec_dirs, SPEC_SUFFIXES)
+        self.metrics.cdi_check()
         usable, in_own_dir = defined_names(self.spec_dirs, self.own_path)
         missing = frozenset(n for n in self.needed if n not in usable)
         clash = sorted(missing & in_own_dir)
@@ -95,6 +98,7 @@ class CdiKeeper:
             if exists:
                 log.info("Every CDI device is defined elsewhere: removing %s", self.own_path)
                 fsutil.remove_regular_file(self.own_path)
+                self.metrics.cdi_write("removed")
             return
         try:
             data = self.generate(missing)
@@ -103,7 +107,9 @@ class CdiKeeper:
         except Exception as err:  # logged, never fatal: Allocate still answers (§15)
             log.error("Failed to write the CDI spec %s: %s", self.own_path, err)
             self._missing = None  # try again at the next change
+            self.metrics.cdi_write("failed")
             return
+        self.metrics.cdi_write("written")
         log.info("Wrote %d CDI devices to %s", len(missing), self.own_path)
 
     def changed(self) -> bool:
