@@ -34,12 +34,14 @@ from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import Output, OutputError
 from gfd.publish import Publisher
 from nvlib import host
 from nvlib.config import ConfigError
 from nvlib.discover import discover
 from nvlib.heartbeat import Heartbeat, HeartbeatError
+from nvlib.metrics import MetricsError, MetricsServer
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
 from nvlib.record import Plain
@@ -84,6 +86,7 @@ class Labeller(Plain):
     machine_type_file: str = host.DEFAULT_MACHINE_TYPE_FILE
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
+    metrics: GfdMetrics = NO_METRICS  # what the passes report to (--metrics-address)
     if TYPE_CHECKING:  # not a field: made from the ones above, left out of the repr
         facts: host.HostFacts
 
@@ -132,17 +135,22 @@ def serve(
     received = signals.take()  # one that came while this config was being loaded
     if received is not None:
         return _act_on(received)
-    publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
+    metrics = labeller.metrics
+    publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter, metrics=metrics)
 
     def beat() -> None:
         if heartbeat is not None:
             heartbeat.beat()
 
+    started = time.perf_counter()
     try:
         published = publisher.publish(labeller.labels())
     except (PassError, OutputError) as err:
+        result = "device_error" if isinstance(err, PassError) else "publish_error"
+        metrics.labelling_pass(result, time.perf_counter() - started)
         log.error("%s", err)
         return 1
+    metrics.labelling_pass("success" if published else "deferred", time.perf_counter() - started)
     beat()
     if settings.oneshot:
         if not published:
@@ -157,10 +165,12 @@ def serve(
 
     def job() -> None:
         nonlocal failures, next_pass
+        started = time.perf_counter()
         try:
             labels = labeller.labels()
         except PassError as err:
             failures += 1
+            metrics.labelling_pass("device_error", time.perf_counter() - started)
             log.error(
                 "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
             )
@@ -169,9 +179,11 @@ def serve(
         else:
             failures = 0
             try:
-                publisher.publish(labels)
+                result = "success" if publisher.publish(labels) else "deferred"
             except OutputError as err:
+                result = "publish_error"
                 log.error("Publishing the labels failed, keeping the last ones: %s", err)
+            metrics.labelling_pass(result, time.perf_counter() - started)
         finally:
             # After the pass, as schedule computes its next run: both agree unless
             # the wall clock steps.
@@ -233,7 +245,30 @@ def _earliest(
 
 
 def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals: Signals) -> int:
-    """Config loads in a loop: SIGHUP re-reads flags, env and the config file."""
+    """Config loads in a loop: SIGHUP re-reads flags, env and the config file.
+
+    Metrics, when asked for, are served from before the first pass to the exit, on the
+    address the process started with (a reload that names another one is logged).
+    """
+    try:
+        metrics, server = _serve_metrics(first.metrics_address)
+    except MetricsError as err:
+        log.error("%s", err)
+        return 1
+    try:
+        return _reloads(argv, environ, first, signals, metrics)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _reloads(
+    argv: list[str],
+    environ: Mapping[str, str],
+    first: GfdSettings,
+    signals: Signals,
+    metrics: GfdMetrics,
+) -> int:
     from gfd.setup import build_labeller  # the edge: simulator, outputs, Kubernetes client
 
     settings: GfdSettings | None = first
@@ -247,11 +282,18 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
             except ConfigError as err:
                 log.error("%s", err)
                 return 1
+            if settings.metrics_address != first.metrics_address:
+                log.warning(
+                    "--metrics-address changed to %r: it takes effect at the next start of the"
+                    " process; metrics stay on %r",
+                    settings.metrics_address,
+                    first.metrics_address,
+                )
         heartbeat = _heartbeat(settings)
         try:
             if heartbeat is not None:
                 heartbeat.start()  # a bad path fails here, before any pass
-            labeller, cleanup = build_labeller(settings, environ, previous)
+            labeller, cleanup = build_labeller(settings, environ, previous, metrics)
         except (ConfigError, OutputError, PassError, HeartbeatError, OSError, ValueError) as err:
             log.error("%s", err)
             return 1
@@ -263,6 +305,20 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
             return code
         previous = labeller.output
         settings = None
+
+
+def _serve_metrics(address: str) -> tuple[GfdMetrics, MetricsServer | None]:
+    """The recorder and, with an address, the server of /metrics for the process's life."""
+    if not address:
+        return NO_METRICS, None
+    from gfd.metrics import PrometheusGfdMetrics
+    from nvlib.metrics import new_registry, serve
+
+    registry = new_registry()
+    metrics = PrometheusGfdMetrics(registry)
+    server = serve(address, registry)
+    log.info("Serving metrics on %s (port %d)", address, server.port)
+    return metrics, server
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.daemon import Labeller
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import Output
 from gfd.outputs.featurefile import FeatureFile, removal_applies
 from gfd.outputs.handover import Handover
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> Resolved:
+def use_node_feature_api(
+    settings: GfdSettings, environ: Mapping[str, str], metrics: GfdMetrics = NO_METRICS
+) -> Resolved:
     """Resolve `true` / `false` / `auto` at each config load (spec/labels.md §17.1).
 
     `undecided`: `auto` with a client config whose discovery got no answer; the
@@ -39,7 +42,7 @@ def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> R
         return "file"
     from gfd.outputs.nodefeature import Discovery, discover_nodefeatures
 
-    found = discover_nodefeatures(settings.kubeconfig, environ)
+    found = discover_nodefeatures(settings.kubeconfig, environ, metrics=metrics)
     if found is Discovery.UNREACHABLE:
         return "undecided"
     return "nodefeature" if found is Discovery.SERVED else "file"
@@ -50,6 +53,7 @@ def build_output(
     resolved: Resolved,
     environ: Mapping[str, str] | None = None,
     previous: Output | None = None,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> Output:
     """The output for `resolved`; `previous` is the last config load's output.
 
@@ -68,6 +72,7 @@ def build_output(
             kubeconfig=settings.kubeconfig,
             qps=settings.kube_api_qps,
             burst=settings.kube_api_burst,
+            metrics=metrics,
         )
 
     removable = removal_applies(
@@ -76,7 +81,7 @@ def build_output(
         sleep_infinite=gfd_flags.sleep_interval.infinite,
         output_file=gfd_flags.output_file,
     )
-    file = FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable)
+    file = FeatureFile(gfd_flags.output_file or "-", remove_on_cleanup=removable, metrics=metrics)
     output: Output
     if resolved == "nodefeature":
         output = nodefeature()
@@ -88,7 +93,9 @@ def build_output(
 
         env = environ or {}
         output = AutoOutput(
-            file, lambda: discover_nodefeatures(settings.kubeconfig, env), nodefeature
+            file,
+            lambda: discover_nodefeatures(settings.kubeconfig, env, metrics=metrics),
+            nodefeature,
         )
     else:
         output = file
@@ -103,8 +110,10 @@ def build_labeller(
     settings: GfdSettings,
     environ: Mapping[str, str],
     previous: Output | None = None,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> tuple[Labeller, Callable[[], None]]:
-    """`previous`: the output of the config load this one replaces (SIGHUP), or None."""
+    """`previous`: the output of the config load this one replaces (SIGHUP), or None;
+    `metrics`: what the passes and the output report to."""
     flags = settings.config.flags
     log.info("Running with config:\n%s", settings.config.to_json())
     root = Path("/")
@@ -116,5 +125,7 @@ def build_labeller(
         if machine_type_file == host.DEFAULT_MACHINE_TYPE_FILE:
             # An explicit --machine-type-file beats the profile; the default reads its DMI.
             machine_type_file = str(host.in_root(root, machine_type_file))
-    output = build_output(settings, use_node_feature_api(settings, environ), environ, previous)
-    return Labeller(settings, output, root, machine_type_file), output.cleanup
+    resolved = use_node_feature_api(settings, environ, metrics)
+    output = build_output(settings, resolved, environ, previous, metrics)
+    labeller = Labeller(settings, output, root, machine_type_file, metrics=metrics)
+    return labeller, output.cleanup

@@ -2,7 +2,8 @@
 
 Imported by `gpu-feature-discovery --oneshot` in file mode, whose start-up is
 benchmarked against an interpreter that loads only pynvml (bench/run.py): only the
-standard library and `nvlib.fsutil` here, no yaml and no kubernetes.
+standard library, `nvlib.fsutil` and the metrics recorder's no-op face (`gfd.metrics`)
+here, no yaml and no kubernetes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import stat
 import sys
 from collections.abc import Mapping
 
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
 from nvlib.fsutil import remove_regular_file, write_atomic
 
@@ -63,12 +65,15 @@ def removal_applies(
 class FeatureFile:
     """Writes labels to an NFD feature file, or to standard output for `-`/`""`."""
 
-    def __init__(self, path: str, *, remove_on_cleanup: bool = True) -> None:
+    def __init__(
+        self, path: str, *, remove_on_cleanup: bool = True, metrics: GfdMetrics = NO_METRICS
+    ) -> None:
         """`remove_on_cleanup`: the caller's `removal_applies(...)` answer, for a caller
         that always calls cleanup(); one that calls it only when removal applies
         can leave the default."""
         self.path = path
         self.remove_on_cleanup = remove_on_cleanup
+        self.metrics = metrics
 
     @property
     def to_stdout(self) -> bool:
@@ -81,7 +86,12 @@ class FeatureFile:
     def write(self, labels: Mapping[str, str]) -> None:
         data = format_labels(labels)
         if self.to_stdout:
-            self._write_stdout(data)
+            try:
+                self._write_stdout(data)
+            except OutputError:
+                self.metrics.output_write("stdout", ok=False)
+                raise
+            self.metrics.output_write("stdout", ok=True)
             return
         if len(data) > NFD_MAX_FILE_SIZE:
             log.warning(
@@ -92,9 +102,12 @@ class FeatureFile:
             )
         log.info("Writing labels to output file %s", self.path)
         try:
-            write_atomic(self.path, data)
+            changed = write_atomic(self.path, data)
         except OSError as err:
+            self.metrics.output_write("file", ok=False)
             raise OutputError(f"error atomically writing file '{self.path}': {err}") from err
+        if changed:
+            self.metrics.output_write("file", ok=True)
 
     def withdraw(self) -> None:
         """Remove the file because a NodeFeature object now carries the labels.
@@ -106,8 +119,10 @@ class FeatureFile:
         try:
             removed = remove_regular_file(self.path)
         except OSError as err:
+            self.metrics.output_write("file_remove", ok=False)
             raise OutputError(f"error removing output file '{self.path}': {err}") from err
         if removed:
+            self.metrics.output_write("file_remove", ok=True)
             log.info("Removed output file %s: the NodeFeature object carries the labels", self.path)
 
     def close(self) -> None:

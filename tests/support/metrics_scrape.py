@@ -68,10 +68,11 @@ def wait_value(
     condition: Callable[[float], bool],
     timeout: float = 10.0,
 ) -> Families:
-    """Scrape until the sample's value satisfies `condition`; the scrape that did."""
+    """Scrape until the sample's value satisfies `condition`; the scrape that did. The
+    daemon's server may still be starting at the first scrapes."""
     deadline = time.monotonic() + timeout
     while True:
-        families = scrape(port)
+        families = wait_scrape(port, max(deadline - time.monotonic(), 0.0))
         if condition(value(families, sample, labels)):
             return families
         assert time.monotonic() < deadline, (
