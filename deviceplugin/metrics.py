@@ -51,7 +51,8 @@ class PluginMetrics:
         """The kubelet's socket was created anew."""
 
     def xid(self, gpu: str, xid: int) -> None:
-        """An XID event on the GPU of this NVML index ("unknown" when NVML cannot say)."""
+        """An XID event on the GPU of this NVML index ("unknown": NVML could not name the
+        GPU, or the plugin does not advertise it)."""
 
     def cdi_check(self) -> None:
         """The spec directories were compared with the names the plugin hands out."""
@@ -106,8 +107,8 @@ class PrometheusPluginMetrics(PluginMetrics):
         )
         self._xids = Counter(
             f"{PREFIX}_xid_events_total",
-            "XID events received, by GPU (NVML index; unknown when NVML cannot say) and XID,"
-            " the XIDs the health check ignores included",
+            "XID events received, by GPU (NVML index; unknown: not named by NVML, or not"
+            " advertised) and XID, the XIDs the health check ignores included",
             ["gpu", "xid"],
             registry=registry,
         )

@@ -100,13 +100,11 @@ def prometheus() -> ModuleType:
     """prometheus_client, imported on the first call, without the `_created` series it
     adds by default (one more series per counter and histogram, which no alert reads)."""
     client = sys.modules.get("prometheus_client")
-    if client is not None:
-        return client
-    if "ssl" in sys.modules and sys.modules["ssl"] is None:
+    if client is None and "ssl" in sys.modules and sys.modules["ssl"] is None:
         client = _without_tls()
-    else:
+    elif client is None:
         import prometheus_client as client
-    client.disable_created_metrics()
+    client.disable_created_metrics()  # a global switch: also when imported elsewhere first
     return client
 
 
