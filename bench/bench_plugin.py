@@ -16,6 +16,12 @@ Each line prints `name  figure  floor  ratio  goal`, the floor measured in the s
 - daemon-rss: the plugin process (`--nvml-mock dgx-a100`, registered with the kubelet
   double, ListAndWatch open) after all the calls above; floor: the echo process. Goal:
   <= 45 MiB (the plugin never imports the Kubernetes client).
+- +metrics: the same for a second plugin process serving Prometheus metrics
+  (`--metrics-address`), which counts every Allocate and times it into its histogram:
+  Allocate p99 against the same echo (goal <= 2x), its RSS after the calls and the
+  scrapes (goal <= 45 MiB), and a scrape of its /metrics (a fresh connection each, as
+  the server closes them) against the same HTTP server serving an empty registry, in
+  a process of its own (goal: p99 < 5 ms).
 
 Plugin and echo rounds alternate, and each p99 is the median of ROUNDS rounds, so a
 noisy moment of the machine hits both. Nothing here is a pass/fail test.
@@ -44,6 +50,7 @@ SEQUENTIAL = int(os.environ.get("BENCH_CALLS", "3000"))
 CONCURRENT_CALLERS = 8
 PER_CALLER = SEQUENTIAL // CONCURRENT_CALLERS
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SCRAPES = int(os.environ.get("BENCH_SCRAPES", "300"))
 MIB = 1024 * 1024
 
 
@@ -72,6 +79,44 @@ def serve_echo(socket_path: str, workers: int) -> None:
     server.add_insecure_port(f"unix:{socket_path}")
     server.start()
     server.wait_for_termination()
+
+
+def serve_empty_metrics(port: int) -> None:
+    """The scrape floor: prometheus_client's HTTP server with nothing to expose."""
+    from nvlib.metrics import new_registry, serve
+
+    serve(f"127.0.0.1:{port}", new_registry())
+    threading.Event().wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(port: int) -> float:
+    """One GET of /metrics on a new connection; its seconds."""
+    import urllib.request
+
+    start = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        response.read()
+    return time.perf_counter() - start
+
+
+def _wait_http(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _scrape(port)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _rss(pid: int) -> tuple[int, int]:
@@ -129,10 +174,23 @@ def _concurrent(call: Callable[[bytes], bytes], payload: bytes) -> list[float]:
     return samples
 
 
-def bench_allocate(tmp: Path) -> tuple[int, int]:
-    """Allocate vs echo; returns the (RSS, peak RSS) of the plugin and of the echo."""
+def _plugin(tmp: Path, name: str, env: dict[str, str], *extra: str) -> tuple[object, object]:
+    """A plugin process registered with a kubelet double of its own; (process, kubelet)."""
     from kubelet_double import KubeletDouble
 
+    directory = tmp / name
+    kubelet = KubeletDouble(directory).start()
+    plugin = subprocess.Popen(
+        [sys.executable, "-m", "deviceplugin", "--nvml-mock", "dgx-a100",
+         "--kubelet-socket", str(directory / "kubelet.sock"), *extra],
+        env=env, cwd=tmp, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return plugin, kubelet
+
+
+def bench_allocate(tmp: Path) -> dict[str, tuple[int, int]]:
+    """Allocate vs echo, with and without metrics, and scrapes vs an empty server;
+    returns the (RSS, peak RSS) of each process by name."""
     from deviceplugin.server import MAX_WORKERS
     from deviceplugin.v1beta1 import api_pb2
 
@@ -143,47 +201,72 @@ def bench_allocate(tmp: Path) -> tuple[int, int]:
         env=env,
         cwd=tmp,
     )
-    directory = tmp / "device-plugins"
-    kubelet = KubeletDouble(directory).start()
-    plugin = subprocess.Popen(
-        [sys.executable, "-m", "deviceplugin", "--nvml-mock", "dgx-a100",
-         "--kubelet-socket", str(directory / "kubelet.sock")],
-        env=env, cwd=tmp, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    metrics_port, floor_port = _free_port(), _free_port()
+    floor = subprocess.Popen(
+        [sys.executable, __file__, "--serve-empty-metrics", str(floor_port)], env=env, cwd=tmp
+    )
+    plugin, kubelet = _plugin(tmp, "device-plugins", env)
+    metered, metered_kubelet = _plugin(
+        tmp, "device-plugins-metrics", env, "--metrics-address", f"127.0.0.1:{metrics_port}"
+    )
+    processes = {"plugin": plugin, "plugin+metrics": metered, "echo": echo, "floor": floor}
     try:
-        endpoint = kubelet.endpoint("nvidia.com/gpu", timeout=30)
+        endpoint = kubelet.endpoint("nvidia.com/gpu", timeout=30)  # type: ignore[attr-defined]
+        metered_kubelet.endpoint("nvidia.com/gpu", timeout=30)  # type: ignore[attr-defined]
         device = next(iter(endpoint.devices))
         payload = api_pb2.AllocateRequest(
             container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[device])]
         ).SerializeToString()
-        plugin_call, plugin_channel = _caller(directory / "nvidia-gpu.sock")
+        plugin_call, plugin_channel = _caller(tmp / "device-plugins" / "nvidia-gpu.sock")
+        metered_call, metered_channel = _caller(tmp / "device-plugins-metrics" / "nvidia-gpu.sock")
         deadline = time.monotonic() + 30
         while not echo_sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         echo_call, echo_channel = _caller(echo_sock)
+        callers = (("echo", echo_call), ("plugin", plugin_call), ("plugin+metrics", metered_call))
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for _ in range(ROUNDS):
             for mode, run in (("seq", _sequential), ("8x", _concurrent)):
-                for who, call in (("echo", echo_call), ("plugin", plugin_call)):
+                for who, call in callers:
                     results.setdefault((mode, who), []).append(_percentiles(run(call, payload)))
         for mode in ("seq", "8x"):
-            (e50, e99), (p50, p99) = (
+            (e50, e99), (p50, p99), (m50, m99) = (
                 tuple(statistics.median(r[i] for r in results[mode, who]) for i in (0, 1))
-                for who in ("echo", "plugin")
+                for who, _ in callers
             )
             name = "allocate-seq" if mode == "seq" else f"allocate-{CONCURRENT_CALLERS}x"
             _line(f"{name} p50", p50 * 1e3, e50 * 1e3, "ms", "(info)", True)
             _line(f"{name} p99", p99 * 1e3, e99 * 1e3, "ms", "<= 2x", p99 <= 2 * e99)
-        plugin_channel.close()  # type: ignore[attr-defined]
-        echo_channel.close()  # type: ignore[attr-defined]
-        plugin_rss, echo_rss = _rss(plugin.pid), _rss(echo.pid)
+            _line(f"{name}+metrics p50", m50 * 1e3, e50 * 1e3, "ms", "(info)", True)
+            _line(f"{name}+metrics p99", m99 * 1e3, e99 * 1e3, "ms", "<= 2x", m99 <= 2 * e99)
+        for channel in (plugin_channel, metered_channel, echo_channel):
+            channel.close()  # type: ignore[attr-defined]
+        bench_scrape(metrics_port, floor_port)
+        rss = {who: _rss(process.pid) for who, process in processes.items()}  # type: ignore[attr-defined]
     finally:
-        plugin.terminate()
-        echo.terminate()
-        plugin.wait(10)
-        echo.wait(10)
-        kubelet.stop()
-    return plugin_rss[0], echo_rss[0]
+        for process in processes.values():
+            process.terminate()  # type: ignore[attr-defined]
+        for process in processes.values():
+            process.wait(10)  # type: ignore[attr-defined]
+        kubelet.stop()  # type: ignore[attr-defined]
+        metered_kubelet.stop()  # type: ignore[attr-defined]
+    return rss
+
+
+def bench_scrape(port: int, floor_port: int) -> None:
+    """GETs of the metered plugin's /metrics against the empty server's, alternating."""
+    _wait_http(port)
+    _wait_http(floor_port)
+    samples: dict[int, list[float]] = {port: [], floor_port: []}
+    for _ in range(20):  # warm-up: the servers' threads and the client's imports
+        _scrape(port)
+        _scrape(floor_port)
+    for _ in range(SCRAPES):
+        for which in (port, floor_port):
+            samples[which].append(_scrape(which))
+    (p50, p99), (f50, f99) = _percentiles(samples[port]), _percentiles(samples[floor_port])
+    _line("scrape p50", p50 * 1e3, f50 * 1e3, "ms", "(info)", True)
+    _line("scrape p99", p99 * 1e3, f99 * 1e3, "ms", "< 5 ms", p99 < 0.005)
 
 
 def _wait_once(events: object, got: list[float]) -> None:
@@ -268,14 +351,17 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve-echo":
         serve_echo(sys.argv[2], int(sys.argv[3]))
         return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-empty-metrics":
+        serve_empty_metrics(int(sys.argv[2]))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-plugin-") as name:
         tmp = Path(name)
-        plugin_rss, echo_rss = bench_allocate(tmp)
+        rss = bench_allocate(tmp)
         bench_xid(tmp)
-    _line(
-        "daemon-rss dgx-a100", plugin_rss / MIB, echo_rss / MIB, "MiB", "<= 45 MiB",
-        plugin_rss <= 45 * MIB,
-    )  # fmt: skip
+    echo_rss = rss["echo"][0]
+    for who, label in (("plugin", "daemon-rss dgx-a100"), ("plugin+metrics", "daemon-rss+metrics")):
+        figure = rss[who][0]
+        _line(label, figure / MIB, echo_rss / MIB, "MiB", "<= 45 MiB", figure <= 45 * MIB)
     return 0
 
 

@@ -3,8 +3,9 @@
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
 and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
 `--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
-`--nvml-mock`, `--simulator-root`, `--watch`, `--interval` and `--heartbeat-file` (a
-liveness heartbeat `--watch` touches after every check, nvlib/heartbeat.py) are added
+`--nvml-mock`, `--simulator-root`, `--watch`, `--interval`, `--heartbeat-file` (a
+liveness heartbeat `--watch` touches after every check, nvlib/heartbeat.py) and
+`--metrics-address` (Prometheus metrics of `--watch`, cdi/metrics.py) are added
 (DESIGN.md). Each
 option resolves as command line > environment > default. Repeatable flags also take
 comma-separated lists, as urfave/cli does.
@@ -86,6 +87,7 @@ class GenerateSettings(Record):
     watch: bool = False
     interval_ns: int = DEFAULT_INTERVAL_NS
     heartbeat_file: str | None = None  # --watch only
+    metrics_address: str | None = None  # --watch only: HOST:PORT of /metrics, checked
 
 
 class ListSettings(Record):
@@ -199,6 +201,11 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="--watch touches it after every check, for a liveness probe"
         " (python3 -m nvlib.heartbeat check)",
     )
+    a(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="--watch serves Prometheus metrics at http://HOST:PORT/metrics (e.g. :9412)",
+    )
     for action in p._actions:  # name each option's environment variable in --help
         variables = GENERATE_ENV.get(action.dest)
         if variables and action.help:
@@ -228,6 +235,7 @@ GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "device_id": ("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS",),
     "nvml_mock": ("NVML_MOCK",),
     "heartbeat_file": ("NVIDIA_CTK_CDI_GENERATE_HEARTBEAT_FILE",),
+    "metrics_address": ("NVIDIA_CTK_CDI_GENERATE_METRICS_ADDRESS",),
     "simulator_root": ("NVIDIA_CTK_CDI_GENERATE_SIMULATOR_ROOT",),
 }
 
@@ -301,6 +309,20 @@ def _interval(text: str | None) -> int:
     return interval
 
 
+def _metrics_address(address: str | None, watch: bool) -> str | None:
+    if not address:
+        return None
+    if not watch:
+        raise UsageError(f"--metrics-address {address}: only with --watch")
+    from nvlib.metrics import parse_address
+
+    try:
+        parse_address(address)
+    except ValueError as err:
+        raise UsageError(f"--metrics-address {address}: {err}") from err
+    return address
+
+
 def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
     mode = (ns.mode or "auto").lower()
     if mode in UPSTREAM_ONLY_MODES:
@@ -326,6 +348,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
             raise UsageError(f"unknown feature flag: {flag}")
     if ns.heartbeat_file and not ns.watch:
         raise UsageError(f"--heartbeat-file {ns.heartbeat_file}: only with --watch")
+    metrics_address = _metrics_address(ns.metrics_address, ns.watch)
     return GenerateSettings(
         output=ns.output or DEFAULT_OUTPUT,
         format=fmt,
@@ -351,6 +374,7 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
         watch=ns.watch,
         interval_ns=_interval(ns.interval),
         heartbeat_file=ns.heartbeat_file or None,
+        metrics_address=metrics_address,
     )
 
 

@@ -11,7 +11,9 @@ version and the set of nodes), so a stable node sees no writes and its engines n
 rescans. A failed check is logged and retried at the next interval, leaving the last
 good spec in place. With `--heartbeat-file` every check that ran to its end (spec
 written, node unchanged, or discovery failed and the last good spec kept) touches the
-heartbeat (nvlib/heartbeat.py); a hung check does not.
+heartbeat (nvlib/heartbeat.py); a hung check does not. With `--metrics-address` each
+check and regeneration, with its cause (`regeneration_cause`), is counted and served
+(cdi/metrics.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from nvlib.signals import Signals
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cdi.driverfiles import DriverFiles
+    from cdi.metrics import WatchMetrics
+    from nvlib.heartbeat import Heartbeat
     from nvlib.host import HostFacts
+    from nvlib.metrics import MetricsServer
 
 log = logging.getLogger("cdi")
 
@@ -145,6 +150,40 @@ def _host_facts(host_root: str) -> HostFacts:
 def node_state(machine: Machine) -> tuple[object, ...]:
     """What `--watch` compares: the driver version, the GPUs, the MIG layout."""
     return machine.node_state
+
+
+def _gpu_set(gpus: tuple[tuple[object, ...], ...]) -> tuple[tuple[object, ...], ...]:
+    """Of each GPU of `Machine.node_state`: UUID, index, minor, PCI bus (not its MIG)."""
+    return tuple(gpu[:4] for gpu in gpus)
+
+
+def regeneration_cause(
+    mode: str, written: tuple[object, ...] | None, state: tuple[object, ...], simulated: bool
+) -> str:
+    """Why `--watch` writes for `state` after `written` (None: nothing yet), one word for
+    the metric (cdi/metrics.py): `start`; `signal` (a SIGHUP, the node as written);
+    `driver`, `gpus` (a GPU came, went or moved) or `mig` (the MIG layout) in nvml mode;
+    `imex_channels` in imex mode; `driver` or `device_nodes` in management mode;
+    `simulator_root` (the simulated root repaired, nothing else). The first that applies
+    wins, so one regeneration counts once. `simulated`: the states carry a repair count
+    (`--simulator-root`)."""
+    if written is None:
+        return "start"
+    if state == written:
+        return "signal"
+    if simulated:
+        if state[0] == written[0]:
+            return "simulator_root"
+        written, state = written[0], state[0]  # type: ignore[assignment]
+    if mode == "imex":
+        return "imex_channels"
+    if mode == "management":
+        return "driver" if state[1] != written[1] else "device_nodes"
+    if state[0] != written[0]:
+        return "driver"
+    if _gpu_set(state[1]) != _gpu_set(written[1]):  # type: ignore[arg-type]
+        return "gpus"
+    return "mig"
 
 
 def generate_options(settings: GenerateSettings) -> GenerateOptions:
@@ -377,25 +416,67 @@ def watch(
     One failure ends the watch (1): NVML reporting a library/kernel module version
     mismatch, i.e. a driver upgraded under this process, which a restart (the
     DaemonSet's) cures. Every check that ran to its end touches the heartbeat, if there
-    is one.
+    is one. With `settings.metrics_address` the checks are counted and served at it
+    (cdi/metrics.py); an address that cannot be bound ends the watch (1) before any
+    check.
     """
     control = control or WatchControl()
     interval = settings.interval_ns / 1e9
     from nvlib.heartbeat import Heartbeat, HeartbeatError
+    from nvlib.metrics import MetricsError
 
     heartbeat = None
     if settings.heartbeat_file:
         heartbeat = Heartbeat(settings.heartbeat_file, interval)
+    server = None
     try:
+        metrics, server = _serve_metrics(settings.metrics_address)
         if heartbeat is not None:
             heartbeat.start()  # a bad path fails here, before any pass
         host = resolve_host(settings)
         options = generate_options(settings)
         if host.simulator_root is not None:
             _lay_out(settings)  # a DIR that cannot be laid out (no CAP_MKNOD) ends it now
-    except (CdiError, HeartbeatError, OSError, RuntimeError, ValueError) as err:
+    except (CdiError, HeartbeatError, MetricsError, OSError, RuntimeError, ValueError) as err:
         log.error("failed to start: %s", _failure_text(err))
+        if server is not None:
+            server.close()
         return 1
+    try:
+        return _watch_loop(settings, discover, control, metrics, heartbeat, host, options)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _serve_metrics(address: str | None) -> tuple[WatchMetrics, MetricsServer | None]:
+    """The recorder and, with an address, the server of /metrics for the watch's life."""
+    from cdi.metrics import NO_METRICS
+
+    if not address:
+        return NO_METRICS, None
+    from cdi.metrics import PrometheusWatchMetrics
+    from nvlib.metrics import new_registry, serve
+
+    registry = new_registry()
+    metrics = PrometheusWatchMetrics(registry)
+    server = serve(address, registry)
+    log.info("Serving metrics on %s (port %d)", address, server.port)
+    return metrics, server
+
+
+def _watch_loop(
+    settings: GenerateSettings,
+    discover: Discover,
+    control: WatchControl,
+    metrics: WatchMetrics,
+    heartbeat: Heartbeat | None,
+    host: Host,
+    options: GenerateOptions,
+) -> int:
+    """`watch` once started: a check per interval until a stop."""
+    interval = settings.interval_ns / 1e9
+    simulated = host.simulator_root is not None
     observe = _observer(settings, discover)
     written: tuple[object, ...] | None = None
     forced = True  # the first pass always writes (an unchanged file is kept)
@@ -412,19 +493,28 @@ def watch(
             state, build = observe(host, options)
         except Exception as err:  # whatever failed, the last good spec stays
             log.error("discovery failed, keeping the current spec: %s", _failure_text(err))
+            metrics.check("discovery_error")
             if _driver_replaced(err):
                 return 1
         else:
             if forced or state != written:
                 if written is not None and state != written:
                     log.info("Node changed (%s mode); regenerating", settings.mode)
+                cause = regeneration_cause(settings.mode, written, state, simulated)
                 try:
-                    _write(build(), settings)
+                    spec = build()
+                    _write(spec, settings)
                     written, forced = state, False
+                    metrics.check("regenerated")
+                    metrics.regenerated(cause, len(spec.devices))
                 except (CdiError, OSError, ValueError) as err:
                     log.error("failed to generate CDI spec, keeping the current one: %s", err)
+                    metrics.check("generate_error")
                 except Exception:  # a bug must not end the watch: log it, retry next time
                     log.exception("failed to generate CDI spec, keeping the current one")
+                    metrics.check("generate_error")
+            else:
+                metrics.check("unchanged")
         if heartbeat is not None:
             heartbeat.beat()
         control.wait(interval)

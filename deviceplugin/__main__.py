@@ -13,7 +13,7 @@ from nvlib.config import ConfigError
 log = logging.getLogger("deviceplugin")
 
 
-def _without_openssl() -> None:
+def _without_openssl(metrics: bool = False) -> None:
     """Keep OpenSSL's libcrypto (about 4 MiB resident) out of the daemon.
 
     grpc imports asyncio, which imports Python's `ssl` only to offer TLS to asyncio
@@ -21,10 +21,17 @@ def _without_openssl() -> None:
     unix sockets (grpc carries its own TLS library anyway) and needs no digest beyond
     CPython's built-in ones; both importers treat an ImportError as "not available".
     This is what keeps the daemon under its 45 MiB budget (bench/bench_plugin.py).
+
+    With `metrics` (`--metrics-address`), prometheus_client is imported now, around
+    `ssl` (nvlib/metrics.py), before anything else imports the HTTP modules it needs.
     """
     for name in ("ssl", "_hashlib"):
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]  # "import fails"
+    if metrics:
+        from nvlib.metrics import prometheus
+
+        prometheus()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.show_version:
         print(f"nvidia-device-plugin {__version__}")
         return 0
-    _without_openssl()
+    _without_openssl(metrics=bool(settings.metrics_address))
     from deviceplugin.daemon import Daemon
     from nvlib.signals import Signals
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdi.owners import PLUGIN_SPEC_FILE
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.watch import directory_signature
 from nvlib import fsutil
 from nvlib.model import Machine
@@ -81,6 +82,7 @@ class CdiKeeper:
     needed: tuple[str, ...]  # the qualified names Allocate hands out
     generate: Callable[[frozenset[str]], bytes]  # our file's bytes for these names
     identity: object = None  # what the names and bytes depend on: equal means reusable
+    metrics: PluginMetrics = field(default=NO_METRICS, compare=False, repr=False)
     _missing: frozenset[str] | None = field(default=None, init=False)
     _signature: tuple | None = field(default=None, init=False)  # None: never checked
     _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
@@ -112,6 +114,7 @@ class CdiKeeper:
 
     def _check_locked(self) -> None:
         self._signature = directory_signature(self.spec_dirs, SPEC_SUFFIXES)
+        self.metrics.cdi_check()
         usable, in_own_dir = defined_names(self.spec_dirs, self.own_path)
         missing = frozenset(n for n in self.needed if n not in usable)
         clash = sorted(missing & in_own_dir)
@@ -136,6 +139,7 @@ class CdiKeeper:
         except Exception as err:  # logged, never fatal: Allocate still answers (§15)
             log.error("Failed to write the CDI spec %s: %s", self.own_path, err)
             self._missing = None  # try again at the next change
+            self.metrics.cdi_write("failed")
             return
         self._put(missing, data)
 
@@ -150,6 +154,7 @@ class CdiKeeper:
                 self.own_path.parent.mkdir(parents=True, exist_ok=True)
                 fsutil.write_atomic(self.own_path, data)
         except OSError as err:
+            self.metrics.cdi_write("failed")
             if str(err) != self._error:
                 log.error(
                     "Failed to write the CDI spec %s, keeping the last one and trying again: %s",
@@ -162,7 +167,10 @@ class CdiKeeper:
         if self._error is not None:
             log.info("The CDI spec %s takes writes again", self.own_path)
         self._missing, self._unwritten, self._error = missing, None, None
-        if data is not None:
+        if data is None:
+            self.metrics.cdi_write("removed")
+        else:
+            self.metrics.cdi_write("written")
             log.info("Wrote %d CDI devices to %s", len(missing), self.own_path)
 
     def changed(self) -> bool:

@@ -5,7 +5,8 @@ option resolves as command line > first set environment variable > config file >
 default, through nvlib.config's Go-compatible parsing (the same helpers as GFD).
 Additions: `--nvml-mock` / `NVML_MOCK` (DESIGN.md), `--cdi-spec-dir` / `CDI_SPEC_DIR`
 (§15), `--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (§11.4, opt-in) and
-`--heartbeat-file` / `DP_HEARTBEAT_FILE` (a liveness heartbeat, deviceplugin/daemon.py).
+`--heartbeat-file` / `DP_HEARTBEAT_FILE` (a liveness heartbeat, deviceplugin/daemon.py) and
+`--metrics-address` / `DP_METRICS_ADDRESS` (Prometheus metrics, deviceplugin/metrics.py).
 
 Imports nothing heavy: this runs before every start and on every SIGHUP.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nvlib.config import Config, Duration, normalise
+from nvlib.config import Config, ConfigError, Duration, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
+from nvlib.metrics import parse_address
 
 COMMAND = "nvidia-device-plugin"
 SUMMARY = "NVIDIA device plugin for Kubernetes"
@@ -161,6 +163,12 @@ FLAGS: tuple[Flag, ...] = (
         " liveness probe (python3 -m nvlib.heartbeat check)",
         envs=("DP_HEARTBEAT_FILE",),
     ),
+    Flag(
+        "metrics-address", "string", "",
+        "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. :9410); empty, the"
+        " default, serves none",
+        envs=("DP_METRICS_ADDRESS",),
+    ),
     *COMMON_FLAGS,
 )  # fmt: skip
 
@@ -197,6 +205,7 @@ class PluginSettings:
     cdi_disable_hooks: list[str]
     health_recovery_period: Duration
     heartbeat_file: str  # "" = none
+    metrics_address: str  # "" = no metrics; else HOST:PORT, checked
     nvml_mock: str | None  # None when not given or empty
     driver_root_explicit: bool  # --driver-root / NVIDIA_DRIVER_ROOT set (beats a profile's)
     show_version: bool
@@ -222,6 +231,12 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
         file_flags.nvidia_driver_root = "/"
     if file_flags.mps_root == "":
         file_flags.mps_root = None
+    metrics_address = str(parsed["metrics-address"])
+    if metrics_address:
+        try:
+            parse_address(metrics_address)
+        except ValueError as err:
+            raise ConfigError("--metrics-address", metrics_address, str(err)) from err
     warnings = normalise(config)
     return PluginSettings(
         config=config,
@@ -232,6 +247,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
         cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]
         health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]
         heartbeat_file=str(parsed["heartbeat-file"]),
+        metrics_address=metrics_address,
         nvml_mock=str(parsed["nvml-mock"]) or None,
         driver_root_explicit=parsed.is_set("driver-root"),
         show_version=show_version,

@@ -28,6 +28,11 @@ A kubelet restart wipes the sockets: the heartbeat then waits for the re-registr
 so a plugin that cannot register again, or a loop that hangs, goes stale and the
 liveness probe restarts the container. A node without devices serves nothing and waits,
 as upstream does; its node checks keep the heartbeat fresh.
+
+With `--metrics-address` the process serves Prometheus metrics (deviceplugin/metrics.py)
+from before its first start to its exit, on the address it started with: a SIGHUP that
+names another one is logged and takes effect at the next start of the process. An
+address that cannot be bound exits 1 before anything is served.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
 from deviceplugin.errors import PluginError
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.nodecheck import NodeCheck
 from deviceplugin.plugins import (
     Host,
@@ -57,6 +64,7 @@ from nvlib.discover import DiscoveryError, discover
 from nvlib.driverroot import preload_nvml
 from nvlib.heartbeat import Heartbeat, HeartbeatError
 from nvlib.host import HostFacts
+from nvlib.metrics import MetricsError, MetricsServer
 from nvlib.nvml import LIBRARY_MISMATCH_EXIT, NvmlError, is_library_mismatch
 from nvlib.signals import Signals
 
@@ -96,9 +104,17 @@ class Daemon:
         self.starts = 0
         self.node_checks = 0  # counted at the end of each check: tests wait on it
         self._heartbeat: Heartbeat | None = None
+        self.metrics: PluginMetrics = NO_METRICS
+        self.metrics_server: MetricsServer | None = None
 
     def run(self, control: Signals) -> int:
         log.info("Starting NVIDIA Device Plugin %s", __version__)
+        if self._settings.metrics_address:
+            try:
+                self._serve_metrics(self._settings.metrics_address)
+            except MetricsError as err:
+                log.error("%s", err)
+                return 1
         if self._settings.heartbeat_file:
             self._heartbeat = Heartbeat(self._settings.heartbeat_file, self.node_check_seconds)
             try:
@@ -118,6 +134,8 @@ class Daemon:
             self.running.stop()
             if watch is not None:
                 watch.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             if self._simulated:
                 from nvlib import mock
 
@@ -142,6 +160,7 @@ class Daemon:
             elif watch is not None and watch.created():
                 reason = f"inotify: {watch.path} created, restarting."
                 kubelet_restarted = True
+                self.metrics.kubelet_restart()
             elif retry_at and time.monotonic() >= retry_at:
                 reason = "Restarting after failed plugin start."
             else:
@@ -174,6 +193,14 @@ class Daemon:
                     continue
                 log.error("The config does not load, going on with the last good one: %s", text)
                 settings = self._settings
+            if settings.metrics_address != self._settings.metrics_address:
+                log.warning(
+                    "--metrics-address changed to %r: it takes effect at the next start of the"
+                    " process; metrics stay on %r",
+                    settings.metrics_address,
+                    self._settings.metrics_address,
+                )
+                settings = replace(settings, metrics_address=self._settings.metrics_address)
             if kubelet_restarted and settings == self._settings and self.running.servers:
                 retry_at = self._serve_again()
                 continue
@@ -221,7 +248,9 @@ class Daemon:
             return None
         self._host_facts = HostFacts(host.root, "")
         try:
-            self.running = start_plugins(self._settings, self._environ, host, self._remembered)
+            self.running = start_plugins(
+                self._settings, self._environ, host, self._remembered, self.metrics
+            )
         except PluginError as err:
             log.error("error starting plugins: %s", err)
             return None
@@ -230,6 +259,27 @@ class Daemon:
         self.starts += 1
         self.started.set()
         return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
+
+    def _serve_metrics(self, address: str) -> None:
+        """Serve /metrics for the life of the process; MetricsError if it cannot."""
+        from deviceplugin.metrics import PrometheusPluginMetrics
+        from nvlib.metrics import new_registry, serve
+
+        registry = new_registry()
+        metrics = PrometheusPluginMetrics(registry)
+        self.metrics_server = serve(address, registry)
+        metrics.count_devices(self._device_counts)
+        self.metrics = metrics
+        log.info("Serving metrics on %s (port %d)", address, self.metrics_server.port)
+
+    def _device_counts(self) -> list[tuple[str, int, int]]:
+        """(resource, healthy, unhealthy) of every resource served now, for a scrape."""
+        counts = []
+        for server in self.running.servers:
+            health = server.health()
+            healthy = sum(health.values())
+            counts.append((server.resource_name, healthy, len(health) - healthy))
+        return counts
 
     def _beat_if_in_place(self) -> None:
         if self._heartbeat is not None and self.running.in_place():

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from deviceplugin.errors import PluginError
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.nodehealth import NodeHealth, Scope, concerns
 from deviceplugin.xids import XidPolicy
 from nvlib import events
@@ -63,6 +64,7 @@ class Watched:
     gpu_uuid: str  # the physical GPU whose events concern it
     mig: Scope | None  # (GPU instance, compute instance) of a MIG device
     sink: HealthSink
+    gpu_index: int | None = None  # NVML index of that GPU, for the XID metric
 
     def concerned_by(self, gi: int, ci: int) -> bool:
         return concerns((gi, ci), self.mig)
@@ -77,14 +79,19 @@ class HealthMonitor:
         recovery_period: float | None = None,
         fail_on_init_error: bool = True,
         node: NodeHealth | None = None,
+        metrics: PluginMetrics = NO_METRICS,
     ) -> None:
         self._policy = policy
+        self._metrics = metrics
         self._node = node if node is not None else NodeHealth()
         self._recovery = recovery_period
         self._fail_on_init_error = fail_on_init_error
         self._by_gpu: dict[str, list[Watched]] = {}
+        self._gpu_index: dict[str, str] = {}  # GPU UUID -> its NVML index, as a label
         for w in watched:
             self._by_gpu.setdefault(w.gpu_uuid, []).append(w)
+            if w.gpu_index is not None:
+                self._gpu_index[w.gpu_uuid] = str(w.gpu_index)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: EventSet | None = None
@@ -241,6 +248,7 @@ class HealthMonitor:
         if xid is None:
             log.debug("Skipping non-nvmlEventTypeXidCriticalError event: %s", event)
             return
+        self._metrics.xid(self._gpu_index.get(event.gpu_uuid or "", "unknown"), xid)
         if self._policy.ignores(xid):
             log.info("Skipping event Xid=%d", xid)
             return

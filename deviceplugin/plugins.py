@@ -29,6 +29,7 @@ from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings
 from deviceplugin.devices import DeviceMap, Resource, build_device_map
 from deviceplugin.errors import PluginError
 from deviceplugin.health import HealthMonitor, Watched
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.nodehealth import NodeHealth
 from deviceplugin.preferred import PairScore, PreferredAllocator, pair_score
 from deviceplugin.server import PluginServer
@@ -214,6 +215,7 @@ def start_plugins(
     environ: Mapping[str, str],
     host: Host,
     remembered: Remembered,
+    metrics: PluginMetrics = NO_METRICS,
 ) -> Running:
     """Upstream's startPlugins for one config; PluginError for the fatal failures."""
     for warning in settings.warnings:
@@ -237,7 +239,7 @@ def start_plugins(
         return running
     options = allocate_options(settings, host, channels)
     if any(s.startswith("cdi-") for s in options.strategies):
-        keeper = _cdi_keeper(settings, machine, resources, options, host)
+        keeper = _cdi_keeper(settings, machine, resources, options, host, metrics)
         if remembered.cdi is not None and remembered.cdi.identity == keeper.identity:
             keeper = remembered.cdi  # a kubelet restart: no generation unless files changed
         running.cdi = remembered.cdi = keeper
@@ -246,10 +248,10 @@ def start_plugins(
     score = scorer(remembered.topology(machine)) if wants_topology else None
     socket_dir = Path(settings.kubelet_socket or DEFAULT_KUBELET_SOCKET).parent
     policy = flags.plugin.shared_devices_allocation_policy
-    running.servers = [_server(r, options, score, policy, socket_dir) for r in resources]
+    running.servers = [_server(r, options, score, policy, socket_dir, metrics) for r in resources]
     # Health first: events from before the kubelet connects are not lost, and its first
     # ListAndWatch list already tells a GPU that failed to register for events.
-    running.monitor = _start_health(running.servers, settings, environ, remembered.health)
+    running.monitor = _start_health(running.servers, settings, environ, remembered.health, metrics)
     for server in running.servers:
         try:
             _start(server, settings, options)
@@ -293,6 +295,7 @@ def _cdi_keeper(
     resources: tuple[Resource, ...],
     options: AllocateOptions,
     host: Host,
+    metrics: PluginMetrics = NO_METRICS,
 ) -> CdiKeeper:
     flags = settings.config.flags
     needed = (visible_id(d, options.id_strategy) for r in resources for d in r.devices)
@@ -323,6 +326,7 @@ def _cdi_keeper(
         needed=names,
         generate=lambda missing: generate_missing(source, missing),
         identity=(dirs, own, names, source),
+        metrics=metrics,
     )
 
 
@@ -332,6 +336,7 @@ def _server(
     score: PairScore | None,
     policy: str,
     socket_dir: Path,
+    metrics: PluginMetrics = NO_METRICS,
 ) -> PluginServer:
     allocator = Allocator(
         resource,
@@ -340,7 +345,7 @@ def _server(
         imex_cdi_name=lambda channel: imex_channel_name(int(channel)),
     )
     return PluginServer(
-        resource, allocator, PreferredAllocator(resource, score, policy), socket_dir
+        resource, allocator, PreferredAllocator(resource, score, policy), socket_dir, metrics
     )
 
 
@@ -365,13 +370,14 @@ def _start_health(
     settings: PluginSettings,
     environ: Mapping[str, str],
     node: NodeHealth,
+    metrics: PluginMetrics = NO_METRICS,
 ) -> HealthMonitor | None:
     policy = XidPolicy.from_environ(environ)
     if policy.checks_off:
         log.info("Health checks disabled (%s)", policy)
         return None
     watched = [
-        Watched(d.id, d.gpu_uuid, d.mig, server)
+        Watched(d.id, d.gpu_uuid, d.mig, server, d.gpu_index)
         for server in servers
         for d in server.resource.devices
     ]
@@ -382,6 +388,7 @@ def _start_health(
         recovery_period=period,
         fail_on_init_error=settings.config.flags.fail_on_init_error,
         node=node,
+        metrics=metrics,
     )
     try:
         monitor.start()

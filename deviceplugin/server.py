@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
 from pathlib import Path
@@ -21,6 +22,7 @@ import grpc
 from deviceplugin.allocate import Allocator
 from deviceplugin.devices import Resource
 from deviceplugin.errors import PluginError, RequestError
+from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.preferred import PreferredAllocator
 from deviceplugin.v1beta1 import api_pb2, api_pb2_grpc
 from deviceplugin.watch import Identity, identity
@@ -58,8 +60,11 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         allocator: Allocator,
         preferred: PreferredAllocator,
         socket_dir: Path,
+        metrics: PluginMetrics = NO_METRICS,
     ) -> None:
         self.resource = resource
+        self._metrics = metrics
+        metrics.serving(resource.name)
         self.resource_name = resource.name
         self.socket_path = socket_dir / resource.socket_name
         self._allocator = allocator
@@ -132,6 +137,7 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         wrong = not_a_socket(kubelet_socket)
         if wrong is not None:
             # No dial: it would wait its 5 s and say only "Deadline Exceeded".
+            self._metrics.registration(self.resource_name, ok=False)
             raise PluginError(
                 f"{failed}: kubelet socket {kubelet_socket} {wrong}: --kubelet-socket names"
                 " the kubelet's registration socket (the plugins' sockets go in its directory)"
@@ -144,11 +150,13 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                     request, timeout=DIAL_TIMEOUT, wait_for_ready=True
                 )
             except grpc.RpcError as err:
+                self._metrics.registration(self.resource_name, ok=False)
                 text = rpc_error_text(err)
                 if not os.path.lexists(kubelet_socket):
                     text = f"{text} (no kubelet socket at {kubelet_socket} yet)"
                 raise PluginError(f"{failed}: {text}") from err
         self._kubelet = kubelet
+        self._metrics.registration(self.resource_name, ok=True)
         log.info("Registered device plugin for '%s' with Kubelet", self.resource_name)
 
     def in_place(self) -> bool:
@@ -243,22 +251,28 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                     container.allocation_size,
                 )
             except RequestError as err:
+                self._metrics.preferred_allocation(self.resource_name, ok=False)
                 context.abort(
                     grpc.StatusCode.UNKNOWN,
                     f"error getting list of preferred allocation devices: {err}",
                 )
                 raise  # abort() raised already; this only tells type checkers
             response.container_responses.add(deviceIDs=ids)
+        self._metrics.preferred_allocation(self.resource_name, ok=True)
         return response
 
     def Allocate(
         self, request: api_pb2.AllocateRequest, context: grpc.ServicerContext
     ) -> api_pb2.AllocateResponse:
+        start = time.perf_counter()
         try:
-            return self._allocator.allocate(request)
+            response = self._allocator.allocate(request)
         except RequestError as err:
+            self._metrics.allocate(self.resource_name, False, time.perf_counter() - start)
             context.abort(grpc.StatusCode.UNKNOWN, str(err))
             raise  # abort() raised already; this only tells type checkers
+        self._metrics.allocate(self.resource_name, True, time.perf_counter() - start)
+        return response
 
     def PreStartContainer(
         self, request: api_pb2.PreStartContainerRequest, context: grpc.ServicerContext

@@ -4,8 +4,9 @@ Every flag and variable keeps upstream's name, aliases and default (labels.md §
 each option resolves as: command line > first set environment variable > config file >
 default. `--nvml-mock` / `NVML_MOCK`, `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a
 liveness heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
-`--label-template-namespaces` and `--label-expiry` (docs/labels.md) are the project's
-additions.
+`--label-template-namespaces` and `--label-expiry` (docs/labels.md) and
+`--metrics-address` / `GFD_METRICS_ADDRESS` (Prometheus metrics, gfd/metrics.py) are the
+project's additions.
 
 This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
 only when a YAML config file is read, logging only when there is a warning to log.
@@ -135,6 +136,12 @@ FLAGS: tuple[Flag, ...] = (
         " ahead, so the labels vanish when GFD stops; 0 for none",
         envs=("GFD_LABEL_EXPIRY",),
     ),
+    Flag(
+        "metrics-address", "string", "",
+        "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. :9411); empty, the"
+        " default, serves none; not with --oneshot",
+        envs=("GFD_METRICS_ADDRESS",),
+    ),
     *COMMON_FLAGS,
 )  # fmt: skip
 
@@ -172,6 +179,7 @@ class GfdSettings(Plain):
     node_name: str
     pod_name: str
     heartbeat_file: str  # "" = none
+    metrics_address: str  # "" = no metrics; else HOST:PORT, checked
     nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
     show_version: bool
     warnings: list[str] = factory(list)  # normalise()'s, already logged
@@ -220,6 +228,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
         raise ConfigError(
             "--heartbeat-file", heartbeat_file, "a one-shot run has no loop to prove alive"
         )
+    metrics_address = str(parsed["metrics-address"])
+    if metrics_address and not show_version:
+        _check_metrics_address(metrics_address, config.flags.gfd.oneshot)
     if config.flags.use_node_feature_api is None:
         config.flags.use_node_feature_api = "auto"  # GFD's default (labels.md §17.1)
     if not show_version:
@@ -241,7 +252,19 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
         node_name=str(parsed["node-name"]),
         pod_name=str(parsed["pod-name"]),
         heartbeat_file=heartbeat_file,
+        metrics_address=metrics_address,
         nvml_mock=str(parsed["nvml-mock"]) or None,
         show_version=show_version,
         warnings=warnings,
     )
+
+
+def _check_metrics_address(address: str, oneshot: bool) -> None:
+    from nvlib.metrics import parse_address
+
+    if oneshot:
+        raise ConfigError("--metrics-address", address, "a one-shot run exits before any scrape")
+    try:
+        parse_address(address)
+    except ValueError as err:
+        raise ConfigError("--metrics-address", address, str(err)) from err

@@ -42,12 +42,14 @@ from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import Output, OutputError
 from gfd.publish import Publisher
 from nvlib import host
 from nvlib.config import ConfigError
 from nvlib.discover import discover
 from nvlib.heartbeat import Heartbeat, HeartbeatError
+from nvlib.metrics import MetricsError, MetricsServer
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
 from nvlib.record import Plain
@@ -95,6 +97,7 @@ class Labeller(Plain):
     timestamp: int | None = None
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
     templates: LabelTemplates | None = None  # --label-templates, compiled for this load
+    metrics: GfdMetrics = NO_METRICS  # what the passes report to (--metrics-address)
     if TYPE_CHECKING:  # not fields: made from the ones above, left out of the repr
         facts: host.HostFacts
         publisher: Publisher | None  # set by serve(): kept when a reload is refused
@@ -156,8 +159,9 @@ def serve(
     if received is not None:
         return _act_on(received)
     resumed = (reloaded or publisher is not None) and not settings.oneshot
+    metrics = labeller.metrics
     if publisher is None:
-        publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter)
+        publisher = Publisher(labeller.output, clock.monotonic, jitter=jitter, metrics=metrics)
     labeller.publisher = publisher
 
     def beat() -> None:
@@ -165,11 +169,17 @@ def serve(
             heartbeat.beat()
 
     if not resumed:
+        started = time.perf_counter()
         try:
             published = publisher.publish(labeller.labels())
         except (PassError, OutputError) as err:
+            result = "device_error" if isinstance(err, PassError) else "publish_error"
+            metrics.labelling_pass(result, time.perf_counter() - started)
             log.error("%s", err)
             return 1
+        metrics.labelling_pass(
+            "success" if published else "deferred", time.perf_counter() - started
+        )
         beat()
         if settings.oneshot:
             if not published:
@@ -184,10 +194,12 @@ def serve(
 
     def job() -> None:
         nonlocal failures, next_pass
+        started = time.perf_counter()
         try:
             labels = labeller.labels()
         except PassError as err:
             failures += 1
+            metrics.labelling_pass("device_error", time.perf_counter() - started)
             log.error(
                 "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
             )
@@ -196,9 +208,11 @@ def serve(
         else:
             failures = 0
             try:
-                publisher.publish(labels)
+                result = "success" if publisher.publish(labels) else "deferred"
             except OutputError as err:
+                result = "publish_error"
                 log.error("Publishing the labels failed, keeping the last ones: %s", err)
+            metrics.labelling_pass(result, time.perf_counter() - started)
         finally:
             # After the pass, as schedule computes its next run: both agree unless
             # the wall clock steps.
@@ -270,10 +284,31 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
     """Config loads in a loop: SIGHUP re-reads flags, env and the config file.
 
     A load that fails at start exits 1; one that fails at a reload is refused, and the
-    last good load goes on (the module's docstring says why).
+    last good load goes on (the module's docstring says why). Metrics, when asked for,
+    are served from before the first pass to the exit, on the address the process
+    started with (a reload that names another one is logged).
     """
     try:
-        current = _load(first, environ, None)
+        metrics, server = _serve_metrics(first.metrics_address)
+    except MetricsError as err:
+        log.error("%s", err)
+        return 1
+    try:
+        return _reloads(argv, environ, first, signals, metrics)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _reloads(
+    argv: list[str],
+    environ: Mapping[str, str],
+    first: GfdSettings,
+    signals: Signals,
+    metrics: GfdMetrics,
+) -> int:
+    try:
+        current = _load(first, environ, None, metrics)
     except _LOAD_ERRORS as err:
         log.error("%s", _text(err))
         return 1
@@ -288,7 +323,15 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
         from gfd.cli import parse
 
         try:
-            current = _load(parse(argv, environ), environ, labeller)
+            settings = parse(argv, environ)
+            if settings.metrics_address != first.metrics_address:
+                log.warning(
+                    "--metrics-address changed to %r: it takes effect at the next start of the"
+                    " process; metrics stay on %r",
+                    settings.metrics_address,
+                    first.metrics_address,
+                )
+            current = _load(settings, environ, labeller, metrics)
         except _LOAD_ERRORS as err:
             log.error("Reloading failed, keeping the last good config and labels: %s", _text(err))
             kept = labeller.publisher
@@ -297,7 +340,10 @@ def run(argv: list[str], environ: Mapping[str, str], first: GfdSettings, signals
 
 
 def _load(
-    settings: GfdSettings, environ: Mapping[str, str], previous: Labeller | None
+    settings: GfdSettings,
+    environ: Mapping[str, str],
+    previous: Labeller | None,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> tuple[Labeller, Callable[[], None], Heartbeat | None]:
     """One config load: the labeller, its clean-up and its heartbeat.
 
@@ -310,7 +356,7 @@ def _load(
     heartbeat = _heartbeat(settings)
     if heartbeat is not None:
         heartbeat.start()  # a bad path fails here, before any pass
-    labeller, cleanup = build_labeller(settings, environ, previous)
+    labeller, cleanup = build_labeller(settings, environ, previous, metrics)
     if not settings.config.flags.gfd.no_timestamp:
         labeller.timestamp = int(time.time())
     return labeller, cleanup, heartbeat
@@ -318,6 +364,20 @@ def _load(
 
 def _text(err: BaseException) -> str:
     return err.located() if isinstance(err, ConfigError) else str(err)
+
+
+def _serve_metrics(address: str) -> tuple[GfdMetrics, MetricsServer | None]:
+    """The recorder and, with an address, the server of /metrics for the process's life."""
+    if not address:
+        return NO_METRICS, None
+    from gfd.metrics import PrometheusGfdMetrics
+    from nvlib.metrics import new_registry, serve
+
+    registry = new_registry()
+    metrics = PrometheusGfdMetrics(registry)
+    server = serve(address, registry)
+    log.info("Serving metrics on %s (port %d)", address, server.port)
+    return metrics, server
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from gfd.backoff import DEFAULT_POLICY, BackoffPolicy, backoff_delay
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import Output, OutputError
 
 __all__ = ["Publisher"]
@@ -30,10 +31,12 @@ class Publisher:
         *,
         policy: BackoffPolicy = DEFAULT_POLICY,
         jitter: Callable[[], float] | None = None,
+        metrics: GfdMetrics = NO_METRICS,
     ) -> None:
         """`jitter`: draws from [0, 1) for the backoff; random.random when None,
         imported only when a publish first fails."""
         self.output = output
+        self.metrics = metrics
         self.policy = policy
         self._clock, self._jitter = clock, jitter
         self.pending: dict[str, str] | None = None  # labels not yet published
@@ -99,5 +102,6 @@ class Publisher:
             return False
         if self.failed_attempts:
             log.info("Published the labels after %d failed attempts", self.failed_attempts)
+        self.metrics.published(len(self.pending))
         self.pending, self.retry_at, self.failed_attempts = None, None, 0
         return True

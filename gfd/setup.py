@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gfd.cli import GfdSettings
 from gfd.daemon import Labeller
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import Output
 from gfd.outputs.featurefile import FeatureFile, removal_applies
 from gfd.outputs.handover import Handover
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> Resolved:
+def use_node_feature_api(
+    settings: GfdSettings, environ: Mapping[str, str], metrics: GfdMetrics = NO_METRICS
+) -> Resolved:
     """Resolve `true` / `false` / `auto` at each config load (spec/labels.md §17.1).
 
     `undecided`: `auto` with a client config whose discovery got no answer; the
@@ -41,7 +44,7 @@ def use_node_feature_api(settings: GfdSettings, environ: Mapping[str, str]) -> R
         return "file"
     from gfd.outputs.nodefeature import Discovery, discover_nodefeatures
 
-    found = discover_nodefeatures(settings.kubeconfig, environ)
+    found = discover_nodefeatures(settings.kubeconfig, environ, metrics=metrics)
     if found is Discovery.UNREACHABLE:
         return "undecided"
     return "nodefeature" if found is Discovery.SERVED else "file"
@@ -52,6 +55,7 @@ def build_output(
     resolved: Resolved,
     environ: Mapping[str, str] | None = None,
     previous: Output | None = None,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> Output:
     """The output for `resolved`; `previous` is the last config load's output.
 
@@ -74,6 +78,7 @@ def build_output(
             kubeconfig=settings.kubeconfig,
             qps=settings.kube_api_qps,
             burst=settings.kube_api_burst,
+            metrics=metrics,
         )
 
     removable = removal_applies(
@@ -86,7 +91,10 @@ def build_output(
     if gfd_flags.label_expiry:
         expiry = gfd_flags.label_expiry * (gfd_flags.sleep_interval.seconds or 0.0)
     file = FeatureFile(
-        gfd_flags.output_file or "-", remove_on_cleanup=removable, expiry_seconds=expiry
+        gfd_flags.output_file or "-",
+        remove_on_cleanup=removable,
+        expiry_seconds=expiry,
+        metrics=metrics,
     )
     output: Output
     if resolved == "nodefeature":
@@ -99,7 +107,9 @@ def build_output(
 
         env = environ or {}
         output = AutoOutput(
-            file, lambda: discover_nodefeatures(settings.kubeconfig, env), nodefeature
+            file,
+            lambda: discover_nodefeatures(settings.kubeconfig, env, metrics=metrics),
+            nodefeature,
         )
     else:
         output = file
@@ -136,9 +146,11 @@ def build_labeller(
     settings: GfdSettings,
     environ: Mapping[str, str],
     previous: Labeller | None = None,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> tuple[Labeller, Callable[[], None]]:
     """One config load's labeller; `previous` is the last load's at a SIGHUP reload (its
-    output may have to be withdrawn, its templates stay if the new ones do not compile)."""
+    output may have to be withdrawn, its templates stay if the new ones do not compile);
+    `metrics`: what the passes and the output report to."""
     flags = settings.config.flags
     log.info("Running with config:\n%s", settings.config.to_json())
     root = Path("/")
@@ -153,9 +165,11 @@ def build_labeller(
     templates = load_label_templates(
         settings, previous.templates if previous is not None else None, previous is not None
     )
-    resolved = use_node_feature_api(settings, environ)
+    resolved = use_node_feature_api(settings, environ, metrics)
     output = build_output(
-        settings, resolved, environ, previous.output if previous is not None else None
+        settings, resolved, environ, previous.output if previous is not None else None, metrics
     )
-    labeller = Labeller(settings, output, root, machine_type_file, templates=templates)
+    labeller = Labeller(
+        settings, output, root, machine_type_file, templates=templates, metrics=metrics
+    )
     return labeller, output.cleanup

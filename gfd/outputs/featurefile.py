@@ -2,7 +2,8 @@
 
 Imported by `gpu-feature-discovery --oneshot` in file mode, whose start-up is
 benchmarked against an interpreter that loads only pynvml (bench/run.py): only the
-standard library and `nvlib.fsutil` here, no yaml and no kubernetes.
+standard library, `nvlib.fsutil` and the metrics recorder's no-op face (`gfd.metrics`)
+here, no yaml and no kubernetes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
 from nvlib.fsutil import remove_regular_file, write_atomic
 
@@ -84,6 +86,7 @@ class FeatureFile:
         remove_on_cleanup: bool = True,
         expiry_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: GfdMetrics = NO_METRICS,
     ) -> None:
         """`remove_on_cleanup`: the caller's `removal_applies(...)` answer, for a caller
         that always calls cleanup(); one that calls it only when removal applies
@@ -97,6 +100,7 @@ class FeatureFile:
         self.remove_on_cleanup = remove_on_cleanup
         self.expiry_seconds = expiry_seconds
         self.clock = clock
+        self.metrics = metrics
 
     @property
     def to_stdout(self) -> bool:
@@ -112,7 +116,12 @@ class FeatureFile:
             expires_at = self.clock() + self.expiry_seconds
         data = format_labels(labels, expires_at)
         if self.to_stdout:
-            self._write_stdout(data)
+            try:
+                self._write_stdout(data)
+            except OutputError:
+                self.metrics.output_write("stdout", ok=False)
+                raise
+            self.metrics.output_write("stdout", ok=True)
             return
         if len(data) > NFD_MAX_FILE_SIZE:
             log.warning(
@@ -123,8 +132,9 @@ class FeatureFile:
             )
         log.info("Writing labels to output file %s", self.path)
         try:
-            write_atomic(self.path, data)
+            changed = write_atomic(self.path, data)
         except OSError as err:
+            self.metrics.output_write("file", ok=False)
             # A full filesystem heals (logs rotate, someone frees space) and is no fault
             # of the deployment: waited out like an API outage, the file keeping the last
             # labels whole. A read-only or forbidden directory is the deployment's.
@@ -132,6 +142,8 @@ class FeatureFile:
                 f"error atomically writing file '{self.path}': {err}",
                 retryable=err.errno in _FULL,
             ) from err
+        if changed:
+            self.metrics.output_write("file", ok=True)
 
     def withdraw(self) -> None:
         """Remove the file because a NodeFeature object now carries the labels.
@@ -143,8 +155,10 @@ class FeatureFile:
         try:
             removed = remove_regular_file(self.path)
         except OSError as err:
+            self.metrics.output_write("file_remove", ok=False)
             raise OutputError(f"error removing output file '{self.path}': {err}") from err
         if removed:
+            self.metrics.output_write("file_remove", ok=True)
             log.info("Removed output file %s: the NodeFeature object carries the labels", self.path)
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 from gfd.backoff import parse_retry_after
 from gfd.labelers.values import MAX_VALUE_LENGTH, is_valid_value
+from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
 
 if TYPE_CHECKING:
@@ -126,8 +127,10 @@ class NodeFeatureOutput:
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         write_budget_s: float = WRITE_BUDGET_S,
         clock: Callable[[], float] = time.monotonic,
+        metrics: GfdMetrics = NO_METRICS,
     ) -> None:
         check_names(node_name, namespace)
+        self.metrics = metrics
         self.node_name, self.namespace, self.pod_name = node_name, namespace, pod_name
         self.name = object_name(node_name)
         self.request_timeout_s, self.write_budget_s = request_timeout_s, write_budget_s
@@ -183,7 +186,9 @@ class NodeFeatureOutput:
         except _api_errors() as err:
             if _status(err) == 404:
                 return
+            self.metrics.output_write("nodefeature_delete", ok=False)
             raise _output_error(f'failed to delete NodeFeature object "{self.name}"', err) from err
+        self.metrics.output_write("nodefeature_delete", ok=True)
         log.info(
             "Deleted NodeFeature object %s/%s: the feature file carries the labels",
             self.namespace,
@@ -227,9 +232,11 @@ class NodeFeatureOutput:
                 request=("PUT", self._object_path()),
             )
         except _api_errors() as err:
+            self.metrics.output_write("nodefeature_update", ok=False)
             if _status(err) == 409:
                 return _describe(err)
             raise _output_error(f'failed to update NodeFeature object "{self.name}"', err) from err
+        self.metrics.output_write("nodefeature_update", ok=True)
         return None
 
     def cleanup(self) -> None:
@@ -271,9 +278,11 @@ class NodeFeatureOutput:
                 request=("POST", self._object_path(collection=True)),
             )
         except _api_errors() as err:
+            self.metrics.output_write("nodefeature_create", ok=False)
             if _status(err) == 409:  # AlreadyExists: read it, then update it
                 return _describe(err)
             raise _output_error(f'failed to create NodeFeature object "{self.name}"', err) from err
+        self.metrics.output_write("nodefeature_create", ok=True)
         log.info("created NodeFeature object %s/%s", self.namespace, self.name)
         return None
 
@@ -348,7 +357,9 @@ class NodeFeatureOutput:
     ) -> Any:
         """`fn`'s answer as a JSON object (None when not `decode`). `request` (method,
         path) names it in the errors: _NotJson for a 2xx that is not one, and any
-        other failure carries it (`_describe` shows it for a body that is no Status)."""
+        other failure carries it (`_describe` shows it for a body that is no Status).
+        A failure is counted by its status (a 404, an object not there yet, is an answer
+        the writer expects, not an error)."""
         self._limiter.acquire()
         left = deadline - self._clock()
         if left <= 0:
@@ -365,6 +376,8 @@ class NodeFeatureOutput:
                 return None
             return _decoded(response, where)
         except _api_errors() as err:
+            if _status(err) != 404:
+                self.metrics.api_error(_status(err))
             err.gfd_request = where  # type: ignore[union-attr]
             raise
 
@@ -386,6 +399,7 @@ def discover_nodefeatures(
     environ: Mapping[str, str],
     *,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
+    metrics: GfdMetrics = NO_METRICS,
 ) -> Discovery:
     """The `auto` rule of spec/labels.md §17.1, step 2.
 
@@ -413,6 +427,8 @@ def discover_nodefeatures(
     # Deliberately broad: a missing client, a bad config, TLS, DNS, 403 or 404
     # all mean "cannot use the API", and `auto` must then fall back, not fail.
     except Exception as err:
+        if _status(err) is not None or _unanswered(err):  # an API error, not a bad config
+            metrics.api_error(_status(err))
         if _unanswered(err):
             log.warning(
                 "NodeFeature API discovery with %s got no answer, writing the feature file "

@@ -38,6 +38,7 @@ NODEFEATURE_TESTS = (
     "tests/gfd/test_daemon.py",
     "tests/e2e/test_gfd_cli.py",
     "tests/e2e/test_bad_input.py",
+    "tests/gfd/test_metrics.py",
 )
 # Modules that start a fake API server but send hand-made requests (not GFD's).
 NOT_GFD_REQUESTS = ("tests/gfd/test_nodefeature_crd.py",)

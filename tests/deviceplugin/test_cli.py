@@ -142,6 +142,11 @@ OPTIONS = {
         lambda s: s.heartbeat_file, "", None, None,
         (("DP_HEARTBEAT_FILE", "/env/hb", "/env/hb"),), ("--heartbeat-file=/cli/hb",), "/cli/hb",
     ),
+    "metrics-address": Option(
+        lambda s: s.metrics_address, "", None, None,
+        (("DP_METRICS_ADDRESS", ":9410", ":9410"),), ("--metrics-address=[::1]:9500",),
+        "[::1]:9500",
+    ),
     "nvml-mock": Option(
         lambda s: s.nvml_mock, None, None, None,
         (("NVML_MOCK", "t4", "t4"),), ("--nvml-mock", "dgx-a100"), "dgx-a100",

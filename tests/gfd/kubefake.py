@@ -318,6 +318,21 @@ class FakeApiServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def edit_nodefeature(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Another writer sets the object's labels: a new version, as a PUT would store."""
+
+        async def edit() -> None:
+            fake = self.fake
+            async with fake._lock:
+                stored = fake._objects._objects[(NODEFEATURES, namespace, name)]
+                body = copy.deepcopy(stored.raw)
+                body["spec"]["labels"] = dict(labels)
+                meta = body["metadata"]
+                fake._stamp(body, uid=meta["uid"], created=meta["creationTimestamp"])
+                stored.create(body)
+
+        asyncio.run_coroutine_threadsafe(edit(), self._loop).result(10)
+
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> str:
         """A kubeconfig (JSON is YAML) with a bearer token, pointing at this server."""
         config = {

@@ -156,6 +156,11 @@ OPTIONS = {
         (("GFD_LABEL_EXPIRY", "4", 4),),
         ("--label-expiry", "5"), 5,
     ),
+    "metrics-address": Option(
+        lambda s: s.metrics_address, "", None, None,
+        (("GFD_METRICS_ADDRESS", ":9411", ":9411"),),
+        ("--metrics-address=127.0.0.1:9500",), "127.0.0.1:9500",
+    ),
     "nvml-mock": Option(
         lambda s: s.nvml_mock, None, None, None,
         (("NVML_MOCK", "t4", "t4"),),

@@ -169,6 +169,19 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "deviceListStrategy": "cdi-cri",
         "cdi": {"imex": {"enabled": True}},
     },
+    "metrics": {
+        "metrics": {"enabled": True, "podMonitor": {"enabled": True, "labels": {"team": "gpu"}}},
+        "cdi": {"imex": {"enabled": True}},
+    },
+    "metrics-ports": {
+        "metrics": {
+            "enabled": True,
+            "ports": {"devicePlugin": 19400, "gfd": 19401, "cdi": 19402},
+            "podMonitor": {"enabled": True, "interval": None},
+        },
+        "devicePlugin": {"enabled": False},
+        "selectorLabelsOverride": {"fleet": "gpu"},
+    },
     "overrides": {
         "fullnameOverride": "gpu",
         "image": {"repository": "example.invalid/gnt", "tag": "dev", "pullPolicy": "Always"},

@@ -338,3 +338,36 @@ the templates change (GFD compiles them once, at start or SIGHUP). */}}
 {{- toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Prometheus metrics (metrics.*): each container's port, named `metrics` (`metrics-imex` for
+the IMEX generator, which shares the CDI pod), and the address its command serves on.
+*/}}
+{{- define "gnt.metricsPort" -}}
+- name: {{ .name }}
+  containerPort: {{ .port }}
+  protocol: TCP
+{{- end }}
+
+{{/* The component's Service: headless, so Prometheus finds every pod of the DaemonSet.
+Call with (dict "root" $ "component" "..." "suffix" "..." "ports" (list (list name port) ...)). */}}
+{{- define "gnt.metricsService" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "gnt.componentName" (dict "root" .root "suffix" (printf "%s-metrics" .suffix)) }}
+  namespace: {{ include "gnt.namespace" .root }}
+  labels:
+    {{- include "gnt.labels" . | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "gnt.selectorLabels" . | nindent 4 }}
+  ports:
+    {{- range .ports }}
+    - name: {{ index . 0 }}
+      port: {{ index . 1 }}
+      targetPort: {{ index . 0 }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
