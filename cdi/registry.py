@@ -21,7 +21,7 @@ from cdi.spec import Spec
 __all__ = ["DEFAULT_SPEC_DIRS", "Registry", "SpecFile", "load_specs", "spec_files"]
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
-SPEC_EXTENSIONS = (".json", ".yaml")  # `.yml` is ignored by CDI (verified with podman 4.3)
+SPEC_EXTENSIONS = (".json", ".yaml")  # `.yml` is ignored by CDI (verified)
 
 
 @dataclass(frozen=True)
