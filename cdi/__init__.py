@@ -1,7 +1,7 @@
-"""CDI specs for NVIDIA GPUs: generate, write, load and validate them (spec/cdi.md).
+"""CDI specs for NVIDIA GPUs: generate, write, load and validate them (docs/cdi.md).
 
 The command is `nvidia-cdi generate / list / validate / transform root` (`python -m
-cdi`). The same steps are a library for the device plugin (device-plugin.md §7.4, §15):
+cdi`). The same steps are a library for the device plugin (docs/deviceplugin.md#allocate):
 
     import cdi
     from nvlib.discover import discover

@@ -59,7 +59,7 @@ def _validate(paths: Sequence[str]) -> int:
         for i, device in enumerate(spec.devices):
             name = f"{spec.kind}={device.name}"
             other = owners.setdefault((directory, name), path)
-            if other != path:  # one directory, two files: CDI drops the device (§4)
+            if other != path:  # one directory, two files: CDI drops the device
                 problems += 1
                 sys.stdout.write(
                     f'{path}: devices[{i}].name: conflicting device "{name}" '

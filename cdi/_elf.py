@@ -1,7 +1,7 @@
 """Read a shared library's `DT_SONAME`, as Go's `debug/elf` `DynString` does.
 
 The toolkit (v1.18+) adds `create-symlinks` links for a driver library's SONAME and its
-`.so` name when those links exist on the host (spec/cdi.md §12 row 2). It reads the
+`.so` name when those links exist on the host (docs/cdi.md#generate). It reads the
 SONAME from the `.dynamic` section through the section headers; so does this, reading
 only the few hundred bytes it needs rather than mapping the library.
 """

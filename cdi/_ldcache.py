@@ -1,4 +1,4 @@
-"""Read glibc's `ld.so.cache`: the library locator's fallback (spec/cdi.md §9.2).
+"""Read glibc's `ld.so.cache`: the library locator's fallback after its standard directories.
 
 Two layouts exist: the old `ld.so-1.7.0` table (optionally followed, 8-byte aligned, by
 the new one) and the new `glibc-ld.so.cache1.1` table alone, which Debian's `ldconfig`

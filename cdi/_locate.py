@@ -1,7 +1,7 @@
 """The toolkit's locators (`pkg/lookup`), over one cached view of the file system.
 
 Each locator answers "where under this root is `pattern`?" the way `nvidia-ctk` does, so
-the same driver root yields the same files in the same order (spec/cdi.md §9):
+the same driver root yields the same files in the same order:
 
 - file: glob `<root>/<search path>/<pattern>` per search path, each directory's matches
   sorted (Go's `filepath.Glob`), kept if the filter accepts them, optionally the first N;
@@ -38,7 +38,7 @@ __all__ = [
     "relative_to_root",
 ]
 
-# The library locator's standard directories, in its order (spec/cdi.md §9.1).
+# The library locator's standard directories, in its order.
 LIBRARY_DIRS: tuple[str, ...] = (
     "/",
     "/usr/lib64",
@@ -114,7 +114,7 @@ def relative_to_root(root: str, path: str) -> str:
     """The container path of a host path: the root prefix removed, on a path boundary.
 
     (The toolkit trims the prefix as a string; `/driver` would wrongly match
-    `/driver-backup/...`, spec/cdi.md §15.1 "root-transform boundary fix".)
+    `/driver-backup/...` until its v1.20 boundary fix.)
     """
     if root in ("", "/"):
         return path
@@ -308,7 +308,7 @@ class Fs:
     def locate_library(
         self, root: str, pattern: str, search_paths: Sequence[str] = ()
     ) -> list[str]:
-        """The library locator (spec/cdi.md §9.1): host paths, symlinks resolved."""
+        """The library locator: host paths, symlinks resolved."""
         if search_paths:
             # Explicit search paths are host paths: the root does not apply to them.
             return self.locate_resolved("/", search_paths, pattern)

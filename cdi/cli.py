@@ -1,13 +1,12 @@
 """The `nvidia-cdi` command line: `generate`, `list`, `validate`, `transform root`.
 
 `generate` keeps `nvidia-ctk cdi generate`'s flag names, aliases, environment variables
-and defaults where they mean the same (spec/cdi.md §7), with the project's changes:
+and defaults where they mean the same (docs/cdi.md#generate), with the project's changes:
 `--output` defaults to `/var/run/cdi/nvidia.yaml` (`-` is standard output), and
 `--nvml-mock`, `--simulator-root`, `--watch`, `--interval`, `--heartbeat-file` (a
 liveness heartbeat `--watch` touches after every check, nvlib/heartbeat.py) and
-`--metrics-address` (Prometheus metrics of `--watch`, cdi/metrics.py) are added
-(DESIGN.md). Each
-option resolves as command line > environment > default. Repeatable flags also take
+`--metrics-address` (Prometheus metrics of `--watch`, cdi/metrics.py) are added.
+Each option resolves as command line > environment > default. Repeatable flags also take
 comma-separated lists, as urfave/cli does.
 """
 
@@ -48,11 +47,11 @@ IGNORED_FEATURE_FLAGS = frozenset(
 )
 
 
-# --mode values (spec/cdi.md §7): those this generator builds, and upstream's others,
+# --mode values: those this generator builds, and upstream's others,
 # which are refused by name rather than as unknown.
 MODES = ("auto", "nvml", "imex", "management")
 UPSTREAM_ONLY_MODES = ("csv", "gdrcopy", "gds", "mofed", "nvswitch", "wsl", "vfio")
-# Defaults that depend on the mode (spec/cdi.md §7 `--vendor`, `--class`).
+# `--vendor` and `--class` defaults that depend on the mode.
 _MODE_VENDOR = {"management": "management.nvidia.com"}
 _MODE_CLASS = {"imex": "imex-channel"}
 
@@ -212,7 +211,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
             action.help += f" [${', $'.join(variables)}]"
 
 
-# flag dest -> environment variables, first set wins (spec/cdi.md §7)
+# flag dest -> environment variables, first set wins
 GENERATE_ENV: dict[str, tuple[str, ...]] = {
     "output": ("NVIDIA_CTK_CDI_OUTPUT_FILE_PATH",),
     "format": ("NVIDIA_CTK_CDI_GENERATE_OUTPUT_FORMAT",),

@@ -1,4 +1,4 @@
-"""`--device-id`: which devices a spec describes (spec/cdi.md §7).
+"""`--device-id`: which devices a spec describes (docs/cdi.md#generate).
 
 nvidia-ctk's `--device-id` (aliases `--device-ids`, `--device`, `--devices`) takes GPU
 indexes (`0`), MIG indexes (`<gpu>:<mig>`), GPU or MIG UUIDs, `all` (the default) or

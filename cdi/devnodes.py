@@ -1,6 +1,6 @@
 """Walk a dev root for the device nodes of the `imex` and `management` modes.
 
-The host side of those modes (spec/cdi.md §16); `cdi.modes` turns what is found here
+The host side of those modes (docs/cdi.md#modes); `cdi.modes` turns what is found here
 into a spec without touching the disk. Neither walk asks NVML anything: an IMEX channel
 or a management node is whatever the driver created under `<dev-root>/dev`.
 
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 IMEX_CHANNEL_DIR = "/dev/nvidia-caps-imex-channels"
-# The driver numbers channels below 2^20 (spec/cdi.md §16); a bigger number is not one.
+# The driver numbers channels below 2^20; a bigger number is not one.
 MAX_IMEX_CHANNEL = 2**20 - 1
 
 # What management containers get (upstream pkg/nvcdi/management.go): every NVIDIA node

@@ -1,9 +1,9 @@
 """Walk a driver root and a dev root for the files a CDI spec injects.
 
-The one module of `cdi` that reads the host (STYLE.md §2): it returns `DriverFiles`, a
+The one module of `cdi` that reads the host (docs/architecture.md): it returns `DriverFiles`, a
 plain record of what was found, and `cdi.generate` turns that record into a spec without
 touching the disk. What it looks for, where and in which order follows `nvidia-ctk cdi
-generate` v1.20 (spec/cdi.md §8-§11): control device nodes, each GPU's node and DRM nodes,
+generate` v1.20 (docs/cdi.md#generate): control device nodes, each GPU's node and DRM nodes,
 MIG capability nodes, the libraries of the running driver version (standard directories
 first, `ld.so.cache` as the fallback, or `--library-search-path`), graphics libraries and
 configs, GSP firmware, binaries and IPC sockets.
@@ -48,7 +48,7 @@ __all__ = [
 
 DEFAULT_HOOK_PATH = "/usr/bin/nvidia-cdi-hook"
 
-# Looked up in this order; the spec sorts them (spec/cdi.md §11.1).
+# Looked up in this order; the spec sorts them.
 CONTROL_NODES = (
     "/dev/nvidia-modeset",
     "/dev/nvidia-uvm-tools",
@@ -56,7 +56,7 @@ CONTROL_NODES = (
     "/dev/nvidiactl",
 )
 
-# Graphics libraries found through the library locator (spec/cdi.md §11.2). The ones
+# Graphics libraries found through the library locator. The ones
 # without the driver version in their name carry their own X.Y.Z versions.
 _GRAPHICS_LIBRARIES = (
     "libnvidia-egl-gbm.so.*.*",
@@ -94,7 +94,7 @@ _XORG_SUBDIRS = (
     "modules/updates/extensions",
 )
 
-# Config files: first match each, mounted under /usr/share or /etc (spec/cdi.md §11.6).
+# Config files: first match each, mounted under /usr/share or /etc.
 _SHARE_CONFIGS = (
     "glvnd/egl_vendor.d/10_nvidia.json",
     "egl/egl_external_platform.d/15_nvidia_gbm.json",
@@ -154,7 +154,7 @@ class FileMount(Record):
 
 
 class Library(Record):
-    """A driver library mount, with what its SONAME links need (spec/cdi.md §12 row 2)."""
+    """A driver library mount, with what its SONAME and `.so` links need."""
 
     host_path: str
     path: str
@@ -191,7 +191,7 @@ class DriverFiles(Record):
 
 
 def find_hook_path(value: str | None = None, path_env: str | None = None) -> str:
-    """The `nvidia-cdi-hook` path written into hooks (spec/cdi.md §7 `--nvidia-cdi-hook-path`).
+    """The `nvidia-cdi-hook` path written into hooks (`--nvidia-cdi-hook-path`).
 
     An absolute path is used as is. Otherwise the name (default `nvidia-cdi-hook`, then
     `nvidia-ctk`) is searched in `$PATH` and the standard bin directories of this host;
@@ -263,7 +263,7 @@ class RootWalk:
 
 
 def _driver_version(walk: RootWalk, version: str, search: Sequence[str]) -> str:
-    """NVML's answer, else the suffix of the first libcuda / libnvidia-ml (spec/cdi.md §8.1)."""
+    """NVML's answer, else the suffix of the first libcuda / libnvidia-ml."""
     if version and version != "*.*":
         return version
     for stem in ("libcuda.so.", "libnvidia-ml.so."):
@@ -399,7 +399,7 @@ def _ipc_sockets(walk: RootWalk) -> tuple[FileMount, ...]:
         found = walk.fs.locate(walk.root, ("/run", "/var/run"), socket, count=1)
         if found:
             mounts.append(walk.mount(found[0]))
-    # /tmp/nvidia-mps is a directory, which the file filter rejects (spec/cdi.md §11.5).
+    # /tmp/nvidia-mps is a directory, which the toolkit's file filter rejects too.
     return tuple(mounts)
 
 
@@ -471,7 +471,7 @@ def find_driver_files(
     version = _driver_version(walk, machine.driver_version, search)
     lib_dirs = _lib_dirs(walk, version, search)
     graphics, xorg = _graphics(walk, version, lib_dirs, search)
-    mig_minors = read_mig_minors(walk.host_root)  # spec/cdi.md §16
+    mig_minors = read_mig_minors(walk.host_root)
     nodes, drm, links = _device_nodes(walk, machine, mig_minors)
     return DriverFiles(
         driver_root=driver_root,

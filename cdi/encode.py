@@ -1,6 +1,6 @@
 """Spec bytes: the YAML and JSON that `nvidia-ctk` v1.20 writes, byte for byte.
 
-YAML (spec/cdi.md §15): `---`, then yaml.v3's block style over the Go struct order:
+YAML: `---`, then yaml.v3's block style over the Go struct order:
 4-space indent, a sequence indented under its key, a mapping inside a sequence item
 nested 4 columns past its dash, strings quoted only where yaml.v3 would (`"0"`, `"1:0"`,
 `'C=a: b'`), no line folding. PyYAML cannot be told this layout, and the spec's shape is
@@ -201,7 +201,7 @@ def _share_device_edits(spec: Spec, devices: list[dict[str, Any]]) -> None:
 
 
 def to_yaml(spec: Spec) -> bytes:
-    """The spec as `nvidia-ctk` >= v1.18 writes YAML (spec/cdi.md §15)."""
+    """The spec as `nvidia-ctk` >= v1.18 writes YAML."""
     data = spec.to_dict()
     if not data["containerEdits"]:
         del data["containerEdits"]  # yaml.v3 omits an empty struct; Go's JSON keeps `{}`

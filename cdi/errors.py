@@ -1,10 +1,10 @@
 """The errors of the `cdi` package: few, specific, and carrying the field they are about.
 
 A `SpecError` holds the file, the field path (`devices[3].containerEdits.deviceNodes[0].path`)
-and the reason, so `validate` can print every problem as a path from file to field
-(STYLE.md §2, §7). Where the CDI library has a wording (`invalid device, empty device
-edits`), the reason keeps it word for word, so a message can be matched against what a
-container engine logs.
+and the reason, so `validate` can print every problem as a path from file to field.
+Where the CDI library has a wording (`invalid device, empty device edits`), the reason
+keeps it word for word, so a message can be matched against what a container engine
+logs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the generator's feature flags change, mapped from their names in one place.
 
 `nvidia-cdi generate --feature-flags` and the device plugin's `--cdi-feature-flags` take
-the toolkit's flag names (spec/cdi.md §7); both callers turn them into these switches
+the toolkit's flag names (docs/cdi.md#generate); both callers turn them into these switches
 here. Two steer the driver-file walk (`find_driver_files`), one the spec itself
 (`GenerateOptions`). Flags that change nothing in this generator map to nothing; the
 command warns about them, the plugin passes them silently as upstream does.

@@ -1,7 +1,7 @@
 """The spec of a machine: a pure function of the device model and the driver files.
 
 `generate_spec(machine, driver_files, options)` builds what `nvidia-ctk cdi generate`
-v1.20 emits in NVML mode (spec/cdi.md §8-§14), with no I/O: one device per full GPU
+v1.20 emits in NVML mode (docs/cdi.md#generate), with no I/O: one device per full GPU
 whose MIG mode is disabled and one per MIG device, under each naming strategy, then the
 merged `all`; the common edits (control nodes, libraries, graphics files, firmware,
 binaries, sockets, hooks, environment); simplified and sorted exactly as the toolkit
@@ -50,7 +50,7 @@ __all__ = [
     "simplify",
 ]
 
-# Hook names for --enable-hook / --disable-hook (spec/cdi.md §12).
+# Hook names for --enable-hook / --disable-hook.
 HOOK_NAMES = (
     "create-symlinks",
     "update-ldcache",
@@ -84,10 +84,10 @@ class GenerateOptions(Record):
     ldconfig_path: str | None = None
     no_all_device: bool = False
     # Feature flag no-additional-gids-for-device-nodes: the switch for consumers older
-    # than CDI lib 0.7 (podman < 5), which reject `additionalGids` (spec/cdi.md §19.3).
+    # than CDI lib 0.7 (podman < 5), which reject `additionalGids`.
     no_additional_gids: bool = False
     # [PROJECT] full-GPU entries for MIG-enabled GPUs too: the device plugin advertises
-    # them whole under mig-strategy none (device-plugin.md §15). Not a CLI flag.
+    # them whole under mig-strategy none (docs/deviceplugin.md#what-it-serves). Not a flag.
     full_gpus_for_mig_enabled: bool = False
     # --device-id: GPU/MIG indexes or UUIDs, "all" or "none" (cdi.deviceids).
     device_ids: tuple[str, ...] = (deviceids.ALL,)
@@ -156,7 +156,7 @@ def _node_edits(
     for path in paths:
         info = files.device_nodes.get(path)
         if info is None:
-            continue  # the toolkit warns and leaves it out (spec/cdi.md §18)
+            continue  # the toolkit warns and leaves it out
         node, extra = device_node(info, options)
         nodes.append(node)
         gids += extra
@@ -238,7 +238,7 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
     if selected == deviceids.NONE:
         return [Device(deviceids.NONE, ContainerEdits(env=(EMPTY_DEVICE_ENV,)))]
     if selected == deviceids.ALL:
-        # a MIG-enabled GPU is offered through its MIG devices (§8 step 3)
+        # a MIG-enabled GPU is offered through its MIG devices, as the toolkit does
         gpus = [g for g in machine.gpus if options.full_gpus_for_mig_enabled or not g.mig_enabled]
         migs = machine.mig_devices
     else:
@@ -254,7 +254,7 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
 
 
 def _library_links(files: DriverFiles) -> list[str]:
-    """`create-symlinks` links for the driver libraries, in discovery order (§12 row 2)."""
+    """`create-symlinks` links for the driver libraries, in discovery order."""
     version = "*.*"  # the toolkit matches any X.Y suffix here, not the driver version
     links: list[str] = []
     seen_paths: set[str] = set()
@@ -291,7 +291,7 @@ def _soname_links(lib: Library, directory: str, name: str) -> list[str]:
 
 
 def _graphics_links(files: DriverFiles) -> list[str]:
-    """`create-symlinks` links for graphics libraries (§12 row 1)."""
+    """`create-symlinks` links for graphics libraries."""
     suffix = f".{files.version}"
     links = []
     for mount in (*files.graphics_libraries, *files.xorg_libraries):
@@ -317,7 +317,7 @@ def _is_lib_name(path: str) -> bool:
 def common_hooks(
     files: DriverFiles, options: GenerateOptions, *, application_profile: bool = True
 ) -> list[Hook]:
-    """The spec-level hooks in the toolkit's order (§12); `application_profile` False
+    """The spec-level hooks in the toolkit's order; `application_profile` False
     leaves out `update-application-profile`, which only the NVML mode's edits carry."""
     hooks = []
     symlinks = options.hook_enabled("create-symlinks")
@@ -376,7 +376,7 @@ def _common_edits(files: DriverFiles, options: GenerateOptions) -> ContainerEdit
     )
 
 
-# --- simplify: de-duplicate, drop what the common edits already give, sort (§14.3) ---
+# --- simplify: de-duplicate, drop what the common edits already give, sort ---
 
 
 @lru_cache(maxsize=4096)  # a spec sorts the same few hundred paths in every device
@@ -491,7 +491,7 @@ def merged_device(devices: Sequence[Device], name: str) -> Device:
 def generate_spec(
     machine: Machine, driver_files: DriverFiles, options: GenerateOptions | None = None
 ) -> Spec:
-    """The CDI spec for `machine` (spec/cdi.md §8). Raises GenerateError.
+    """The CDI spec for `machine` (docs/cdi.md#generate). Raises GenerateError.
 
     Same machine, same driver files and options: the same spec, so the same bytes.
     """
@@ -514,7 +514,8 @@ def select_devices(spec: Spec, device_names: Iterable[str]) -> Spec:
     """The spec with only the named devices (unqualified names), at its new minimum version.
 
     For the device plugin's own file, which holds only the names no other spec defines
-    (device-plugin.md §15). Raises GenerateError for an unknown name or an empty result.
+    (docs/cdi.md#beside-the-device-plugins-spec-file). Raises GenerateError for an unknown
+    name or an empty result.
     """
     wanted = list(dict.fromkeys(device_names))
     known = {d.name for d in spec.devices}

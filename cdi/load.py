@@ -1,12 +1,12 @@
 """Read a spec file strictly, as the CDI library does: unknown keys and wrong types fail.
 
-The Go library converts YAML to JSON with the target type in mind, then decodes strictly
-(spec/cdi.md §1.3): an unquoted `name: 0` or `name: 1:0` is still the string the file
-shows, an unknown key anywhere fails the file, a quoted `"195"` is no device major.
-PyYAML's constructors would turn `1:0` into 60 and accept any key, so this reads the
-composed node tree (each scalar's text and resolved tag) against a schema of the spec
-types instead. Every problem is reported with its field path. `yaml` is imported only
-here, and only when a file is read.
+The Go library converts YAML to JSON with the target type in mind, then decodes strictly:
+an unquoted `name: 0` or `name: 1:0` is still the string the file shows, an unknown key
+anywhere fails the file, a quoted `"195"` is no device major. PyYAML's constructors would
+turn `1:0` into 60 and accept any key, so this reads the composed node tree (each
+scalar's text and resolved tag) against a schema of the spec types instead. Every problem
+is reported with its field path. `yaml` is imported only here, and only when a file is
+read.
 """
 
 from __future__ import annotations

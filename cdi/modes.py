@@ -1,6 +1,6 @@
 """The specs of the `imex` and `management` modes: pure functions of what the walks found.
 
-`nvidia-ctk cdi generate --mode imex|management` (spec/cdi.md §16), built from the same
+`nvidia-ctk cdi generate --mode imex|management` (docs/cdi.md#modes), built from the same
 pieces as the NVML mode's spec (`cdi.generate`): nodes written as toolkit v1.20 writes
 them, the same hooks, the same simplify and sort, the lowest `cdiVersion`.
 
@@ -96,7 +96,7 @@ def _finish(spec: Spec, no_all: bool) -> Spec:
 def imex_spec(
     channels: Sequence[ImexChannel], options: GenerateOptions, dev_root: str = "/"
 ) -> Spec:
-    """The IMEX channel spec (spec/cdi.md §16). Raises GenerateError without channels.
+    """The IMEX channel spec. Raises GenerateError without channels.
 
     `options` supplies the kind, `--device-id`, `--no-all-device` and the node rules;
     naming strategies and hooks do not apply (a channel has one name, and no hook).
@@ -120,7 +120,7 @@ def imex_spec(
 def management_spec(
     nodes: Sequence[DeviceNodeInfo], driver_files: DriverFiles, options: GenerateOptions
 ) -> Spec:
-    """The management spec (spec/cdi.md §16): one `all` device, the driver as common edits.
+    """The management spec: one `all` device, the driver as common edits.
 
     Raises GenerateError when no NVIDIA node exists (upstream's wording).
     """

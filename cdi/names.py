@@ -1,10 +1,10 @@
 """CDI names: `vendor/class=name`, their rules, and the names of GPU and MIG devices.
 
-The one place that builds or checks a CDI name (STYLE.md §2): the generator names its
-devices here, `list` and `validate` check names here, and the device plugin builds the
-names it hands out in Allocate (`nvidia.com/gpu=<uuid>`, `=<index>`, MIG `=<gpu>:<mig>`)
-with `gpu_name` / `mig_name`, so a spec and an Allocate answer cannot disagree.
-Rules and messages follow the CDI library's `pkg/parser` (spec/cdi.md §3).
+The one place that builds or checks a CDI name: the generator names its devices here,
+`list` and `validate` check names here, and the device plugin builds the names it hands
+out in Allocate (`nvidia.com/gpu=<uuid>`, `=<index>`, MIG `=<gpu>:<mig>`) with `gpu_name`
+/ `mig_name`, so a spec and an Allocate answer cannot disagree. Rules and messages follow
+the CDI library's `pkg/parser`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ DEFAULT_CLASS = "gpu"
 DEFAULT_KIND = f"{DEFAULT_VENDOR}/{DEFAULT_CLASS}"
 IMEX_CHANNEL_KIND = f"{DEFAULT_VENDOR}/imex-channel"
 
-# --device-name-strategy values, in nvidia-ctk's spelling (spec/cdi.md §10).
+# --device-name-strategy values, in nvidia-ctk's spelling.
 STRATEGIES = ("index", "uuid", "type-index")
-# Both by default so the plugin can hand out either form (device-plugin.md §8).
+# Both by default so the plugin can hand out either form (its --device-id-strategy).
 DEFAULT_STRATEGIES = ("index", "uuid")
 
 
@@ -80,7 +80,7 @@ def class_error(device_class: str) -> str | None:
 
 
 def short_qualifier_error(vendor: str, device_class: str) -> str | None:
-    """[PROJECT] a 1-character vendor or class panics CDI lib <= 0.5 (spec/cdi.md §3).
+    """[PROJECT] a 1-character vendor or class panics CDI lib <= 0.5 (docs/cdi.md#generate).
 
     One such file breaks every podman 4.3 run that asks for any CDI device, so the
     generator refuses it and `validate` reports it, although newer libraries accept it.
@@ -135,7 +135,7 @@ def parse_qualified_name(device: str) -> tuple[str, str, str]:
 
 
 def gpu_device_name(gpu: Gpu, strategy: str) -> str:
-    """The unqualified name of a full GPU under one naming strategy (spec/cdi.md §10)."""
+    """The unqualified name of a full GPU under one naming strategy."""
     if strategy == "index":
         return str(gpu.index)
     if strategy == "uuid":
@@ -175,5 +175,5 @@ def mig_name(
 
 
 def imex_channel_name(channel_id: int) -> str:
-    """`nvidia.com/imex-channel=<id>` (device-plugin.md §7.4)."""
+    """`nvidia.com/imex-channel=<id>`, defined by the `--mode imex` spec (docs/cdi.md#modes)."""
     return qualified_name(IMEX_CHANNEL_KIND, str(channel_id))

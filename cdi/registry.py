@@ -1,11 +1,11 @@
 """Which CDI devices the spec directories define, as a container engine resolves them.
 
-CDI's cache rules (spec/cdi.md §4): directories in priority order, the later one
+CDI's cache rules (docs/cdi.md#list): directories in priority order, the later one
 winning (`/etc/cdi` < `/var/run/cdi`); only `.json` and `.yaml` files, no recursion; a
 file with any problem is skipped and its errors recorded, without hiding the good files;
 two files of one directory defining the same device cancel it, with an error for both.
 `nvidia-cdi list` prints the result, and the device plugin asks it which of the names
-it hands out are already defined (device-plugin.md §15).
+it hands out are already defined (docs/cdi.md#beside-the-device-plugins-spec-file).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cdi.spec import Spec
 __all__ = ["DEFAULT_SPEC_DIRS", "Registry", "SpecFile", "load_specs", "spec_files"]
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
-SPEC_EXTENSIONS = (".json", ".yaml")  # `.yml` is ignored by CDI (verified, §4)
+SPEC_EXTENSIONS = (".json", ".yaml")  # `.yml` is ignored by CDI (verified)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The edges of `nvidia-cdi generate`: simulation, discovery, the write, and `--watch`.
 
-One pass is observe -> generate (pure) -> write (DESIGN.md). What a pass observes
+One pass is observe -> generate (pure) -> write (docs/architecture.md). What a pass observes
 depends on `--mode`: in `nvml` mode the device model (NVML) and then the driver files;
 in `imex` mode the IMEX channel nodes; in `management` mode the driver version and the
 NVIDIA nodes, then the driver files. A pass that fails at any step writes nothing, so a
@@ -69,7 +69,7 @@ class Host(Record):
 def resolve_host(settings: GenerateSettings) -> Host:
     """The roots to read; with `--nvml-mock` the simulated profile supplies them.
 
-    Explicit `--driver-root` / `--dev-root` beat the profile (DESIGN.md "The simulator").
+    Explicit `--driver-root` / `--dev-root` beat the profile (docs/cdi.md#simulated-nodes).
     In simulation the profile's placeholder nodes (regular files at the paths it names,
     relative to the dev root) count as devices under whichever dev root is read, so a
     test or benchmark can bring its own driver root; real character devices are always
@@ -273,7 +273,7 @@ def _observe_imex(host: Host, options: GenerateOptions) -> Observation:
 
 
 def _nvml_driver_version() -> str:
-    """NVML's driver version, or "" (the libraries then name it, spec/cdi.md §8.1)."""
+    """NVML's driver version, or "" (the libraries' suffix then names it, as upstream)."""
     from nvlib.discover import DiscoveryError, driver_version
     from nvlib.nvml import NvmlError
 

@@ -1,10 +1,10 @@
 """The CDI spec as immutable records, mirroring the Go `specs-go` types.
 
-Types alone: no I/O and no NVIDIA knowledge (STYLE.md §2). Field order is the Go struct
-order, which both writers follow (spec/cdi.md §1.2, §15). `to_dict()` emits exactly the
-wire keys (`hostPath`, `additionalGids`, ...) with Go's `omitempty` rules, so what one
-writer emits the other can read back unchanged. Fields added after 0.3.0 carry the
-version that added them in a comment; `cdi.version` holds the rules themselves.
+Types alone: no I/O and no NVIDIA knowledge. Field order is the Go struct order, which
+both writers follow. `to_dict()` emits exactly the wire keys (`hostPath`,
+`additionalGids`, ...) with Go's `omitempty` rules, so what one writer emits the other
+can read back unchanged. Fields added after 0.3.0 carry the version that added them in a
+comment; `cdi.version` holds the rules themselves.
 
 The types are `StrictRecord`s (nvlib/record.py), not frozen dataclasses: they are
 defined on every `nvidia-cdi` start, where a frozen dataclass costs ~0.8 ms to define
@@ -144,7 +144,7 @@ class ContainerEdits(StrictRecord):
     additional_gids: tuple[int, ...] = ()  # 0.7.0
 
     def is_empty(self) -> bool:
-        """Empty edits are valid for a spec but not for a device (spec/cdi.md §1.1)."""
+        """Empty edits are valid for a spec but not for a device (the CDI library's rule)."""
         return not (
             self.env
             or self.device_nodes

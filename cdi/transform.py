@@ -3,7 +3,8 @@
 A spec generated inside a container names the driver under the container's view of it
 (`/run/nvidia/driver/...`); the engine on the host needs host paths, and the reverse
 also happens. `transform_root` rewrites one side of each edit, as `nvidia-ctk cdi
-transform root` does (spec/cdi.md §16), and is pure: same spec and roots, same result.
+transform root` does (docs/cdi.md#transform-root), and is pure: same spec and roots,
+same result.
 
 Which side moves, by `relative_to`:
 

@@ -1,11 +1,11 @@
 """Validate a spec as strictly as the CDI library does, naming the field of each problem.
 
 The checks and their wording are the Go library's (`pkg/cdi`, `api/producer`, v1.1.0;
-spec/cdi.md §1-§3): a known `cdiVersion` at least the minimum its content needs, a valid
+docs/cdi.md#validate): a known `cdiVersion` at least the minimum its content needs, a valid
 kind, valid names, non-empty device edits, valid environment, device nodes, hooks,
 mounts, intelRdt and netDevices, no device defined twice. Unlike the library, which stops
 at the first problem, every problem is reported, each with its field path. One project
-rule is added: a 1-character vendor or class, which crashes CDI lib <= 0.5 (§3).
+rule is added: a 1-character vendor or class, which crashes CDI lib <= 0.5.
 Unknown keys and wrong types are caught earlier, when the file is decoded (`cdi.load`).
 """
 
@@ -24,7 +24,7 @@ _HOOK_NAMES = frozenset(
     {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
 )
 _NODE_TYPES = frozenset({"", "b", "c", "u", "p"})
-# Kubernetes qualified names, the intended rule for annotation keys (spec/cdi.md §3).
+# Kubernetes qualified names, the intended rule for annotation keys.
 # Patterns, not compiled regexes: `re.match` compiles one on first use (and caches it),
 # so a spec without annotations, every generated one, never pays ~0.4 ms each for them.
 _K8S_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"

@@ -1,10 +1,10 @@
 """CDI spec versions: which exist, and the lowest one a spec's content allows.
 
-A producer must write the minimum version its features need (spec/cdi.md §2.1): Debian's
-podman 4.3.1 reads only 0.1.0 - 0.5.0, so one needless feature makes every device of the
-file unresolvable. The rules are a table, newest first, as in the Go library's
-`specs-go/version.go`: each row names a version and a detector that returns the field path
-of the first feature needing it, so `validate` can say which field forces the version.
+A producer must write the minimum version its features need: Debian's podman 4.3.1 reads
+only 0.1.0 - 0.5.0, so one needless feature makes every device of the file unresolvable.
+The rules are a table, newest first, as in the Go library's `specs-go/version.go`: each
+row names a version and a detector that returns the field path of the first feature
+needing it, so `validate` can say which field forces the version.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def _needs_0_4(spec: Spec) -> str | None:
     return None
 
 
-# Newest first; the first row whose detector fires is the minimum (STYLE.md §2). 0.8.0
-# and 1.0.0 changed only the Go API, so no content needs them.
+# Newest first; the first row whose detector fires is the minimum. 0.8.0 and 1.0.0 changed
+# only the Go API, so no content needs them.
 MIN_VERSION_RULES: tuple[tuple[str, str, Detector], ...] = (
     ("1.1.0", "netDevices, intelRdt schemata or enableMonitoring", _needs_1_1),
     ("0.7.0", "intelRdt or additionalGids", _needs_0_7),

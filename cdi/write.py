@@ -1,11 +1,11 @@
 """Write a spec: validate it, encode it, put it in place atomically with mode 0644.
 
-Strict in, valid out (STYLE.md §2): the writer runs the same validation as `validate`,
-so nothing this package writes can be refused by a CDI consumer for its content. The
-bytes go through `nvlib.fsutil.write_atomic`, the project's one atomic writer: readers
-(container engines rescanning the spec directory) see the old spec or the new one, an
-unchanged spec is not rewritten (its mtime does not move, no rescan is triggered), and
-a symlink or directory as target is refused. `-` is standard output.
+Strict in, valid out: the writer runs the same validation as `validate`, so nothing this
+package writes can be refused by a CDI consumer for its content. The bytes go through
+`nvlib.fsutil.write_atomic`, the project's one atomic writer: readers (container engines
+rescanning the spec directory) see the old spec or the new one, an unchanged spec is not
+rewritten (its mtime does not move, no rescan is triggered), and a symlink or directory
+as target is refused. `-` is standard output.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _EXTENSION_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 
 def output_target(output: str, fmt: str | None = None) -> tuple[str, str]:
-    """(path, format) as `nvidia-ctk` resolves `--output` and `--format` (spec/cdi.md §15).
+    """(path, format) as `nvidia-ctk` resolves `--output` and `--format` (docs/cdi.md#generate).
 
     The format defaults to the one the extension names, else YAML. A path whose
     extension is not `.json` or `.yaml` gets the format's (`nvidia.yml` ->

@@ -1,4 +1,4 @@
-"""The slim Kubernetes device plugin (spec/device-plugin.md).
+"""The slim Kubernetes device plugin (docs/deviceplugin.md).
 
 It counts devices, watches their health and answers Allocate; the device map, the
 preferred allocation and the Allocate answers are pure functions of the discovered

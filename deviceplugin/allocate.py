@@ -1,4 +1,4 @@
-"""Allocate: validate a request and build each container's answer (device-plugin.md §7).
+"""Allocate: validate a request and build each container's answer (docs/deviceplugin.md#allocate).
 
 Every per-device piece (the ID the runtime sees, its CDI name, its device specs, the
 whole answer for a one-device request) is computed once when the plugin starts, so a
@@ -28,7 +28,7 @@ CONTROL_NODES = (
 VOLUME_MOUNT_ROOT = "/var/run/nvidia-container-devices"
 ANNOTATION_NAME = "nvidia-device-plugin"
 DEFAULT_ANNOTATION_PREFIX = "cdi.k8s.io/"
-MPS_CONTAINER_ROOT = "/mps"  # hard-coded container side of the MPS mounts (§9.2)
+MPS_CONTAINER_ROOT = "/mps"  # hard-coded container side of the MPS mounts, as upstream's
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,17 @@ class AllocateOptions:
 
 
 def visible_id(device: Device, id_strategy: str) -> str:
-    """The ID the container runtime sees: the UUID (a replica's GPU), or the index (§8)."""
+    """The ID the container runtime sees: the UUID (a replica's GPU), or the index."""
     return device.base_id if id_strategy == "uuid" else device.index
 
 
 def present_control_nodes(root: str = "/") -> tuple[str, ...]:
-    """Upstream stats each control node inside the plugin's container (§7.5 [QUIRK])."""
+    """Upstream stats each control node inside the plugin's container: a quirk, kept."""
     return tuple(p for p in CONTROL_NODES if os.path.exists(os.path.join(root, p.lstrip("/"))))
 
 
 def annotation_key(prefix: str) -> str:
-    """`cdi.k8s.io/nvidia-device-plugin_<uuid4>`, the prefix replaceable (cdi.md §6)."""
+    """`cdi.k8s.io/nvidia-device-plugin_<uuid4>`, the prefix replaceable."""
     return f"{prefix}{ANNOTATION_NAME}_{uuid.uuid4()}"
 
 
@@ -180,7 +180,7 @@ class Allocator:
                 )
         if opts.pass_device_specs:
             out.devices.extend(self._control_specs)
-            for device_id in ids:  # raw IDs: replicas of one GPU repeat its node (§7.5)
+            for device_id in ids:  # raw IDs: replicas of one GPU repeat its node, as upstream
                 out.devices.extend(self._specs[device_id])
             out.devices.extend(self._imex_specs)
         return out, annotation

@@ -1,4 +1,7 @@
-"""The plugin's CDI spec: make sure every name it hands out is defined (device-plugin.md §15).
+"""The plugin's CDI spec: make sure every name it hands out is defined.
+
+docs/deviceplugin.md#allocate and docs/cdi.md#beside-the-device-plugins-spec-file say
+how it shares a spec directory with `nvidia-cdi generate`.
 
 With a `cdi-*` strategy the plugin answers Allocate with names such as
 `nvidia.com/gpu=GPU-...`. A generator (`nvidia-cdi generate`, usually a DaemonSet)
@@ -44,7 +47,7 @@ OWN_FILE = PLUGIN_SPEC_FILE
 # At most this long the control loop waits for a generator's write (milliseconds) to end.
 LOCK_SECONDS = 0.5
 STATIC_DIR = "etc/cdi"  # under the host root: /etc/cdi, or the simulator's
-SPEC_SUFFIXES = (".json", ".yaml")  # what CDI reads; `.yml` is ignored (cdi.md §4)
+SPEC_SUFFIXES = (".json", ".yaml")  # what CDI reads; `.yml` is ignored
 
 
 def defined_names(spec_dirs: Sequence[Path], skip: Path) -> tuple[set[str], set[str]]:
@@ -136,7 +139,7 @@ class CdiKeeper:
             return
         try:
             data = self.generate(missing)
-        except Exception as err:  # logged, never fatal: Allocate still answers (§15)
+        except Exception as err:  # logged, never fatal: Allocate still answers
             log.error("Failed to write the CDI spec %s: %s", self.own_path, err)
             self._missing = None  # try again at the next change
             self.metrics.cdi_write("failed")
@@ -244,7 +247,7 @@ def generate_missing(source: GenerateInput, missing: frozenset[str]) -> bytes:
 def mounted_roots(
     driver_root: str, dev_root: str, container_driver_root: str
 ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """(driver root to read, dev root to read, moves): upstream's root transform (§15).
+    """(driver root to read, dev root to read, moves): upstream's root transform.
 
     With the host's driver root mounted at `--driver-root-ctr-path` (a directory in this
     container), files are read there and the spec names `driver_root`; device nodes

@@ -1,11 +1,11 @@
 """The `nvidia-device-plugin` command line, environment and config file, merged once.
 
-Flags, aliases, variables and defaults are upstream's (device-plugin.md §13.1); each
-option resolves as command line > first set environment variable > config file >
-default, through nvlib.config's Go-compatible parsing (the same helpers as GFD).
-Additions: `--nvml-mock` / `NVML_MOCK` (DESIGN.md), `--cdi-spec-dir` / `CDI_SPEC_DIR`
-(§15), `--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (§11.4, opt-in) and
-`--heartbeat-file` / `DP_HEARTBEAT_FILE` (a liveness heartbeat, deviceplugin/daemon.py) and
+Flags, aliases, variables and defaults are upstream's (docs/deviceplugin.md#flags); each
+option resolves as command line > first set environment variable > config file > default,
+through nvlib.config's Go-compatible parsing (the same helpers as GFD). Additions:
+`--nvml-mock` / `NVML_MOCK`, `--cdi-spec-dir` / `CDI_SPEC_DIR`,
+`--health-recovery-period` / `DP_HEALTH_RECOVERY_PERIOD` (opt-in), `--heartbeat-file`
+/ `DP_HEARTBEAT_FILE` (a liveness heartbeat, deviceplugin/daemon.py) and
 `--metrics-address` / `DP_METRICS_ADDRESS` (Prometheus metrics, deviceplugin/metrics.py).
 
 Imports nothing heavy: this runs before every start and on every SIGHUP.
@@ -220,13 +220,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
     """Resolve every option; raise ConfigError with upstream's text where it has one.
 
     `argv` excludes the program name; `-h` prints the usage and exits 0. Flag
-    validation (§13.4) needs to know whether NVML loads, so it happens at start.
+    validation needs to know whether NVML loads, so it happens at start.
     """
     parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS, _TARGETS)
     show_version = bool(parsed["version"])
     config_file = str(parsed["config-file"])
     file_flags = config.flags
-    # Upstream fills an option the file leaves unset from the flag's default (§13.3).
+    # Upstream fills an option the file leaves unset from the flag's default.
     if file_flags.nvidia_driver_root is None:
         file_flags.nvidia_driver_root = "/"
     if file_flags.mps_root == "":

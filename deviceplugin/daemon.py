@@ -1,4 +1,4 @@
-"""The plugin's life: start, watch for restarts and signals, stop (device-plugin.md §2, §12).
+"""The plugin's life: start, watch for restarts and signals, stop (docs/deviceplugin.md).
 
 `Daemon.run` is upstream's event loop. Each tick (100 ms) it looks at what asked for
 attention: a signal (SIGHUP restarts with the re-read config; SIGINT, SIGTERM and

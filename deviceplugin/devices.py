@@ -1,4 +1,4 @@
-"""The device map: which devices each resource advertises (device-plugin.md §3).
+"""The device map: which devices each resource advertises (docs/deviceplugin.md#what-it-serves).
 
 A pure function of the discovered `Machine`, the MIG strategy, the sharing section and
 the MIG capability table. Resource names, device IDs, indices and the MIG checks follow
@@ -60,7 +60,7 @@ class Resource:
 
     @property
     def socket_name(self) -> str:
-        """`nvidia-gpu.sock`: the basename registered as the endpoint (§4)."""
+        """`nvidia-gpu.sock`: the basename registered as the endpoint."""
         return f"nvidia-{self.name.removeprefix(RESOURCE_PREFIX)}.sock"
 
     @property
@@ -83,7 +83,7 @@ def is_replica(device_id: str) -> bool:
 
 
 def mig_resource_name(profile: str) -> str:
-    """`1g.10gb+me` -> `nvidia.com/mig-1g.10gb.me`; `1c.2g.10gb` keeps its C (§3.3)."""
+    """`1g.10gb+me` -> `nvidia.com/mig-1g.10gb.me`; `1c.2g.10gb` keeps its C ([PROJECT])."""
     return f"{RESOURCE_PREFIX}mig-{profile.replace('+', '.')}"
 
 
@@ -96,7 +96,7 @@ def pattern_matches(pattern: str, text: str) -> bool:
 def default_patterns(
     machine: Machine, mig_strategy: str
 ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
-    """The (pattern, resource) lists for GPU names and MIG profiles (§3.3 defaults).
+    """The (pattern, resource) lists for GPU names and MIG profiles (upstream's defaults).
 
     Under `mixed` upstream adds one resource per possible profile with C == G and none
     for C != G (a node with such devices then fails); the project names every profile,
@@ -264,7 +264,7 @@ def _check_mig(gpus: Sequence[Gpu], mig_strategy: str, warnings: list[str]) -> N
 
 
 def _replicate(resources: dict[str, list[Device]], sharing: Sharing) -> dict[str, list[Device]]:
-    """Split shared resources into `<id>::<k>` replicas, under `rename` when set (§3.4).
+    """Split shared resources into `<id>::<k>` replicas, under `rename` when set.
 
     After `normalise()` every entry covers all devices of its resource, so no device of
     a shared resource stays under the original name unless that name is kept.

@@ -2,7 +2,7 @@
 
 A `PluginError` stops a start of the plugins (the daemon logs it and exits, or retries,
 as upstream does); a `RequestError` answers one kubelet RPC with status UNKNOWN and the
-text as details, which is what a plain Go error yields (device-plugin.md §4).
+text as details, which is what a plain Go error yields.
 """
 
 from __future__ import annotations

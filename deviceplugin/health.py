@@ -2,11 +2,11 @@
 
 One monitor thread per start watches every physical GPU the plugins advertise with
 one NVML event set (upstream runs one per resource; the events are the same). The
-procedure is upstream's (device-plugin.md §11.2) with the project's fixes:
+procedure is upstream's (docs/deviceplugin.md#health) with the project's fixes:
 
 - a GPU's event marks *every* device it carries: all its replicas, and all its MIG
-  devices unless the event names one GPU/compute instance (§11.3);
-- opt-in recovery (§11.4): once `recovery_period` passes without a critical event on a
+  devices unless the event names one GPU/compute instance;
+- opt-in recovery: once `recovery_period` passes without a critical event on a
   GPU, and an NVML probe of it succeeds, its devices are reported healthy again. The
   quiet period matters because NVML answers queries right after a fatal XID;
 - a failing wait marks unhealthy only the GPUs that then fail a probe, and all of them

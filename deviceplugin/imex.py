@@ -1,4 +1,4 @@
-"""IMEX channels injected into every allocation (device-plugin.md §10).
+"""IMEX channels injected into every allocation (`--imex-channel-ids`).
 
 Only channel 0 can be configured (the config layer checks `[]` or `[0]`). A channel
 exists when its node, under the driver root's `dev` or bare, is a character device;

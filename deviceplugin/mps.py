@@ -1,4 +1,4 @@
-"""The plugin's side of MPS sharing: is the control daemon up? (device-plugin.md §9.3)"""
+"""The plugin's side of MPS sharing: is the control daemon up?"""
 
 from __future__ import annotations
 

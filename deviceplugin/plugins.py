@@ -1,6 +1,6 @@
 """One start of the plugins: discover, build the resources, serve, register, watch health.
 
-This is upstream's `startPlugins` (device-plugin.md §2.1 step 3) for one loaded config.
+This is upstream's `startPlugins` for one loaded config.
 The daemon calls `start_plugins` at start and after every restart and keeps what it
 returns until the next stop. Errors that upstream treats as fatal raise PluginError
 with upstream's message chain; a plugin that fails to serve or register asks for a
@@ -65,7 +65,7 @@ class Host:
     dev_root: str = "/"
     placeholder_nodes: Mapping[str, tuple[int, int]] | None = None  # simulated nodes
     # Where the control nodes are looked for: upstream stats the bare /dev paths in its
-    # container (§7.5 [QUIRK]); the simulator keeps its nodes under its dev root.
+    # container (a quirk, kept); the simulator keeps its nodes under its dev root.
     control_root: str = "/"
 
 
@@ -95,7 +95,7 @@ class Running:
 class Remembered:
     """What outlives one start: the last good machine, its link topology, GPU health.
 
-    The topology is read once per set of GPUs (§6.3). The machine stands in when a
+    The topology is read once per set of GPUs, never per call. The machine stands in when a
     later discovery fails on a GPU that fell off the bus: restarting with what was
     known keeps the healthy GPUs advertised, and the health check marks the lost one,
     where a fatal error would take every GPU of the node away. The GPUs' health is a
@@ -136,10 +136,11 @@ def _nvml_available() -> bool:
 
 
 def validate_settings(settings: PluginSettings) -> None:
-    """The flag checks of a start (§13.4), alone: a reload runs them before it stops
-    the servers, so a config that fails them leaves the running plugins alone."""
+    """The flag checks of a start (docs/deviceplugin.md#flags), alone: a reload runs them
+    before it stops the servers, so a config that fails them leaves the running plugins
+    alone."""
     config = settings.config
-    # Only the CDI strategies care whether NVML loads (§13.4 step 2).
+    # Only the CDI strategies care whether NVML loads (upstream's start-up check).
     cdi = any(s.startswith("cdi-") for s in config.flags.plugin.device_list_strategy)
     nvml = _nvml_available() if cdi else True
     try:
@@ -149,7 +150,7 @@ def validate_settings(settings: PluginSettings) -> None:
 
 
 def _discover(settings: PluginSettings, host: Host, remembered: Remembered) -> Machine | None:
-    """The machine, or None when NVML is missing and that is not fatal (§3.1, §12)."""
+    """The machine, or None when NVML is missing and that is not fatal (--fail-on-init-error)."""
     try:
         remembered.machine = discover(host.root, "", with_vgpu=False)
         return remembered.machine

@@ -1,11 +1,11 @@
-"""GetPreferredAllocation: which devices the kubelet should pick (device-plugin.md §6).
+"""GetPreferredAllocation: which devices the kubelet should pick.
 
 Two pure policies. Full GPUs take the topology-aware *aligned* path: maximise the score
 of the whole node's partition into sets of the requested size, so the chosen set keeps
-NVLink islands together and leaves the rest well grouped (§6.1). Replicas and MIG
-devices take the *greedy* path, which spreads (`distributed`) or packs (`packed`)
-replicas over physical GPUs (§6.2). Nothing here calls NVML: the link scores are read
-once per plugin start (§6.3).
+NVLink islands together and leaves the rest well grouped. Replicas and MIG devices take
+the *greedy* path, which spreads (`distributed`) or packs (`packed`) replicas over
+physical GPUs. Nothing here calls NVML: the link scores are read once per plugin start
+(docs/deviceplugin.md#getpreferredallocation).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PCIE_SCORES: Mapping[int, int] = {
     50: 10,  # NVML_TOPOLOGY_SYSTEM: across CPUs
 }
 NVLINK_SCORE = 100  # per NVLink joining the pair
-# Up to this many available GPUs the aligned answer is the exhaustive optimum (§6.1);
+# Up to this many available GPUs the aligned answer is the exhaustive optimum;
 # beyond it the partition count explodes (16 GPUs in fours: 2.6 million) and a greedy
 # growth of the set stands in.
 EXACT_LIMIT = 8
@@ -52,9 +52,10 @@ def aligned_allocation(
 ) -> tuple[int, ...]:
     """The best set of `size` GPU indices holding `required`, or () when none fits.
 
-    Objective (§6.1 [PROJECT]): the highest partition score over partitions of the
-    available GPUs into sets of `size` (padding slots all in one set) that keep the
-    answer whole, then the highest score of the answer itself, then the lowest indices.
+    Objective ([PROJECT]: upstream takes the first it finds on a tie): the highest
+    partition score over partitions of the available GPUs into sets of `size` (padding
+    slots all in one set) that keep the answer whole, then the highest score of the
+    answer itself, then the lowest indices.
     """
     devices = tuple(sorted(set(available)))
     must = tuple(sorted(set(required)))
@@ -129,7 +130,7 @@ def greedy_allocation(
     resource_ids: Sequence[str],
     policy: str,
 ) -> list[str]:
-    """Replicas and MIG devices (§6.2): spread over GPUs, or pack them, deterministically.
+    """Replicas and MIG devices: spread over GPUs, or pack them, deterministically.
 
     Candidates keep the kubelet's order; each pick goes to the GPU with the fewest
     (`distributed`) or most (`packed`) replicas already allocated, then the one picked
@@ -185,7 +186,7 @@ class PreferredAllocator:
             try:
                 return list(self._cached(tuple(available), tuple(required), size))
             except RequestError as err:
-                # A lost GPU or a stale ID must not fail every pod (§6.3, upstream #2038).
+                # A lost GPU or a stale ID must not fail every pod (upstream #2038).
                 log.warning("aligned allocation failed (%s); falling back to greedy", err)
         return greedy_allocation(available, required, size, self._ids, self._policy)
 

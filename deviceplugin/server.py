@@ -1,9 +1,9 @@
-"""One resource's gRPC server: its socket, its kubelet registration, its RPCs (§4, §5).
+"""One resource's gRPC server: its socket, its kubelet registration, its RPCs.
 
-The synchronous gRPC server (spec/stack.md §4.3): every open ListAndWatch stream holds
-one executor thread, so the pool has room for the kubelet's stream, a few callers and
-spare. Errors go back with status UNKNOWN and upstream's text as the details, which is
-what the kubelet sees from a plain Go error.
+The synchronous gRPC server (docs/architecture.md#dependencies-and-why-these): every open
+ListAndWatch stream holds one executor thread, so the pool has room for the kubelet's
+stream, a few callers and spare. Errors go back with status UNKNOWN and upstream's text
+as the details, which is what the kubelet sees from a plain Go error.
 """
 
 from __future__ import annotations

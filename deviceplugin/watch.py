@@ -1,4 +1,4 @@
-"""Noticing a kubelet restart: its socket file is created anew (device-plugin.md §2.2).
+"""Noticing a kubelet restart: its socket file is created anew.
 
 Python has no fsnotify, so a tiny ctypes binding of Linux inotify watches the socket's
 directory for a file of that name being created or moved in; the daemon reads it

@@ -1,9 +1,9 @@
 """Which XIDs make a GPU unhealthy: DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS.
 
-Upstream's table (device-plugin.md §11.1) kept as a map like upstream's, so the start-up
-log line reads the same: XID -> disabled, with the key 0 standing for "all XIDs". One
-deliberate difference: `DP_DISABLE_HEALTHCHECKS=all` with an enable list still checks
-the listed XIDs, which is what upstream's comment promises and its code does not.
+Upstream's table (docs/deviceplugin.md#health) kept as a map like upstream's, so the
+start-up log line reads the same: XID -> disabled, with the key 0 standing for "all
+XIDs". One deliberate difference: `DP_DISABLE_HEALTHCHECKS=all` with an enable list still
+checks the listed XIDs, which is what upstream's comment promises and its code does not.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`gpu-feature-discovery` / `python -m gfd`: label this node (spec/labels.md)."""
+"""`gpu-feature-discovery` / `python -m gfd`: label this node (docs/labels.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The `gpu-feature-discovery` command line, environment and config file, merged once.
 
-Every flag and variable keeps upstream's name, aliases and default (labels.md §18), and
-each option resolves as: command line > first set environment variable > config file >
-default. `--nvml-mock` / `NVML_MOCK`, `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a
-liveness heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
+Every flag and variable keeps upstream's name, aliases and default, and each option
+resolves as: command line > first set environment variable > config file > default.
+`--nvml-mock` / `NVML_MOCK`, `--heartbeat-file` / `GFD_HEARTBEAT_FILE` (a liveness
+heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
 `--label-template-namespaces` and `--label-expiry` (docs/labels.md) and
 `--metrics-address` / `GFD_METRICS_ADDRESS` (Prometheus metrics, gfd/metrics.py) are the
 project's additions.
@@ -171,7 +171,7 @@ _CONFIG_KEYS = {
 class GfdSettings(Plain):
     config: Config
     config_file: str
-    output_file_explicit: bool  # --output-file/--output/-o or GFD_OUTPUT_FILE (§17.1)
+    output_file_explicit: bool  # --output-file/--output/-o or GFD_OUTPUT_FILE: `auto` -> file
     kubeconfig: str
     kube_api_qps: float
     kube_api_burst: int
@@ -232,7 +232,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     if metrics_address and not show_version:
         _check_metrics_address(metrics_address, config.flags.gfd.oneshot)
     if config.flags.use_node_feature_api is None:
-        config.flags.use_node_feature_api = "auto"  # GFD's default (labels.md §17.1)
+        config.flags.use_node_feature_api = "auto"  # GFD's default (docs/labels-output.md)
     if not show_version:
         _check_label_options(config, parsed)
     warnings = normalise(config)

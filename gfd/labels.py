@@ -1,7 +1,8 @@
 """The labelling pipeline: ordered labelers over one `Machine`, merged, checked, sorted.
 
-spec/labels.md §2: a later labeler wins on a shared key; the device labelers contribute
-nothing on a node without GPUs; vGPU labels come from PCI independently of NVML.
+As upstream (docs/labels.md#the-pipeline): a later labeler wins on a shared key; the
+device labelers contribute nothing on a node without GPUs; vGPU labels come from PCI
+independently of NVML.
 """
 
 from __future__ import annotations

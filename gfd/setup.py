@@ -1,7 +1,7 @@
 """Wiring one config load to the host: the simulator, the host root and the output.
 
 Kept apart from the loop so that the heavy edges (the Kubernetes client) are imported
-only when the resolved output needs them (spec/stack.md §3.3).
+only when the resolved output needs them (docs/architecture.md#who-may-import-whom).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def use_node_feature_api(
     settings: GfdSettings, environ: Mapping[str, str], metrics: GfdMetrics = NO_METRICS
 ) -> Resolved:
-    """Resolve `true` / `false` / `auto` at each config load (spec/labels.md §17.1).
+    """Resolve `true` / `false` / `auto` at each config load (docs/labels-output.md).
 
     `undecided`: `auto` with a client config whose discovery got no answer; the
     output asks again before each write (gfd/outputs/auto.py).

@@ -2,8 +2,9 @@
 
 Each NVML call has one stated policy: NotSupported / FunctionNotFound mean the feature is
 absent; any other failure raises `DiscoveryError` naming what was asked, with upstream's
-wording where labels depend on it (spec/labels.md). Tolerated failures (memory info, PCI
-class, machine type, vGPU enumeration) are logged here and recorded as `None` in the model.
+wording where labels depend on it. Tolerated failures (memory info, PCI class, machine
+type, vGPU enumeration: docs/labels.md#the-pipeline) are logged here and recorded as
+`None` in the model.
 """
 
 from __future__ import annotations
@@ -336,7 +337,10 @@ def _profile_info(query: Callable[..., Any], *args: object) -> Any:
 
 
 def mig_memory_gb(memory_mib: int, total_bytes: int) -> int:
-    """The `<GB>gb` of a MIG profile name (labels.md §10.4), rounding half away from zero."""
+    """The `<GB>gb` of a MIG profile name, rounding half away from zero.
+
+    docs/labels.md#mig-strategies-and-profile-names has the formula.
+    """
     if total_bytes <= 0:
         return 0
     fraction = math.ceil((memory_mib * MIB / total_bytes) * 8) / 8

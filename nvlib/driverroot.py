@@ -1,4 +1,4 @@
-"""Loading libnvidia-ml from the driver root mounted in the container (device-plugin.md §2.1).
+"""Loading libnvidia-ml from the driver root mounted in the container.
 
 With a driver container the host's driver lives under `--driver-root-ctr-path`
 (`/driver-root`), not on the library path of the plugin or of `nvidia-cdi generate`.

@@ -1,6 +1,6 @@
 """NVML events for health checking: one event set, GPUs named by UUID, events as plain values.
 
-The pynvml side of the device plugin's health monitor (device-plugin.md §11.2): NVML's
+The pynvml side of the device plugin's health monitor (docs/deviceplugin.md#health): NVML's
 init and the event set's create / register / wait / free, the probe that asks whether
 NVML still reaches a GPU, and the decoding of an event into an `Event` of ints and
 strings. Which events count, which devices they mark and when a GPU comes back is the

@@ -1,11 +1,11 @@
 """The project's one atomic file writer (GFD feature file, CDI spec).
 
 Readers (nfd-worker, container runtimes) must see the old file or the new one,
-never half of either, so a regular file is replaced by a renamed temp file
-from the same directory. DESIGN.md "Files the tools write" and
-spec/labels.md §17.2 add the rules for odd targets: a character device or a
-FIFO is written in place (renaming over `/dev/null` would replace the host's
-device node), a symlink or a directory is refused, naming the path.
+never half of either, so a regular file is replaced by a renamed temp file from
+the same directory. Odd targets have rules of their own
+(docs/labels-output.md#the-feature-file): a character device or a FIFO is
+written in place (renaming over `/dev/null` would replace the host's device
+node), a symlink or a directory is refused, naming the path.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def remove_regular_file(path: str | Path) -> bool:
     """Remove `path` only if it is a regular file; True when it was removed.
 
     A device node, FIFO, symlink or directory is never removed: the output file
-    may be `/dev/null` (spec/labels.md §17.2). A file that is already gone is
+    may be `/dev/null`. A file that is already gone is
     not an error; other OSErrors propagate for the caller to report.
     """
     try:

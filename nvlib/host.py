@@ -27,11 +27,11 @@ _PCI_CONFIG_MIN = 256
 
 
 class VGpuError(RuntimeError):
-    """vGPU facts could not be read (labels.md §14)."""
+    """vGPU facts could not be read (docs/labels.md#vgpu)."""
 
 
 class DriverRecordError(VGpuError):
-    """A vGPU device lacks its host-driver record: fatal for labelling (labels.md §14)."""
+    """A vGPU device lacks its host-driver record: fatal for labelling."""
 
 
 def in_root(root: Path, path: str) -> Path:
@@ -61,7 +61,7 @@ def numa_node(root: Path, sysfs_bus_id: str) -> int | None:
 
 
 def machine_type(path: str) -> str | None:
-    """DMI product name; a read error is a warning, not a failure (labels.md §6)."""
+    """DMI product name; a read error is a warning, not a failure, as upstream's."""
     if not path:
         return None
     try:

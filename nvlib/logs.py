@@ -1,7 +1,7 @@
 """One log format for every command: to standard error, which carries nothing else.
 
 Standard output is each command's product (label lines, a spec written with
-`--output -`), so it can be piped; logs never go there (DESIGN.md).
+`--output -`), so it can be piped; logs never go there (docs/architecture.md).
 """
 
 from __future__ import annotations

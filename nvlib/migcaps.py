@@ -4,8 +4,7 @@ A MIG device is reached through its parent's `/dev/nvidia<minor>` plus two capab
 nodes, one for its GPU instance and one for its compute instance. The driver lists in
 `mig-minors` which `/dev/nvidia-caps/nvidia-cap<M>` grants each capability, one
 `<name> <minor>` line each (`gpu0/gi1/access 21`, `gpu0/gi1/ci0/access 22`, plus
-`config` and `monitor`). The CDI generator (spec/cdi.md §16) and the device plugin
-(device-plugin.md §3.2) both read it here.
+`config` and `monitor`). The CDI generator and the device plugin both read it here.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """`--nvml-mock PROFILE`: the simulation a command runs against, one per process.
 
-Every command takes `--nvml-mock` (DESIGN.md "The simulator") and activates the profile
-here, so that a reload (GFD's and the plugin's SIGHUP, the plugin's restart after a
-kubelet restart) keeps the same simulated machine, with its host tree and its runtime
-faults, and only a changed profile replaces it. A simulation that something else
-activated in this process (a test, with the faults it injects) is used as it is.
+Every command takes `--nvml-mock` (docs/profiles.md) and activates the profile here, so
+that a reload (GFD's and the plugin's SIGHUP, the plugin's restart after a kubelet
+restart) keeps the same simulated machine, with its host tree and its runtime faults, and
+only a changed profile replaces it. A simulation that something else activated in this
+process (a test, with the faults it injects) is used as it is.
 
 `nvlib.sim` is imported on first use only: a command without `--nvml-mock` never loads it.
 """

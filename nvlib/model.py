@@ -50,7 +50,7 @@ class Gpu(StrictRecord):
     index: int
     uuid: str  # "GPU-..."
     name: str  # nvmlDeviceGetName, e.g. "NVIDIA A100-SXM4-40GB"
-    memory_total_bytes: int | None  # None when NVML could not say (labels.md §7.1)
+    memory_total_bytes: int | None  # None when NVML could not say: no memory label
     compute_major: int
     compute_minor: int
     minor: int  # /dev/nvidia<minor>; -1 when NVML does not say
@@ -78,7 +78,7 @@ class VGpuDevice(StrictRecord):
 
 
 class VGpuInfo(StrictRecord):
-    """NVIDIA PCI devices found in sysfs that carry the vGPU signature (labels.md §14)."""
+    """NVIDIA PCI devices found in sysfs that carry the vGPU signature (docs/labels.md#vgpu)."""
 
     devices: tuple[VGpuDevice, ...] = ()
 

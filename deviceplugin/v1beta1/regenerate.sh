@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate api_pb2.py, api_pb2.pyi and api_pb2_grpc.py from api.proto.
 #
-# Run from anywhere, with grpcio-tools==1.85.1 installed (the dev pin, spec/stack.md §4):
+# Run from anywhere, with grpcio-tools==1.85.1 installed (the test extra's pin):
 #     deviceplugin/v1beta1/regenerate.sh [OUTPUT_ROOT]
 # It compiles from the repository root with -I. so the modules import as
 # deviceplugin.v1beta1.api_pb2. OUTPUT_ROOT (default: the repository root) lets the

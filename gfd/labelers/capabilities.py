@@ -1,4 +1,4 @@
-"""`mig.capable` and `mps.capable` (spec/labels.md §11)."""
+"""`mig.capable` and `mps.capable`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def mps_capable_labels(machine: Machine, config: Config) -> dict[str, str]:
     if config.sharing.sharing_strategy() != "mps":
         return {"nvidia.com/mps.capable": "false"}
     if any(gpu.mig_enabled for gpu in machine.gpus):
-        # Kept from upstream (§11): a configuration error the operator should see at once.
+        # Kept from upstream: a configuration error the operator should see at once.
         raise LabelError(
             "error creating sharing labeler: failed to check MPS-capable: "
             "MPS sharing is not supported for mig devices"

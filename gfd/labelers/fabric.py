@@ -1,4 +1,4 @@
-"""`nvidia.com/gpu.clique`: the IMEX domain of fabric-attached GPUs (spec/labels.md §13)."""
+"""`nvidia.com/gpu.clique`: the IMEX domain of fabric-attached GPUs."""
 
 from __future__ import annotations
 

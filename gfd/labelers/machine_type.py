@@ -1,4 +1,4 @@
-"""`nvidia.com/gpu.machine` from the DMI product name (spec/labels.md §6, §4.3)."""
+"""`nvidia.com/gpu.machine` from the DMI product name, sanitised and fitted to 63 characters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`nvidia.com/gpu.mode` from the PCI class of every GPU (spec/labels.md §12)."""
+"""`nvidia.com/gpu.mode` from the PCI class of every GPU.
+
+docs/labels.md#mode-clique-and-versions has the rule.
+"""
 
 from __future__ import annotations
 

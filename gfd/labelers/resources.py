@@ -1,7 +1,8 @@
 """Resource labels: `nvidia.com/gpu.*` for full GPUs, then the MIG strategy's labels.
 
-spec/labels.md §7 (full GPUs, with the deterministic multi-model fix of §7.2), §9
-(sharing), §10 (MIG single / mixed / INVALID).
+Full GPUs (with the deterministic pick on a node of several models:
+docs/labels.md#the-gpus), sharing (docs/labels.md#sharing), MIG single / mixed / INVALID
+(docs/labels.md#mig-strategies-and-profile-names).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def architecture(resource: str, gpu: Gpu) -> dict[str, str]:
 
 
 def _sharing(config: Config, resource: str) -> tuple[int, str, bool]:
-    """(replicas, sharing-strategy, shared-and-not-renamed) for one resource (§9)."""
+    """(replicas, sharing-strategy, shared-and-not-renamed) for one resource."""
     entry = config.sharing.replication_for(resource)
     replicas = entry.replicas if entry is not None and entry.replicas > 0 else 1
     strategy = config.sharing.sharing_strategy()
@@ -85,7 +86,7 @@ def _resource_labels(
 
 
 def _preference(gpus: tuple[Gpu, ...], counts: Counter[str]) -> list[str]:
-    """Names, most preferred first: more devices, then the lower first NVML index (§7.2)."""
+    """Names, most preferred first: more devices, then the lower first NVML index."""
     first: dict[str, int] = {}
     for gpu in gpus:
         first.setdefault(gpu.name, gpu.index)
@@ -127,7 +128,7 @@ def _mig_attributes(resource: str, mig: MigDevice) -> dict[str, str]:
 
 
 def label_profile(profile: str) -> str:
-    """`1g.10gb+me` -> `1g.10gb.me`: label keys and values carry no `+` (§10.4)."""
+    """`1g.10gb+me` -> `1g.10gb.me`: label keys and values carry no `+`."""
     return profile.replace("+", ".")
 
 
@@ -182,7 +183,7 @@ def mig_mixed_labels(machine: Machine, config: Config) -> dict[str, str]:
 def resource_labels(machine: Machine, config: Config) -> dict[str, str]:
     strategy = config.flags.mig_strategy
     if strategy not in MIG_STRATEGIES:
-        # Validated lazily, as upstream: only a node with devices fails (§10.1).
+        # Validated lazily, as upstream: only a node with devices fails.
         raise LabelError(
             "error creating labeler: error creating resource labeler: failed to construct "
             f"MIG resource labeler: unknown strategy: {strategy}"

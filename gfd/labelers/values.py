@@ -1,7 +1,8 @@
 """Label value rules: upstream's sanitiser, product names, and the 63-character fix.
 
-spec/labels.md §4. Values that are valid upstream pass through byte-identical; only a
-value Kubernetes would reject is shortened, keeping the discriminating suffix.
+Values that are valid upstream pass through byte-identical; only a value Kubernetes
+would reject is shortened, keeping the discriminating suffix
+(docs/labels.md#values-sanitising-and-the-63-character-fix).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def fit(key: str, head: str, tail: str = "", empty: str = "") -> str:
 
 
 def product(key: str, model: str, suffixes: tuple[str, ...] = (), shared: bool = False) -> str:
-    """`<model>[-MIG-<profile>][-SHARED]`, each part sanitised (labels.md §4.2)."""
+    """`<model>[-MIG-<profile>][-SHARED]`, each part sanitised."""
     parts = [sanitise(p) for p in suffixes if p]
     if shared:
         parts.append("SHARED")

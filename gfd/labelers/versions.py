@@ -1,4 +1,4 @@
-"""Driver and CUDA version labels, deprecated keys included (spec/labels.md §5)."""
+"""Driver and CUDA version labels, deprecated keys included."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""vGPU labels from PCI config space, independent of NVML (spec/labels.md §14)."""
+"""vGPU labels from PCI config space, independent of NVML (docs/labels.md#vgpu)."""
 
 from __future__ import annotations
 

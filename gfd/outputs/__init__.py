@@ -1,8 +1,9 @@
 """GFD's label writers: the NFD feature file and the NodeFeature object.
 
-This package face stays light on purpose: `gpu-feature-discovery --oneshot`
-in file mode imports it, and must not pay for the Kubernetes client
-(spec/stack.md §3.3). `nodefeature` imports `kubernetes` inside its functions.
+This package face stays light on purpose: `gpu-feature-discovery --oneshot` in file
+mode imports it, and must not pay for the Kubernetes client
+(docs/architecture.md#who-may-import-whom). `nodefeature` imports `kubernetes`
+inside its functions.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class OutputError(RuntimeError):
 
 
 class Output(Protocol):
-    """One place the labels go (spec/labels.md §17.1)."""
+    """One place the labels go (docs/labels-output.md#choosing-the-output)."""
 
     @property
     def kind(self) -> OutputKind:

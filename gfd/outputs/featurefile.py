@@ -1,4 +1,4 @@
-"""The NFD feature file and standard output (spec/labels.md §17.1, §17.2).
+"""The NFD feature file and standard output (docs/labels-output.md#the-feature-file).
 
 Imported by `gpu-feature-discovery --oneshot` in file mode, whose start-up is
 benchmarked against an interpreter that loads only pynvml (bench/run.py): only the
@@ -25,11 +25,11 @@ __all__ = ["STDOUT", "FeatureFile", "expiry_directive", "format_labels", "remova
 
 log = logging.getLogger(__name__)
 
-# `-` is the project's name for standard output; `""` is upstream's (§17.1).
+# `-` is the project's name for standard output; `""` is upstream's.
 STDOUT = "-"
 _STDOUT_NAMES = ("", STDOUT)
 
-# nfd-worker skips a larger feature file entirely (spec/nfd.md §2.1).
+# nfd-worker skips a larger feature file entirely.
 NFD_MAX_FILE_SIZE = 65536
 # No space, or no quota, left on the filesystem of the feature file.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -38,10 +38,9 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 def format_labels(labels: Mapping[str, str], expires_at: float | None = None) -> bytes:
     """`key=value\\n` per label, sorted by key in byte order; `key=` when empty.
 
-    Upstream's line order follows a Go map (undefined); sorted lines keep the
-    file, its diffs and golden tests quiet (spec/labels.md §23 row 4). With
-    `expires_at` (Unix seconds) NFD's expiry directive comes first, so that it
-    covers every label of the file.
+    Upstream's line order follows a Go map (undefined); sorted lines keep the file, its
+    diffs and golden tests quiet. With `expires_at` (Unix seconds) NFD's expiry
+    directive comes first, so that it covers every label of the file.
     """
     keys = sorted(labels, key=lambda k: k.encode())
     head = expiry_directive(expires_at) if expires_at is not None else ""
@@ -62,7 +61,7 @@ def removal_applies(
     sleep_infinite: bool,
     output_file: str,
 ) -> bool:
-    """Whether the feature file is removed on exit (spec/labels.md §17.2).
+    """Whether the feature file is removed on exit, as upstream decides it.
 
     `use_node_feature_api` is the resolved value (`auto` already decided).
     Standard output is never removed; that the path is a regular file is

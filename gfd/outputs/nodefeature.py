@@ -1,11 +1,11 @@
-"""The NodeFeature object output (spec/labels.md §17.3) and the `auto` probe (§17.1).
+"""The NodeFeature object output and the `auto` probe (docs/labels-output.md).
 
-Only this module talks to Kubernetes, and it imports the client inside its
-functions: the import costs ~0.5 s and ~40 MiB (spec/stack.md §3.3), which
-file mode never pays. Only the subset that kubernetes 36 and 37 share is used
-(stack.md §3.2): `CustomObjectsApi` with dict bodies, `ApiException.status`.
-The pod and discovery GETs go through the shared `ApiClient` instead of
-`CoreV1Api`, whose import alone costs ~0.6 s on kubernetes 37.
+Only this module talks to Kubernetes, and it imports the client inside its functions: the
+import costs ~0.5 s and ~40 MiB, which file mode never pays. Only the subset that
+kubernetes 36 and 37 share is used (docs/architecture.md#dependencies-and-why-these):
+`CustomObjectsApi` with dict bodies, `ApiException.status`. The pod and discovery GETs go
+through the shared `ApiClient` instead of `CoreV1Api`, whose import alone costs ~0.6 s on
+kubernetes 37.
 
 QPS and burst: the Python client has no rate limiter, so `_TokenBucket`
 gives client-go's behaviour (`burst` calls at once, then `qps` per second).
@@ -91,7 +91,7 @@ def object_name(node_name: str) -> str:
 
 
 def check_names(node_name: str, namespace: str) -> None:
-    """The checks made before any API call (spec/labels.md §17.3, nfd.md §5.1)."""
+    """The checks made before any API call (docs/labels-output.md#the-nodefeature-object)."""
     if not node_name:
         raise OutputError("required flag node-name not set")
     if not namespace:
@@ -241,14 +241,14 @@ class NodeFeatureOutput:
 
     def cleanup(self) -> None:
         """Never deletes the object: a restart must not drop the node's labels
-        (nfd.md §5.4); owner GC and nfd-gc remove it. Only releases connections."""
+        owner GC and nfd-gc remove it. Only releases connections."""
         self.close()
 
     def close(self) -> None:
         self._api_client.close()
 
     def new_object(self, labels: Mapping[str, str]) -> dict[str, Any]:
-        """The object GFD creates (spec/labels.md §17.3, "Object")."""
+        """The object GFD creates (docs/labels-output.md#the-nodefeature-object)."""
         metadata: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
@@ -300,7 +300,7 @@ class NodeFeatureOutput:
         return wanted
 
     def _resolve_owner(self, deadline: float) -> list[dict[str, Any]]:
-        """Only the DaemonSet owner, as controller (spec/labels.md §17.3 [PROJECT]):
+        """Only the DaemonSet owner, as controller ([PROJECT]):
         a Pod owner would change on every restart and needs `delete` to update.
         A retryable OutputError when the API server could not answer: an object
         created without its owner would never be garbage-collected."""
@@ -387,7 +387,7 @@ class _BudgetSpent(TimeoutError):
 
 
 class Discovery(enum.Enum):
-    """What API discovery says about NodeFeature for `auto` (spec/labels.md §17.1)."""
+    """What API discovery says about NodeFeature for `auto` (docs/labels-output.md)."""
 
     SERVED = "served"
     ABSENT = "absent"  # a definite no: no client config, not served, 401/403/404
@@ -401,7 +401,7 @@ def discover_nodefeatures(
     token_path: str = SERVICE_ACCOUNT_TOKEN,
     metrics: GfdMetrics = NO_METRICS,
 ) -> Discovery:
-    """The `auto` rule of spec/labels.md §17.1, step 2.
+    """The `auto` rule (docs/labels-output.md#choosing-the-output) without an explicit file.
 
     SERVED when a client config exists (the kubeconfig, else in-cluster when
     KUBERNETES_SERVICE_HOST is set and the service-account token exists) and
@@ -467,7 +467,7 @@ def _api_client(
     *,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> ApiClient:
-    """In-cluster config unless a kubeconfig is given (spec/labels.md §17.3)."""
+    """In-cluster config unless a kubeconfig is given."""
     from kubernetes import client, config
     from kubernetes.config.incluster_config import InClusterConfigLoader
 
@@ -698,7 +698,7 @@ def _describe(err: BaseException) -> str:
 
 
 def _spec(labels: Mapping[str, str]) -> dict[str, Any]:
-    # Features always empty: GFD publishes labels only (spec/labels.md §17.3).
+    # Features always empty: GFD publishes labels only.
     return {
         "features": {"flags": {}, "attributes": {}, "instances": {}},
         "labels": dict(labels),
@@ -707,7 +707,7 @@ def _spec(labels: Mapping[str, str]) -> dict[str, Any]:
 
 def _semantic(value: Any) -> Any:
     """Normal form for equality: `null`, `{}` and `[]` all mean absent, as Go's
-    semantic DeepEqual treats nil and empty maps (spec/labels.md §17.3)."""
+    semantic DeepEqual treats nil and empty maps."""
     if isinstance(value, Mapping):
         normal = {k: _semantic(v) for k, v in value.items()}
         return {k: v for k, v in normal.items() if v not in (None, {}, [])}

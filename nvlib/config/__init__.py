@@ -1,4 +1,4 @@
-"""The `version: v1` config shared by GFD and the device plugin (device-plugin.md §13).
+"""The `version: v1` config shared by GFD and the device plugin (docs/config.md).
 
 `parse_config_file()` reads a file with upstream's checks and messages, each command
 merges its flags and environment over it (flag > env > file > default), and

@@ -169,7 +169,7 @@ class _Fields:
 
 
 def _use_node_feature_api(value: object, path: str) -> str | None:
-    """A bool as upstream has it, or the project's "auto" (labels.md §18.2)."""
+    """A bool as upstream has it, or the project's "auto"."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -354,7 +354,7 @@ def _replicated(value: object, path: str) -> ReplicatedResources:
     if not resources:
         raise ConfigError.upstream(f"{path}.resources", entries, "no resources specified")
     if rename_by_default:
-        # The loader, not normalise(), fills in the default rename (labels.md §9).
+        # The loader, not normalise(), fills in the default rename, as upstream's.
         for r in resources:
             r.rename = r.rename or shared_rename(r.name)
     return ReplicatedResources(
@@ -398,7 +398,7 @@ def _devices(value: object, path: str) -> Devices:
         return value
     if isinstance(value, list):
         return [_device_ref(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    # Floats land here too: Go cannot decode 2.0 into an int (device-plugin.md §13.2).
+    # Floats land here too: Go cannot decode 2.0 into an int.
     raise ConfigError.upstream(
         path, value, f"unrecognized type for devices spec: {raw_json(value)}"
     )

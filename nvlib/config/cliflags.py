@@ -3,7 +3,8 @@
 Each command declares a table of `Flag`s; `parse_argv` reads the command line with Go's
 `flag` rules and `apply_env` adds the environment, so a flag given on the command line
 beats its environment variables, and the first of those that is set beats the rest
-(labels.md §18.1). What the config file and defaults add is the command's business.
+(docs/config.md#precedence). What the config file and defaults add is the command's
+business.
 
 Go's rules, kept because manifests are written for them:
 - `-flag` and `--flag` are the same; `-flag=value`, `-flag value` (the next argument is

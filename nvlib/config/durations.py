@@ -2,7 +2,7 @@
 
 The sleep interval is written as a Go duration on the command line, in the environment
 and in the config file, and logged in Go's form (`1m0s`), so parsing and printing follow
-Go's `time` package to the character (spec/labels.md §18.2).
+Go's `time` package to the character.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Upstream parses `GFD_ONESHOT=T`, `--kube-api-burst=0x10` and friends with `strconv`, and
 manifests in the field rely on those forms, so we accept exactly what Go accepts and
-fail with the text Go prints (spec/labels.md §18.2).
+fail with the text Go prints (docs/config.md#precedence).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def lookup_env(environ: Mapping[str, str], names: Iterable[str]) -> tuple[str, s
 
 
 def env_error(kind: str, value: str, var: str, flag: str, cause: Exception) -> str:
-    """urfave/cli's text for an environment value that does not parse (labels.md §18.2)."""
+    """urfave/cli's text for an environment value that does not parse."""
     return (
         f"could not parse {go_quote(value)} as {kind} value from env var {go_quote(var)}"
         f" for flag {flag}: {cause}"

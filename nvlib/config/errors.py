@@ -2,8 +2,8 @@
 
 A `ConfigError` carries the field it is about (`path`), the offending `value` and the
 `reason`, so a caller can log or test them apart from the text. The text (`str(err)`)
-is upstream's exact wording wherever spec/ quotes one, because users grep logs for
-those lines; otherwise it reads `<path>: <reason> (got <value>)` (STYLE.md §7).
+is upstream's exact wording wherever upstream has one, because users grep logs for
+those lines; otherwise it reads `<path>: <reason> (got <value>)` (docs/config.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Precedence (flag > environment > file > default) is applied by each command's own
 flag table; see gfd/cli.py. This module owns the file half: read, parse, decode,
-wrap errors as upstream does, and `normalise()` (device-plugin.md §13.3, §13.6).
+wrap errors as upstream does, and `normalise()` (docs/config.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nvlib.config.names import shared_rename
 from nvlib.config.schema import Config, ReplicatedResources
 
 # What upstream's callers put in front of a config-file error, outermost first:
-# loadConfig, then NewConfig (device-plugin.md §13.2 "Config file errors").
+# loadConfig, then NewConfig.
 FILE_ERROR_PREFIX = "unable to load config: unable to finalize config: unable to parse config file"
 # Inside parseConfigFrom: sigs.k8s.io/yaml's two stages, below "unmarshal error".
 _UNMARSHAL = "error parsing config file: unmarshal error"
@@ -137,9 +137,9 @@ def normalise(config: Config) -> list[str]:
     """Apply the post-load rules every tool shares; return the warnings to log.
 
     In place and idempotent. Upstream turns the per-resource knobs off "for now"
-    (device-plugin.md §13.6, labels.md §19.3), so this leaves only `name`, `replicas`,
-    `renameByDefault` and `failRequestsGreaterThanOne` meaningful, and fills the
-    defaults that depend on other fields (§13.3 "After merging").
+    (docs/config.md#what-upstream-ignores-and-so-do-we), so this leaves only `name`,
+    `replicas`, `renameByDefault` and `failRequestsGreaterThanOne` meaningful, and fills
+    the defaults that depend on other fields.
     """
     warnings: list[str] = []
     if config.resources.gpus or config.resources.mig:

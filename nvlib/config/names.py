@@ -1,8 +1,9 @@
 """Resource names and device references as the v1 config accepts them.
 
-Both follow upstream's api/config/v1 word for word (device-plugin.md §13.2): a name gets
-the `nvidia.com/` prefix when it lacks one and must then pass Kubernetes' DNS-1123
-subdomain check; a device reference is a GPU index, a MIG index or a GPU/MIG UUID.
+Both follow upstream's api/config/v1 word for word (docs/config.md#reading-the-file): a
+name gets the `nvidia.com/` prefix when it lacks one and must then pass Kubernetes'
+DNS-1123 subdomain check; a device reference is a GPU index, a MIG index or a GPU/MIG
+UUID.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Field names are Python's; `to_json()` writes upstream's camelCase keys in upstream's
 order and with its omission rules, because the "Running with config:" log line is what
-users paste into bug reports and compare with upstream's (device-plugin.md §13.5).
+users paste into bug reports and compare with upstream's (docs/config.md).
 Values are always resolved (defaults filled in); the few that upstream leaves unset on
 purpose are `None`: `mps_root`, `nvidia_driver_root`, `nvidia_dev_root`, an absent
 sharing section, and an unset `failRequestsGreaterThanOne`.
@@ -50,7 +50,7 @@ class Sharing(Plain):
     mps: ReplicatedResources | None = None
 
     def sharing_strategy(self) -> str:
-        """`mps`, `time-slicing` or `none`, by which section replicates (labels.md §9)."""
+        """`mps`, `time-slicing` or `none`, by which section replicates (docs/labels.md#sharing)."""
         if self.mps is not None and _is_replicated(self.mps):
             return "mps"
         if self.time_slicing is not None and _is_replicated(self.time_slicing):
@@ -60,7 +60,7 @@ class Sharing(Plain):
     def replicated_resources(self) -> ReplicatedResources | None:
         """The MPS section whenever it is present at all, replicas or not; else time-slicing.
 
-        Upstream ignores time-slicing entries as soon as an `mps` key exists (labels.md §9).
+        Upstream ignores time-slicing entries as soon as an `mps` key exists.
         """
         return self.mps if self.mps is not None else self.time_slicing
 
@@ -102,7 +102,7 @@ class PluginFlags(Plain):
 class Flags(Plain):
     mig_strategy: str = "none"
     fail_on_init_error: bool = True
-    # "true" | "false" | "auto" (labels.md §17.1); None: unset, which GFD reads as "auto"
+    # "true" | "false" | "auto" (docs/labels-output.md); None: unset, which GFD reads as "auto"
     # and the plugin logs as null, as upstream's plugin logs a flag it does not own.
     use_node_feature_api: str | None = None
     device_discovery_strategy: str = "auto"
@@ -117,7 +117,7 @@ class Flags(Plain):
 
 
 class Resource(Plain):
-    """A `resources.gpus[]` / `resources.mig[]` entry (parsed, then ignored: §13.6)."""
+    """A `resources.gpus[]` / `resources.mig[]` entry (parsed, then ignored, as upstream)."""
 
     pattern: str
     name: str

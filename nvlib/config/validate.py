@@ -1,8 +1,8 @@
-"""The start-up checks on merged flags, with upstream's texts (device-plugin.md §13.4).
+"""The start-up checks on merged flags, with upstream's texts (docs/config.md#start-up-checks).
 
-GFD runs only `check_device_discovery_strategy` (labels.md §19.2); the plugin runs
-`validate_plugin_flags`, in upstream's order. Each raises ConfigError carrying the
-config-file key as its path; callers add `unable to validate flags: ...` and above.
+GFD runs only `check_device_discovery_strategy`; the plugin runs `validate_plugin_flags`,
+in upstream's order. Each raises ConfigError carrying the config-file key as its path;
+callers add `unable to validate flags: ...` and above.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def check_device_discovery_strategy(value: str) -> None:
         return
     text = f"invalid --device-discovery-strategy option {value}"
     if value in UNSUPPORTED_DISCOVERY_STRATEGIES:
-        text += ": not supported"  # [PROJECT] labels.md §16
+        text += ": not supported"  # [PROJECT] tegra and vfio are not implemented
     raise ConfigError.upstream(path, value, text)
 
 
@@ -74,7 +74,7 @@ def check_mig_strategy(value: str) -> None:
 
 
 def check_imex_channel_ids(ids: list[int]) -> None:
-    """Only `[]` or `[0]` (device-plugin.md §10); Go prints the list as `[2 3]`."""
+    """Only `[]` or `[0]`, as upstream; Go prints the list as `[2 3]`."""
     if ids and ids != [0]:
         shown = "[" + " ".join(str(i) for i in ids) + "]"
         raise ConfigError.upstream(

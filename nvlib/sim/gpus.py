@@ -1,9 +1,9 @@
 """Per-model GPU facts, so that a profile can say `model: A100-SXM4-40GB` and stay short.
 
-Names, memory and compute capability of the models in DESIGN.md's machines table are
-contract values. MIG tables follow `nvidia-smi mig -lgip` on the real parts; the
-A100-40GB rows are the reference values of spec/labels.md §10.5. Profile names
-("3g.20gb") agree with the GB formula of labels.md §10.4, which a test checks.
+Names, memory and compute capability of the models of the built-in machines
+(docs/profiles.md#built-in-machines) are contract values. MIG tables follow `nvidia-smi
+mig -lgip` on the real parts. Profile names ("3g.20gb") agree with the GB formula
+(docs/labels.md#mig-strategies-and-profile-names), which a test checks.
 The GPU- and compute-instance profile records are defined in profile.py, with the
 other records, and importable from here too.
 """

@@ -255,7 +255,7 @@ def pci_config(
     """A 256-byte type-0 configuration header with a capability list.
 
     The list is power management, MSI and PCI Express; a vGPU guest's GPU adds the
-    vendor-specific capability (id 0x09) that labels.md §14 walks: signature `VF` at
+    vendor-specific capability (id 0x09) that docs/labels.md#vgpu walks: signature `VF` at
     bytes 3-4, then from byte 5 a host-driver record (id 0, length 22) holding the
     10-byte version and the 10-byte branch, NUL padded: 27 bytes in all.
     """

@@ -35,7 +35,7 @@ _FABRIC_STATES = {
 # compiled on first use (re caches them): built-in profiles never parse these
 _BUS_ID = r"^([0-9a-fA-F]{4,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$"
 _COMPUTE = r"^(\d+)\.(\d+)$"
-_VGPU_FIELD_BYTES = 10  # labels.md §14: version and branch are 10-byte fields
+_VGPU_FIELD_BYTES = 10  # the host driver record's version and branch are 10-byte fields
 
 T = TypeVar("T")
 

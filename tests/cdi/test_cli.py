@@ -56,7 +56,7 @@ def test_mig_spec_content(tmp_path: Path) -> None:
     spec, problems = parse_spec(result.stdout)
     assert problems == [] and spec is not None
     by_name = {d.name: d.container_edits for d in spec.devices}
-    assert "0" not in by_name  # MIG-enabled GPUs have no full-GPU entry (§8)
+    assert "0" not in by_name  # MIG-enabled GPUs have no full-GPU entry, as the toolkit's
     nodes = [n.path for n in by_name["3:1"].device_nodes]
     assert nodes[0] == "/dev/nvidia3"
     assert len(nodes) == 3 and all(n.startswith("/dev/nvidia-caps/nvidia-cap") for n in nodes[1:])
@@ -252,7 +252,7 @@ def test_version_flag() -> None:
     assert result.returncode == 0 and result.stdout.startswith("nvidia-cdi ")
 
 
-# --- --mode imex / management (spec/cdi.md §16) ---
+# --- --mode imex / management (docs/cdi.md#modes) ---
 
 
 def test_imex_on_a_simulated_gb200() -> None:

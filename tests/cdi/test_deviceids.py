@@ -1,4 +1,4 @@
-"""`--device-id`: the devices a spec describes (spec/cdi.md §7; toolkit lib-nvml.go).
+"""`--device-id`: the devices a spec describes (docs/cdi.md#generate; toolkit lib-nvml.go).
 
 `nvidia-ctk cdi generate --device-id 0` (and its `NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS`)
 selects devices by GPU index, `<gpu>:<mig>` index or UUID; `all` is the default and

@@ -1,4 +1,4 @@
-"""Finding driver files under a driver root (spec/cdi.md §9, §11).
+"""Finding driver files under a driver root, where and in the order nvidia-ctk looks.
 
 Matrix: the library locator (standard dirs, symlinks resolved, vdpau, ld.so.cache as
 the fallback only, --library-search-path alone), the driver version fallback, graphics
@@ -85,7 +85,7 @@ def test_libraries_in_root_when_no_standard_dir(tmp_path: Path) -> None:
 
 
 def test_ld_cache_is_the_fallback(tmp_path: Path) -> None:
-    """No library in a standard dir: the driver root's ld.so.cache finds them (§9.1)."""
+    """No library in a standard dir: the driver root's ld.so.cache finds them."""
     root = DriverRoot(tmp_path / "r")
     root.add_library("libcuda.so", directory="opt/nvidia/lib64", soname="libcuda.so.1")
     write_ld_cache(root.path, ["/opt/nvidia/lib64/libcuda.so.1"])
@@ -399,7 +399,7 @@ def test_parse_ld_cache_rejects(data: bytes) -> None:
     reason="`ldconfig -r` chroots: needs root (CI runs as root)",
 )
 def test_real_ldconfig_cache(tmp_path: Path) -> None:
-    """spec/cdi.md §17.4: a cache written by glibc's ldconfig, read the toolkit's way."""
+    """A cache written by glibc's ldconfig, read the toolkit's way."""
     root = DriverRoot(tmp_path / "r")
     root.add_library("libcuda.so", directory="opt/nvidia/lib", soname="libcuda.so.1", links=False)
     (root.path / "etc").mkdir()

@@ -1,6 +1,6 @@
-"""Spec bytes: yaml.v3's quoting and layout, Go's JSON (spec/cdi.md §15).
+"""Spec bytes: yaml.v3's quoting and layout, Go's JSON, as nvidia-ctk writes them.
 
-Matrix: one row per quoting rule of a scalar; the §15 example spec byte for byte in
+Matrix: one row per quoting rule of a scalar; the toolkit's example spec byte for byte in
 YAML and JSON; round trips through PyYAML (names forced to strings by quoting) and
 through our strict loader.
 """
@@ -75,7 +75,7 @@ def test_yaml_scalar(value: str | int, written: str) -> None:
         assert loaded == value  # whatever the style, it reads back as the same string
 
 
-# The §15 example, with one device node field of each kind added.
+# The toolkit's example spec, with one device node field of each kind added.
 EXAMPLE = Spec(
     "0.5.0",
     "nvidia.com/gpu",
@@ -196,7 +196,7 @@ def test_json_escapes_like_go() -> None:
 
 
 def test_empty_common_edits() -> None:
-    """yaml.v3 omits an empty struct; Go's JSON writes `{}` (spec/cdi.md §1.3)."""
+    """yaml.v3 omits an empty struct; Go's JSON writes `{}`."""
     spec = Spec("0.3.0", "a.com/b", (Device("x", ContainerEdits(env=("A=1",))),))
     assert "containerEdits:\n    env" not in to_yaml(spec).decode()
     assert to_yaml(spec).decode().endswith("            - A=1\n")

@@ -1,4 +1,4 @@
-"""The pure generator: machine + driver files + options -> spec (spec/cdi.md §8-§14).
+"""The pure generator: machine + driver files + options -> spec (docs/cdi.md#generate).
 
 `DriverFiles` are built by hand here (the generator reads no disk), so each case states
 exactly what the host has. Matrix: device entries (full GPUs, MIG devices, MIG-enabled
@@ -120,7 +120,7 @@ def test_naming_strategies(
 
 
 def test_mig_enabled_gpu_has_only_mig_entries() -> None:
-    """nvidia-ctk: no full-GPU entry for a GPU whose MIG mode is enabled (§8 step 3)."""
+    """nvidia-ctk: no full-GPU entry for a GPU whose MIG mode is enabled."""
     machine = gb.machine(gb.gpu(0, migs=("3g.20gb", "1g.5gb")), gb.gpu(1))
     spec = generate_spec(
         machine, driver_files(*gpu_nodes(2)), options(device_name_strategies=("index",))
@@ -129,7 +129,7 @@ def test_mig_enabled_gpu_has_only_mig_entries() -> None:
 
 
 def test_plugin_option_adds_mig_enabled_parents() -> None:
-    """device-plugin.md §15: mig-strategy none advertises MIG-enabled GPUs whole."""
+    """The plugin's mig-strategy none advertises MIG-enabled GPUs whole (docs/deviceplugin.md)."""
     machine = gb.machine(gb.gpu(0, migs=("1g.5gb",)))
     spec = generate_spec(
         machine,
@@ -340,7 +340,7 @@ def test_common_edits() -> None:
         hook("update-application-profile"),
     )
     mounts = {m.container_path: m for m in common.mounts}
-    assert f"{LIB}/libnvidia-allocator.so.{V}" not in mounts  # symlink target only (§11.2)
+    assert f"{LIB}/libnvidia-allocator.so.{V}" not in mounts  # symlink target only
     assert mounts["/run/nvidia-persistenced/socket"].options == (
         "nosuid",
         "nodev",
@@ -364,7 +364,7 @@ def test_common_edits() -> None:
         f"/lib/firmware/nvidia/{V}/gsp_ga10x.bin",
         f"{LIB}/vdpau/libvdpau_nvidia.so.{V}",
         f"{LIB}/nvidia/xorg/libglxserver_nvidia.so.{V}",
-    ]  # by the number of "/" then the path (§14.3)
+    ]  # by the number of "/" then the path, as the toolkit sorts
 
 
 @pytest.mark.parametrize(
@@ -410,7 +410,7 @@ def test_chmod_hook_only_when_enabled() -> None:
 
 
 def test_nvidia_ctk_hook_form_and_ldconfig_path() -> None:
-    """Hook binary named nvidia-ctk: `[nvidia-ctk, hook, <subcommand>]` (§12)."""
+    """Hook binary named nvidia-ctk: `[nvidia-ctk, hook, <subcommand>]`."""
     spec = generate_spec(
         gb.machine(gb.gpu(0)),
         driver_files(*gpu_nodes(1)),
@@ -617,7 +617,7 @@ def test_select_devices_recomputes_version() -> None:
 
 
 def test_toolkit_golden_one_gpu() -> None:
-    """The toolkit's own golden test (spec/cdi.md §15): one GPU, driver root R, 999.88.77."""
+    """The toolkit's own golden test: one GPU, driver root R, 999.88.77."""
     root, v, lib_dir = "/R", "999.88.77", "/lib/x86_64-linux-gnu"
     files = DriverFiles(
         driver_root=root,

@@ -1,5 +1,5 @@
 """`--mode imex` and `--mode management`: the walks (`cdi.devnodes`) and the pure specs
-(`cdi.modes`), spec/cdi.md §16.
+(`cdi.modes`), docs/cdi.md#modes.
 
 Matrix, imex: which directory entries are channels (names, the 2^20-1 bound, non-devices);
 the spec for one, several and no channels (names, nodes, `all`, version, the node fields

@@ -1,4 +1,4 @@
-"""CDI name rules and builders: one table per rule (spec/cdi.md §3, §10).
+"""CDI name rules and builders: one table per rule (the CDI library's, nvidia-ctk's strategies).
 
 Matrix: vendor / class / device-name validity with the CDI library's messages, the
 project's 1-character qualifier rule, qualified-name parsing, and the device names of
@@ -179,7 +179,7 @@ def test_device_names(strategy: str, gpu_name: str, mig_name: str) -> None:
     ],
 )
 def test_plugin_names(strategy: str, gpu_name: str, mig_name: str) -> None:
-    """device-plugin.md §7.4: what Allocate hands out, built by the same code as the spec."""
+    """What Allocate hands out, built by the same code as the spec (docs/deviceplugin.md)."""
     assert names.gpu_name(GPU, strategy) == gpu_name
     assert names.mig_name(GPU, GPU.mig_devices[0], strategy) == mig_name
     assert names.imex_channel_name(7) == "nvidia.com/imex-channel=7"

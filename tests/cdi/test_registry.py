@@ -1,4 +1,4 @@
-"""Which devices the spec directories define, with CDI's precedence (spec/cdi.md §4).
+"""Which devices the spec directories define, with CDI's precedence (docs/cdi.md#list).
 
 Matrix: the later directory wins; two files of one directory cancel a device (and a
 later directory does not bring it back, as in CDI's cache); `.yml`, subdirectories and

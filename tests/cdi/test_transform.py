@@ -1,4 +1,4 @@
-"""`cdi.transform`: the root transform as a pure function (spec/cdi.md §16).
+"""`cdi.transform`: the root transform as a pure function (docs/cdi.md#transform-root).
 
 Matrix: `change_root` over the path shapes (under, equal, outside, a sibling sharing the
 prefix, a trailing slash, `/` and empty roots, relative paths); `transform_root` per edit
@@ -192,7 +192,7 @@ def test_equal_roots_are_a_no_op(from_: str, to: str, relative_to: str) -> None:
 
 
 def test_version_is_kept() -> None:
-    """A higher declared version than needed stays: no simplification (§16)."""
+    """A higher declared version than needed stays: no simplification, as upstream."""
     spec = _spec(ContainerEdits(mounts=(Mount(f"{R}/x", "/x"),)), version="1.0.0")
     out = transform_root(spec, DRIVER, "/host")
     assert out.version == "1.0.0"

@@ -1,4 +1,4 @@
-"""`nvidia-cdi transform root` as a command (spec/cdi.md §16).
+"""`nvidia-cdi transform root` as a command (docs/cdi.md#transform-root).
 
 Matrix: standard input to standard output (only the spec on stdout); file to file (YAML,
 `.json` as JSON, another extension gets `.yaml`, mode 0644, the `generate` encoder's

@@ -1,4 +1,4 @@
-"""`validate` over a corpus: tests/cdi/data/{good,bad}, one file per case (STYLE.md §2).
+"""`validate` over a corpus: tests/cdi/data/{good,bad}, one file per case, named for it.
 
 A good file loads with no problem. A bad file is named for its fault and opens with
 its expected problems, one `# expect: <field path>: <reason>` line each (or
@@ -89,7 +89,7 @@ def test_cli_accepts_good_directory() -> None:
 
 
 def test_cli_reports_same_directory_conflict(tmp_path: Path) -> None:
-    """Two files of one directory defining a device: CDI drops it (spec/cdi.md §4)."""
+    """Two files of one directory defining a device: CDI drops it."""
     text = (DATA / "good" / "minimal-0.3.0.yaml").read_text()
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text)

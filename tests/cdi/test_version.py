@@ -1,4 +1,4 @@
-"""The minimum cdiVersion: one row per feature (spec/cdi.md §2.1, STYLE.md §2).
+"""The minimum cdiVersion: one row per feature, as the CDI library's own version table.
 
 Each case is a spec with exactly one feature beyond a 0.3.0 spec, the version it forces
 and the field path `validate` reports for it. Fields that do not raise the minimum

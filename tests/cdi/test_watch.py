@@ -1,4 +1,4 @@
-"""`generate --watch`: a new spec when the node changes, and only then (DESIGN.md).
+"""`generate --watch`: a new spec when the node changes, and only then (docs/cdi.md#--watch).
 
 In process, the watch loop runs in a thread over the real simulator beneath pynvml
 (intervals of 50 ms, every wait bounded); the test swaps the simulated machine under

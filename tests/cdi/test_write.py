@@ -1,6 +1,6 @@
 """Writing specs: the output target, validation first, atomic replacement, mode 0644.
 
-Matrix: `--output` / `--format` resolution (spec/cdi.md §15), an invalid spec writing
+Matrix: `--output` / `--format` resolution (docs/cdi.md#generate), an invalid spec writing
 nothing, an unchanged spec not rewritten (same inode, same mtime), standard output, a
 missing directory created, a symlink refused; and a writer killed with SIGKILL over and
 over while readers watch: every read is a whole old or new spec, never a torn one.

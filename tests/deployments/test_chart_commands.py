@@ -48,7 +48,7 @@ def _plugin(args: list[str], environ: dict[str, str]) -> str:
 
     _check_names(environ, FLAGS)
     settings = parse(args, environ)
-    validate_plugin_flags(settings.config, nvml_available=True)  # done at start (§13.4)
+    validate_plugin_flags(settings.config, nvml_available=True)  # done at start
     assert settings.kubelet_socket.endswith("/device-plugins/kubelet.sock")
     return settings.heartbeat_file
 

@@ -1,6 +1,6 @@
 """Values the chart refuses, each with a non-zero exit and a message naming the value.
 
-Matrix: the render-time checks of templates/validation.yaml (device-plugin.md §16 and
+Matrix: the render-time checks of templates/validation.yaml (docs/deployment.md#values and
 the project's config-file additions), then values.schema.json: one bad value per field,
 each message naming the field's path.
 """

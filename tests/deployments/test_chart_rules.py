@@ -1,4 +1,4 @@
-"""What the rendered objects say, rule by rule (spec device-plugin.md §16, labels.md §17).
+"""What the rendered objects say, rule by rule (docs/deployment.md#the-daemonsets).
 
 Matrix: scheduling (tolerations, affinity, priority) on every DaemonSet; the plugin's env
 (always-present, present-only-when-set, MIG monitor), mounts (MPS, driver root, config,
@@ -270,7 +270,7 @@ def test_plugin_mps_root_moves_both_mounts() -> None:
 
 @pytest.mark.parametrize("root", ["/var/lib/k0s/kubelet", "/var/lib/k0s/kubelet/"])
 def test_kubelet_root(root: str) -> None:
-    """Sockets follow --kubelet-socket's directory (device-plugin.md §4), at the node's path."""
+    """Sockets follow --kubelet-socket's directory, at the node's path."""
     docs = render({"kubeletRoot": root})
     assert container(docs, "device-plugin")["args"] == [
         "--kubelet-socket=/var/lib/k0s/kubelet/device-plugins/kubelet.sock"

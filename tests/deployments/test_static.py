@@ -1,6 +1,6 @@
 """deployments/static/ is the chart rendered: re-render each file and compare.
 
-Also what every shipped manifest must say on its own (device-plugin.md §16 [PROJECT]):
+Also what every shipped manifest must say on its own ([PROJECT]: upstream's did not):
 GFD gets NODE_NAME, NAMESPACE and POD_NAME from the downward API.
 """
 

@@ -1,7 +1,7 @@
-"""Allocate answers (device-plugin.md §7, §9.2, §10), pure.
+"""Allocate answers (docs/deviceplugin.md#allocate), pure.
 
-Matrix: each device-list strategy alone and combined, as §7.6 tabulates them; device ID
-strategy uuid / index for GPUs, MIG devices and replicas (request order kept,
+Matrix: each device-list strategy alone and combined, upstream's worked example; device
+ID strategy uuid / index for GPUs, MIG devices and replicas (request order kept,
 duplicates dropped); --pass-device-specs with and without control nodes, under a dev
 root; the annotation prefix and its fresh UUID per container; IMEX channels; MPS;
 gdrcopy/gds/mofed; validation errors with upstream's exact text.
@@ -134,7 +134,7 @@ CDI = [f"nvidia.com/gpu={GPU_A}"]
 def test_strategies_on_two_replicas_of_one_gpu(
     strategies: tuple[str, ...], expected: dict[str, object]
 ) -> None:
-    """§7.6: request [GPU-a::0, GPU-a::3] under time-slicing with 4 replicas."""
+    """Upstream's example: request [GPU-a::0, GPU-a::3] under time-slicing, 4 replicas."""
     alloc = allocator(SHARED, strategies=strategies, shared=True)
     assert answer(alloc, [f"{GPU_A}::0", f"{GPU_A}::3"]) == [expected]
 

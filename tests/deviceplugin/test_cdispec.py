@@ -1,4 +1,4 @@
-"""The plugin's own CDI spec file (device-plugin.md §15).
+"""The plugin's own CDI spec file (docs/cdi.md#beside-the-device-plugins-spec-file).
 
 Matrix: nothing defined (all names written), a generator's `nvidia.yaml` defining all
 (our file absent, removed if present) or some (only the rest written), names defined

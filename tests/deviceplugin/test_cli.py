@@ -1,4 +1,4 @@
-"""The nvidia-device-plugin command line (device-plugin.md §13.1-§13.3).
+"""The nvidia-device-plugin command line (docs/deviceplugin.md#flags, docs/config.md).
 
 Matrix: for every option with a config-file key, the ladder default < file < each
 environment variable in order < command line, and for the others default < env <

@@ -1,4 +1,4 @@
-"""The device map (device-plugin.md §3): resource names, IDs, indices, paths and errors.
+"""The device map: resource names, IDs, indices, paths and errors (docs/deviceplugin.md).
 
 Matrix: MIG strategy none / single / mixed over full-GPU, all-MIG and mixed nodes;
 time-slicing with and without renameByDefault; the MIG checks of `single` and
@@ -101,7 +101,7 @@ HALF_MIG = gb.machine(
                 "nvidia.com/gpu": [uuid(0)],
                 "nvidia.com/mig-1g.5gb": [mig_uuid(1, 0)],
                 "nvidia.com/mig-1g.10gb": [mig_uuid(1, 1)],
-                "nvidia.com/mig-1c.2g.10gb": [mig_uuid(1, 2)],  # [PROJECT] C != G (§3.3)
+                "nvidia.com/mig-1c.2g.10gb": [mig_uuid(1, 2)],  # [PROJECT] C != G
             },
             id="mixed-node-mixed",
         ),

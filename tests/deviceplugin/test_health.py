@@ -1,4 +1,4 @@
-"""Health checking on the simulator (device-plugin.md §11), faults injected at run time.
+"""Health checking on the simulator (docs/deviceplugin.md#health), faults injected at run time.
 
 Matrix: a critical XID marks every replica of its GPU (upstream marks one) and nothing
 else, within one second; default-ignored XIDs and DP_ENABLE_HEALTHCHECKS; MIG events
@@ -208,7 +208,7 @@ def test_registration_failure_marks_that_gpu(dgx: object) -> None:
     dgx.fail_call("nvmlDeviceRegisterEvents", "NOT_SUPPORTED", gpu=2)  # type: ignore[attr-defined]
     monitor, sink, per_gpu = monitor_for(dgx)
     try:
-        assert sink.unhealthy() == set(per_gpu[1])  # NOT_SUPPORTED only logs (§11.2)
+        assert sink.unhealthy() == set(per_gpu[1])  # NOT_SUPPORTED only logs, as upstream
     finally:
         monitor.stop(wait=True)
 

@@ -1,14 +1,14 @@
 """The plugin's IMEX CDI name resolves against the spec `generate --mode imex` writes.
 
 With IMEX channels configured and a CDI strategy, every Allocate answer carries
-`nvidia.com/imex-channel=<id>` (device-plugin.md §7.4, §10); the plugin's own spec file
-holds only `nvidia.com/gpu` names (§15), so an engine can resolve the channel only if a
-spec of kind `nvidia.com/imex-channel` exists: the one `nvidia-cdi generate --mode imex`
-writes beside `nvidia.yaml` (cdi.md §16). Both sides run here as in production: the
-spec through the generator's command path on the simulated `gb200` (channel 0), the
-names through the plugin's own server wiring (`plugins._server`) and its gRPC
-`Allocate`, then CDI's resolution rules (`cdi.load_specs`). Matrix: both CDI
-strategies; a spec directory without the imex spec (the name is then undefined).
+`nvidia.com/imex-channel=<id>`; the plugin's own spec file holds only `nvidia.com/gpu`
+names, so an engine can resolve the channel only if a spec of kind
+`nvidia.com/imex-channel` exists: the one `nvidia-cdi generate --mode imex` writes beside
+`nvidia.yaml` (docs/cdi.md#modes). Both sides run here as in production: the spec through
+the generator's command path on the simulated `gb200` (channel 0), the names through the
+plugin's own server wiring (`plugins._server`) and its gRPC `Allocate`, then CDI's
+resolution rules (`cdi.load_specs`). Matrix: both CDI strategies; a spec directory
+without the imex spec (the name is then undefined).
 """
 
 from __future__ import annotations

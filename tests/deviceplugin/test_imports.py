@@ -1,5 +1,5 @@
-"""The plugin never imports the Kubernetes client (spec/stack.md §3.3, §5), nor
-prometheus_client without `--metrics-address`.
+"""The plugin never imports the Kubernetes client (docs/architecture.md#who-may-import-whom),
+nor prometheus_client without `--metrics-address`.
 
 A fresh interpreter imports the command's module and runs a whole start on the
 simulator, then checks `sys.modules`: importing `kubernetes` would cost ~40 MiB per node.

@@ -1,4 +1,4 @@
-"""GetPreferredAllocation policies (device-plugin.md §6), pure.
+"""GetPreferredAllocation policies (docs/deviceplugin.md#getpreferredallocation), pure.
 
 Matrix: the aligned path on hand-made topologies (PCIe switches, NUMA, NVLink islands,
 required devices, size 1, impossible requests), checked against a literal exhaustive

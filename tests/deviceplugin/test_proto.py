@@ -2,7 +2,7 @@
 
 Regenerates with deviceplugin/v1beta1/regenerate.sh into a temp dir and compares the
 bytes with the committed files; checks package, method paths and the field numbers of
-device-plugin.md §1.
+the kubelet's v1beta1 API.
 """
 
 from __future__ import annotations

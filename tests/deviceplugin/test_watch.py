@@ -1,4 +1,4 @@
-"""Kubelet restart detection and spec-directory fingerprints (device-plugin.md §2.2, §15).
+"""Kubelet restart detection and spec-directory fingerprints (docs/deviceplugin.md#flags).
 
 Matrix: a socket that appears, one replaced (even when the new file reuses the inode),
 one only touched or removed (no restart), and the directory fingerprint.

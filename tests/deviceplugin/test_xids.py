@@ -1,4 +1,4 @@
-"""DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS (device-plugin.md §11.1), pure.
+"""DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS (docs/deviceplugin.md#health), pure.
 
 Matrix: the defaults, extra ignores, `all` and `xids` (anywhere in the list), enables
 overriding defaults, `all` in the enable list, the project's fix for disable=all with

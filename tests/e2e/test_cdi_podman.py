@@ -1,12 +1,11 @@
 """A real CDI consumer: podman runs containers from specs `nvidia-cdi generate` wrote.
 
-The sandbox (spec/cdi.md §17.3) is tests/support/podman_sandbox.py: podman in a private
-mount namespace, the per-test spec directories bind-mounted on /etc/cdi and
-/var/run/cdi, a busybox rootfs, no image pulled. The driver root is the simulator's laid
-out as `--simulator-root` lays it (`cdi.simroot`): each placeholder device node a real
-character device (mknod) of the same major and minor, so the engine injects real nodes.
-The hook binary is a script that records its arguments, so hook order and arguments are
-checked too.
+The sandbox is tests/support/podman_sandbox.py: podman in a private mount namespace, the
+per-test spec directories bind-mounted on /etc/cdi and /var/run/cdi, a busybox rootfs, no
+image pulled. The driver root is the simulator's laid out as `--simulator-root` lays it
+(`cdi.simroot`): each placeholder device node a real character device (mknod) of the same
+major and minor, so the engine injects real nodes. The hook binary is a script that
+records its arguments, so hook order and arguments are checked too.
 
 Matrix: a GPU by index, by UUID and `all` on dgx-a100; a MIG device on dgx-a100-mig;
 and the spec loads without a registry error at podman's debug level. On gb200 (which
@@ -205,8 +204,8 @@ def test_every_device_of_the_spec_resolves(sandbox: Sandbox, dgx: Node, dgx_mig:
     """Every name the spec defines, in one `podman run`: 126 would list the unresolvable.
 
     Podman resolves CDI devices when the container is initialised (`create` alone does
-    not). At debug level it logs why a spec did not load (spec/cdi.md §17.2), but a
-    debug run waits ~20 s for conmon here, so debug is used only to explain a failure.
+    not). At debug level it logs why a spec did not load, but a debug run waits ~20 s
+    for conmon here, so debug is used only to explain a failure.
     """
     from cdi.load import parse_spec
 
@@ -253,7 +252,7 @@ def imex_major() -> int:
     ],
 )
 def test_imex_channel(sandbox: Sandbox, gb200: Node, devices: list[str], gpu: bool) -> None:
-    """What the device plugin hands out with IMEX channels on (device-plugin.md §7.4)."""
+    """What the device plugin hands out with IMEX channels on (docs/cdi.md#modes)."""
     args = [arg for d in devices for arg in ("--device", d)]
     result = sandbox.podman(
         gb200.spec_dir, *args, "--rootfs", str(sandbox.rootfs), "/bin/sh", "-c", IMEX_SHOW

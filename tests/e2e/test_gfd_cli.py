@@ -1,12 +1,12 @@
 """`gpu-feature-discovery` as installed, on every built-in simulated machine.
 
-Matrix: each built-in profile's headline labels (DESIGN.md's machine table), standard
-output discipline (labels on stdout, logs on stderr), the feature file (mode 0644, not
-rewritten when unchanged, removed on SIGTERM), SIGHUP reload, the periodic job's exit
-latency, init failures with and without --fail-on-init-error, unsupported discovery
-strategies, the NodeFeature object written once to a validating fake API server, and
-the liveness heartbeat: touched by every pass (unchanged labels, failed passes), a bad
-heartbeat path refused before any pass.
+Matrix: each built-in profile's headline labels (docs/profiles.md#built-in-machines),
+standard output discipline (labels on stdout, logs on stderr), the feature file (mode
+0644, not rewritten when unchanged, removed on SIGTERM), SIGHUP reload, the periodic
+job's exit latency, init failures with and without --fail-on-init-error, unsupported
+discovery strategies, the NodeFeature object written once to a validating fake API
+server, and the liveness heartbeat: touched by every pass (unchanged labels, failed
+passes), a bad heartbeat path refused before any pass.
 """
 
 from __future__ import annotations
@@ -328,7 +328,7 @@ def test_sighup_reloads_config(tmp_path: Path) -> None:
         assert parse(out.read_text())["nvidia.com/gpu.product"] == "Tesla-T4-SHARED"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
-    # an infinite sleep interval keeps the file on exit (spec/labels.md §17.2)
+    # an infinite sleep interval keeps the file on exit (docs/labels-output.md#the-feature-file)
     assert out.exists()
 
 
@@ -413,7 +413,7 @@ def test_failed_first_pass_exits_1(tmp_path: Path) -> None:
 
 
 def test_later_failures_keep_labels_then_give_up(tmp_path: Path) -> None:
-    """spec/labels.md §20 [PROJECT]: retried each interval, last labels kept, 5 -> exit 1."""
+    """[PROJECT] retried each interval, last labels kept, 5 -> exit 1 (docs/labels-output.md)."""
     out = tmp_path / "gfd"
     profile = _faulty_profile(tmp_path, "1s")
     with daemon(

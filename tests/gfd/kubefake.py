@@ -1,16 +1,17 @@
 """A Kubernetes API double for the NodeFeature writer, built on kmock 0.8.
 
-`KubeFake` closes the kmock gaps of spec/stack.md §7 that this writer meets:
-create answers 201 (gap 1), PUT replaces an object (gap 2) with resourceVersion
-checks (gap 4: uid, resourceVersion and creationTimestamp are stamped),
-discovery declares `nfd.k8s-sigs.io/v1alpha1` `nodefeatures` (gap 6). Every
+`KubeFake` closes the gaps in kmock 0.8 that this writer meets
+(docs/architecture.md#dependencies-and-why-these): create answers 201, not 200;
+PUT replaces an object, with resourceVersion checks (uid, resourceVersion and
+creationTimestamp are stamped, which kmock does not do); discovery declares
+`nfd.k8s-sigs.io/v1alpha1` `nodefeatures` (kmock's discovery is empty). Every
 NodeFeature create or update body goes through `nodefeature_schema.review`, as
 NFD's CRD makes a real apiserver take it (also one answered with an injected
 fault): refused with its Status (400, 422 Invalid, 500), or stored pruned,
 unknown fields named in a Warning header and in `pruned`. A PATCH of a
-NodeFeature is refused: the double does not validate merged patches, so a
-writer that starts patching must teach it first. Every request must carry the
-bearer token.
+NodeFeature is refused: the double does not validate merged patches, so a writer
+that starts patching must teach it first. Every request must carry the bearer
+token.
 
 Every request is recorded (`api_log`: method, path, query, and the owner
 references a body carries), and appended as a JSON line to the file named by
@@ -28,7 +29,7 @@ of the server, for the failures no HTTP answer can make: connection refused and 
 server that accepts and never answers (the client's timeout).
 
 `FakeApiServer` runs it in a daemon thread with its own event loop, because
-the sync client deadlocks on the loop that serves it (gap 9).
+the sync client deadlocks on the loop that serves it.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""The gpu-feature-discovery command line (labels.md §18, §19).
+"""The gpu-feature-discovery command line (docs/config.md#precedence).
 
-Matrix: for every option that the config file can also set, the precedence ladder
-default < file < each environment variable < command line, and first variable wins;
-for the options with no file key, default < environment < command line; every Go
-boolean form on the command line and in the environment; aliases; the output-file
-"explicit" rule (§17.1); the start-up validation (discovery strategy only); errors with
-upstream's texts; help and version; normalisation after merging; and that parsing
-imports nothing heavy (yaml only for a YAML file).
+Matrix: for every option that the config file can also set, the precedence ladder default
+< file < each environment variable < command line, and first variable wins; for the
+options with no file key, default < environment < command line; every Go boolean form on
+the command line and in the environment; aliases; the output-file "explicit" rule
+(docs/labels-output.md#choosing-the-output); the start-up validation (discovery strategy
+only); errors with upstream's texts; help and version; normalisation after merging; and
+that parsing imports nothing heavy (yaml only for a YAML file).
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def test_empty_nvml_mock_means_none() -> None:
 
 
 def test_mig_strategy_is_not_validated_at_start() -> None:
-    # labels.md §10.1: the labeler rejects it, and only when there are devices.
+    # The labeler rejects it, and only when there are devices, as upstream's.
     assert parse(["--mig-strategy=bogus"], {}).config.flags.mig_strategy == "bogus"
 
 

@@ -1,9 +1,9 @@
-"""Label pipeline over hand-built machines: one table per rule of spec/labels.md.
+"""Label pipeline over hand-built machines: one table per rule of docs/labels.md.
 
-Matrix: the §22 worked example and its variations (sharing, MIG single / mixed /
-INVALID), sanitisation (§4.1), the 63-character fix (§4.3), versions (§5), machine type
-(§6), multi-model determinism (§7.2), family table (§8), mode (§12), clique (§13),
-vGPU (§14), nodes without GPUs (§21) and the fatal labeler errors.
+Matrix: a worked example (a DGX A100's whole label map) and its variations (sharing, MIG
+single / mixed / INVALID), sanitisation, the 63-character fix, versions, machine type,
+multi-model determinism, the family table, mode, clique, vGPU, nodes without GPUs and
+the fatal labeler errors (docs/labels.md#how-gfd-computes-the-labels).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ SEVEN_1G = ("1g.5gb",) * 7
 
 
 def test_worked_example() -> None:
-    """spec/labels.md §22, byte for byte."""
+    """The worked example, byte for byte."""
     assert compute_labels(dgx_a100(), config(), 1764306000) == WORKED_EXAMPLE
 
 
@@ -216,7 +216,7 @@ def test_labels_are_sorted_and_valid() -> None:
     ],
 )
 def test_variations(machine_, text: str, strategy: str, changes: dict[str, str]) -> None:
-    """spec/labels.md §22 variations: the whole map is the example plus the changes."""
+    """Variations: the whole map is the worked example plus the changes."""
     labels = compute_labels(machine_, config(text, strategy), 1764306000)
     expected = WORKED_EXAMPLE | changes
     assert labels == dict(sorted(expected.items()))
@@ -453,7 +453,7 @@ def test_memory_omitted(memory: int | None) -> None:
     ],
 )
 def test_multi_model_is_deterministic(gpus, product_: str, count: str, memory: str) -> None:
-    """spec/labels.md §7.2: upstream's winner is random; ours is fixed by preference."""
+    """Upstream's winner is random; ours is fixed by preference (docs/labels.md#the-gpus)."""
     results = {tuple(compute_labels(machine(*gpus), config()).items()) for _ in range(5)}
     assert len(results) == 1
     labels = dict(results.pop())
@@ -528,7 +528,7 @@ def test_vgpu(vgpu: VGpuInfo | None, expected: dict[str, str]) -> None:
 
 
 def test_no_gpus(caplog: pytest.LogCaptureFixture) -> None:
-    """spec/labels.md §21: the device labeler yields nothing; a bogus strategy passes."""
+    """No GPU: the device labelers yield nothing; a bogus strategy passes."""
     labels = compute_labels(machine(), config(mig_strategy="bogus"), 42)
     assert labels == {"nvidia.com/gfd.timestamp": "42", "nvidia.com/vgpu.present": "false"}
     assert compute_labels(machine(vgpu=None), config()) == {}

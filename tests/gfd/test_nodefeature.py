@@ -884,7 +884,7 @@ def test_client_imported_lazily_and_without_core_api(
     kubeconfig: str, api_server: FakeApiServer
 ) -> None:
     """Importing the module costs nothing; a working output never loads CoreV1Api on
-    kubernetes >= 37, where it is lazy and costs ~0.6 s (stack.md §3.3)."""
+    kubernetes >= 37, where it is lazy and costs ~0.6 s."""
     api_server.fake.put_pod(NS, POD, [DS_OWNER])
     code = (
         "import sys\n"

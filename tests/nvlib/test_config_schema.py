@@ -2,7 +2,8 @@
 
 Matrix: sharing strategy over {no section, time-slicing, MPS, both} x {replicas > 1 or
 not}; replication lookup by exact resource name, MPS hiding time-slicing; every omission
-rule of device-plugin.md §13.5 on a whole-document comparison, and Go's HTML escaping.
+rule of the logged JSON (docs/config.md) on a whole-document comparison, and Go's HTML
+escaping.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_replicated_resources_prefers_a_present_mps_section() -> None:
     time_slicing, mps = _section((GPU, 4)), _section((GPU, 1))
     assert Sharing().replicated_resources() is None
     assert Sharing(time_slicing=time_slicing).replicated_resources() is time_slicing
-    # labels.md §9: an mps key hides time-slicing even when it replicates nothing.
+    # An mps key hides time-slicing even when it replicates nothing (docs/labels.md#sharing).
     assert Sharing(time_slicing=time_slicing, mps=mps).replicated_resources() is mps
 
 

@@ -1,4 +1,4 @@
-"""Start-up checks on merged flags (device-plugin.md §13.4, labels.md §16).
+"""Start-up checks on merged flags (docs/config.md#start-up-checks).
 
 Matrix: each check with a passing and a failing value and upstream's exact text; the
 plugin's order (the first failing check wins); IMEX ids as Go prints them.

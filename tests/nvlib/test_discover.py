@@ -118,7 +118,7 @@ def test_vgpu_config_space(simulate) -> None:
 
 
 def test_short_pci_config_drops_vgpu_facts(simulate, caplog) -> None:  # type: ignore[no-untyped-def]
-    """An unprivileged pod reads 64 bytes of config space: no vGPU labels at all (§14)."""
+    """An unprivileged pod reads 64 bytes of config space: no vGPU labels at all."""
     simulation = simulate("t4")
     config = next((simulation.root / host.PCI_DEVICES).glob("*/config"))
     for path in (simulation.root / host.PCI_DEVICES).glob("*/vendor"):
@@ -290,5 +290,5 @@ def test_labels_of_every_profile_are_valid_and_stable(simulate, profile, strateg
     ],
 )
 def test_mig_memory_gb(memory_mib: int, total_mib: int, gb: int) -> None:
-    """spec/labels.md §10.4, with Go's round-half-away-from-zero."""
+    """docs/labels.md#mig-strategies-and-profile-names, with Go's round-half-away-from-zero."""
     assert mig_memory_gb(memory_mib, total_mib * 1024 * 1024) == gb

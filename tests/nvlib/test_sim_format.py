@@ -4,7 +4,8 @@ Matrix: the bad-profile corpus (tests/nvlib/data/bad-profiles/, one file per fau
 its expected message on the first line); every built-in profile copied to a file
 loads to the same machine (a file can express every built-in row); a hand-written
 file with overrides, a MIG layout and faults, activated and read through pynvml;
-unknown names; the GB formula of labels.md §10.4 against every model's MIG names.
+unknown names; the GB formula (docs/labels.md#mig-strategies-and-profile-names) against
+every model's MIG names.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def test_activate_takes_a_loaded_profile() -> None:
 
 
 def _gb(memory_mib: int, total_mib: int) -> int:
-    """labels.md §10.4, with round-half-away-from-zero."""
+    """The GB of a MIG profile name, with round-half-away-from-zero."""
     frac = math.ceil(memory_mib * MIB / (total_mib * MIB) * 8) / 8
     total_gb = math.ceil(total_mib * MIB / GIB)
     return int(Decimal(frac * total_gb).quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -1,10 +1,10 @@
 """The host tree an activated profile writes: sysfs, DMI, procfs and the driver root.
 
 Matrix: PCI devices of a DGX (GPUs and NVSwitch bridges: vendor, device, class, NUMA
-node, 256-byte config); the vGPU guest's vendor capability walked as labels.md §14
-says, and its absence elsewhere; DMI product names; mig-minors and the capability
-files of MIG instances; placeholder device nodes and their majors and minors; driver
-libraries, firmware, binaries, config files and sockets; who removes the tree.
+node, 256-byte config); the vGPU guest's vendor capability walked as docs/labels.md#vgpu
+says, and its absence elsewhere; DMI product names; mig-minors and the capability files
+of MIG instances; placeholder device nodes and their majors and minors; driver libraries,
+firmware, binaries, config files and sockets; who removes the tree.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def dgx() -> Iterator[sim.Simulation]:
 
 
 def vendor_capability(config: bytes) -> bytes:
-    """labels.md §14: walk the capability list for id 0x09, stopping on a loop or 0xff."""
+    """Walk the capability list for id 0x09, stopping on a loop or 0xff."""
     if not config[0x06] & 0x10:
         return b""
     pos, seen = config[0x34], set()

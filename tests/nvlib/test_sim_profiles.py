@@ -1,4 +1,6 @@
-"""Each built-in machine answers its DESIGN.md facts through the real pynvml wrappers.
+"""Each built-in machine answers its documented facts through the real pynvml wrappers.
+
+docs/profiles.md#built-in-machines lists them.
 
 Matrix: one test per built-in profile (dgx-a100, dgx-a100-mig, dgx-h100, gb200, t4,
 l40s, mixed, vgpu, no-gpu) for its headline facts, plus facts every profile shares
@@ -112,7 +114,7 @@ def test_dgx_a100_mig(nvml: sim.Simulation) -> None:
     assert names() == ["NVIDIA A100-SXM4-40GB"] * 8
     assert mig_modes() == [[1, 1]] * 8
     assert machine(nvml) == "NVIDIA DGX A100\n"
-    expected = [  # labels.md §10.5, A100-SXM4-40GB
+    expected = [  # A100-SXM4-40GB GI profiles, as NVML reports them
         # name, memory, SMs, CE, dec, enc, jpeg, ofa, GI slices, CI slices
         ("3g.20gb", 19968, 42, 3, 2, 0, 0, 0, 3, 3),
         ("2g.10gb", 9856, 28, 2, 1, 0, 0, 0, 2, 2),

@@ -9,7 +9,7 @@ A100 = "NVIDIA A100-SXM4-40GB"
 NO_VGPU = VGpuInfo()
 A100_BYTES = 40960 * 1024 * 1024
 
-# A100-40GB GI profiles, spec/labels.md §10.5: memory, SMs, CE, dec, enc, jpeg, ofa, G slices.
+# A100-40GB GI profiles as NVML reports them: memory, SMs, CE, dec, enc, jpeg, ofa, G slices.
 _A100_MIG = {
     "1g.5gb": (4864, 14, 1, 0, 0, 0, 0, 1),
     "1g.5gb+me": (4864, 14, 1, 1, 0, 1, 1, 1),

@@ -2,7 +2,7 @@
 
 helm is not a Python package: `python tools/fetch_helm.py .venv/bin` puts the pinned
 binary beside the venv's interpreter (the README's test command does). A missing helm
-fails the chart tests with that hint instead of skipping them (STYLE.md §5).
+fails the chart tests with that hint instead of skipping them: a skip is not a pass.
 """
 
 from __future__ import annotations

@@ -113,9 +113,9 @@ cannot read (config.name) could; so could an embedded config that says so.
 
 {{/*
 The config an unlabelled node gets from an embedded map, as config-manager picks it
-(device-plugin.md §14): config.default, else the first fallback that resolves. "-" means
-none resolves; "" means the empty config. For validation.yaml: a map that leaves an
-unlabelled node without a config is refused at render time.
+(docs/deployment.md#per-node-configuration): config.default, else the first fallback
+that resolves. "-" means none resolves; "" means the empty config. For validation.yaml:
+a map that leaves an unlabelled node without a config is refused at render time.
 */}}
 {{- define "gnt.defaultConfig" -}}
 {{- $result := "-" }}
