@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from nvlib import __version__
@@ -136,7 +136,9 @@ class NodeApi:
 
     def _get(self, query: dict[str, str], timeout: Any, *, stream: bool = False) -> Any:
         headers = {"Accept": "application/json", "User-Agent": f"config-manager/{__version__}"}
-        for auth in self._configuration.auth_settings().values():
+        # every value is an APIKeyAuthSetting, but a TypedDict's .values() are typed object
+        settings = cast("dict[str, Mapping[str, Any]]", self._configuration.auth_settings())
+        for auth in settings.values():
             if auth.get("in") == "header" and auth.get("value"):
                 headers[auth["key"]] = auth["value"]
         response = self._pool.request(

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from cdi.owners import PLUGIN_SPEC_FILE
 from deviceplugin.metrics import NO_METRICS, PluginMetrics
-from deviceplugin.watch import directory_signature
+from deviceplugin.watch import DirectorySignature, directory_signature
 from nvlib import fsutil
 from nvlib.model import Machine
 
@@ -87,7 +87,7 @@ class CdiKeeper:
     identity: object = None  # what the names and bytes depend on: equal means reusable
     metrics: PluginMetrics = field(default=NO_METRICS, compare=False, repr=False)
     _missing: frozenset[str] | None = field(default=None, init=False)
-    _signature: tuple | None = field(default=None, init=False)  # None: never checked
+    _signature: DirectorySignature | None = field(default=None, init=False)  # None: never checked
     _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
     # A write (bytes) or removal (None) that failed, retried at each recheck.
     _unwritten: tuple[frozenset[str], bytes | None] | None = field(default=None, init=False)

@@ -18,6 +18,7 @@ from typing import Any
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
 PREFIX = "nvidia_device_plugin"
@@ -176,7 +177,7 @@ class _DeviceCollector:
         self._family = client.metrics_core.GaugeMetricFamily
         self._source = source
 
-    def collect(self) -> Iterable[object]:
+    def collect(self) -> Iterable[Metric]:
         family = self._family(
             f"{PREFIX}_devices",
             "Devices advertised to the kubelet, by resource and health (healthy, unhealthy)",
@@ -187,5 +188,5 @@ class _DeviceCollector:
             family.add_metric([resource, "unhealthy"], unhealthy)
         yield family
 
-    def describe(self) -> Iterable[object]:
+    def describe(self) -> Iterable[Metric]:
         return ()  # no registration-time collect: the servers may not exist yet

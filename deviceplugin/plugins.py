@@ -300,7 +300,8 @@ def _cdi_keeper(
 ) -> CdiKeeper:
     flags = settings.config.flags
     needed = (visible_id(d, options.id_strategy) for r in resources for d in r.devices)
-    driver_root, dev_root, moves = host.driver_root, host.dev_root, ()
+    moves: tuple[tuple[str, str], ...] = ()
+    driver_root, dev_root = host.driver_root, host.dev_root
     if host.placeholder_nodes is None:  # a real host: the driver may be mounted here
         driver_root, dev_root, moves = mounted_roots(
             host.driver_root, host.dev_root, flags.plugin.container_driver_root

@@ -41,9 +41,9 @@ OPTIONS = api_pb2.DevicePluginOptions(
 
 def rpc_error_text(err: grpc.RpcError) -> str:
     """A failed call as Go's gRPC prints one: `rpc error: code = Unknown desc = ...`."""
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     name = "".join(part.title() for part in code.name.split("_"))
-    details = err.details() if hasattr(err, "details") else str(err)  # type: ignore[attr-defined]
+    details = err.details() if hasattr(err, "details") else str(err)
     return f"rpc error: code = {name} desc = {details}"
 
 
@@ -105,7 +105,8 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
                 f"error creating GRPC server socket: {self.socket_path}: {err.strerror}"
             ) from err
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
-        api_pb2_grpc.add_DevicePluginServicer_to_server(self, server)
+        # grpcio-tools generates the servicer helpers without annotations
+        api_pb2_grpc.add_DevicePluginServicer_to_server(self, server)  # type: ignore[no-untyped-call]
         if not server.add_insecure_port(f"unix:{self.socket_path}"):
             raise PluginError(f"error creating GRPC server socket: {self.socket_path}")
         server.start()
@@ -115,7 +116,7 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         # state and costs ~200 ms per dial, a fifth of the re-registration budget.
         with grpc.insecure_channel(unix_target(self.socket_path)) as channel:
             try:
-                api_pb2_grpc.DevicePluginStub(channel).GetDevicePluginOptions(
+                api_pb2_grpc.DevicePluginStub(channel).GetDevicePluginOptions(  # type: ignore[no-untyped-call]
                     api_pb2.Empty(), timeout=DIAL_TIMEOUT, wait_for_ready=True
                 )
             except grpc.RpcError as err:
@@ -146,7 +147,7 @@ class PluginServer(api_pb2_grpc.DevicePluginServicer):
         kubelet = (kubelet_socket, identity(kubelet_socket))
         with grpc.insecure_channel(unix_target(kubelet_socket)) as channel:
             try:
-                api_pb2_grpc.RegistrationStub(channel).Register(
+                api_pb2_grpc.RegistrationStub(channel).Register(  # type: ignore[no-untyped-call]
                     request, timeout=DIAL_TIMEOUT, wait_for_ready=True
                 )
             except grpc.RpcError as err:

@@ -122,7 +122,13 @@ class CreationWatch:
         self._inotify.close()
 
 
-def directory_signature(dirs: Iterable[str | Path], suffixes: tuple[str, ...]) -> tuple:
+# (directory, file name, size, mtime in ns) for each matching file, sorted
+DirectorySignature = tuple[tuple[str, str, int, int], ...]
+
+
+def directory_signature(
+    dirs: Iterable[str | Path], suffixes: tuple[str, ...]
+) -> DirectorySignature:
     """What a consumer would read from `dirs`: names, sizes and mtimes of matching files."""
     entries: list[tuple[str, str, int, int]] = []
     for directory in dirs:

@@ -13,10 +13,37 @@ importing __future__ costs 0.2 ms): a name defined only for type checkers is quo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import NamedTuple as Record
-    from typing import Self
+    from collections.abc import Callable, Iterable
+    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+
+    # What type checkers see: a frozen-dataclass-like base, since typing.NamedTuple's
+    # special form gives a subclass (`class Gpu(StrictRecord)`) none of its own fields.
+    # The tuple side is declared by hand: iteration, length, indexing and the
+    # namedtuple helpers the records keep.
+    # The namedtuple helpers the records keep are declared by hand; `_replace` takes any
+    # field by name, unchecked.
+    @dataclass_transform(frozen_default=True)
+    class Record(tuple[Any, ...]):
+        _fields: ClassVar[tuple[str, ...]]
+        _field_defaults: ClassVar[dict[str, object]]
+
+        @classmethod
+        def _make(cls, iterable: Iterable[Any]) -> Self: ...
+        def _replace(self, **changes: Any) -> Self: ...
+        def _asdict(self) -> dict[str, Any]: ...
+
+    def factory(make: Callable[[], _T]) -> _T:
+        """A field default made afresh for each instance (the class below, at run time)."""
+        ...
+
 else:
+
+    def dataclass_transform(**kwargs: object) -> "Callable[[type], type]":
+        """typing.dataclass_transform's run-time effect, none, without importing typing."""
+        return lambda cls: cls
+
     try:
         from _collections import _tuplegetter  # what collections.namedtuple uses
     except ImportError:  # pragma: no cover - not CPython
@@ -93,8 +120,8 @@ else:
             return tuple(values)
 
         @classmethod
-        def _make(cls, iterable: object) -> "Self":
-            values = tuple(iterable)  # type: ignore[call-overload]
+        def _make(cls, iterable: "Iterable[object]") -> "Self":
+            values = tuple(iterable)
             if len(values) != len(cls._fields):
                 raise TypeError(f"expected {len(cls._fields)} values, got {len(values)}")
             return tuple.__new__(cls, values)
@@ -128,13 +155,13 @@ class StrictRecord(Record):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return tuple.__eq__(self, other)  # type: ignore[arg-type]
+            return tuple.__eq__(self, other)
         # Not NotImplemented for a tuple: Python would then ask tuple.__eq__, which says yes.
         return False if isinstance(other, tuple) else NotImplemented
 
     def __ne__(self, other: object) -> bool:
         if type(other) is type(self):
-            return tuple.__ne__(self, other)  # type: ignore[arg-type]
+            return tuple.__ne__(self, other)
         return True if isinstance(other, tuple) else NotImplemented
 
     __hash__ = tuple.__hash__
@@ -143,15 +170,18 @@ class StrictRecord(Record):
 _MISSING = object()
 
 
-class factory:
-    """A field default made afresh for each instance: `items: list[str] = factory(list)`."""
+if not TYPE_CHECKING:  # type checkers see the function above: the default's type
 
-    __slots__ = ("make",)
+    class factory:
+        """A field default made afresh for each instance: `items: list[str] = factory(list)`."""
 
-    def __init__(self, make: "Callable[[], object]") -> None:
-        self.make = make
+        __slots__ = ("make",)
+
+        def __init__(self, make: "Callable[[], object]") -> None:
+            self.make = make
 
 
+@dataclass_transform()
 class Plain:
     """A dataclass's `__init__`, `__eq__` and `__repr__` without generating code.
 
@@ -165,8 +195,8 @@ class Plain:
     """
 
     __slots__ = ()
-    _fields: "tuple[str, ...]" = ()
-    _defaults: "dict[str, object]" = {}  # noqa: RUF012 - replaced, never mutated
+    _fields: "ClassVar[tuple[str, ...]]" = ()
+    _defaults: "ClassVar[dict[str, object]]" = {}  # noqa: RUF012 - replaced, never mutated
 
     def __init_subclass__(cls, *, frozen: bool = False, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -183,11 +213,11 @@ class Plain:
                 raise TypeError(f"non-default argument {name!r} follows default argument")
         cls._fields = tuple(fields)
         cls._defaults = defaults
-        cls.__match_args__ = cls._fields
+        setattr(cls, "__match_args__", cls._fields)  # noqa: B010 - undeclared on Plain
         if frozen:
-            cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]
-            cls.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]
-            cls.__hash__ = _fields_hash  # type: ignore[method-assign,assignment]
+            cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]  # frozen=True
+            cls.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]  # frozen=True
+            cls.__hash__ = _fields_hash  # type: ignore[method-assign,assignment]  # frozen=True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         cls = type(self)
@@ -215,7 +245,8 @@ class Plain:
                         f" argument: {name!r}"
                     )
                 if type(value) is factory:
-                    value = value.make()
+                    # a factory instance; type checkers see factory() as a function
+                    value = value.make()  # type: ignore[attr-defined]
             put(self, name, value)
         if kwargs:
             raise TypeError(
@@ -231,10 +262,11 @@ class Plain:
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
-            return self._values() == other._values()  # type: ignore[attr-defined]
+            return self._values() == other._values()
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+    # unhashable, as a dataclass with eq; object's type says a method
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         pairs = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
