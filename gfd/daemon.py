@@ -98,13 +98,12 @@ class Labeller(Plain):
     null_manager: bool = False  # set for good after an init failure with failOnInitError=false
     templates: LabelTemplates | None = None  # --label-templates, compiled for this load
     metrics: GfdMetrics = NO_METRICS  # what the passes report to (--metrics-address)
-    if TYPE_CHECKING:  # not fields: made from the ones above, left out of the repr
-        facts: host.HostFacts
-        publisher: Publisher | None  # set by serve(): kept when a reload is refused
 
     def __post_init__(self) -> None:
-        self.facts = host.HostFacts(self.root, self.machine_type_file)
-        self.publisher = None
+        # not fields: made from the ones above, left out of the repr
+        self.facts: host.HostFacts = host.HostFacts(self.root, self.machine_type_file)
+        # set by serve(): kept when a reload is refused
+        self.publisher: Publisher | None = None
 
     def discover(self) -> Machine:
         flags = self.settings.config.flags
@@ -223,7 +222,8 @@ def serve(
     if interval is None:
         log.info("Sleep interval is infinite, sleeping indefinitely")
     else:
-        scheduler.every(interval).seconds.do(job)
+        # annotated int, but the seconds go to a timedelta, which takes a float
+        scheduler.every(interval).seconds.do(job)  # type: ignore[arg-type]
         next_pass = clock.monotonic() + interval
     if resumed:
         job()  # the reload's first pass, under the later passes' rules

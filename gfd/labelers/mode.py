@@ -18,9 +18,9 @@ _MODES = {"0x030000": "graphics", COMPUTE_CLASS: "compute"}
 
 def mode_labels(machine: Machine, _config: Config) -> dict[str, str]:
     classes = [COMPUTE_CLASS if gpu.mig_enabled else gpu.pci_class for gpu in machine.gpus]
+    distinct = {c for c in classes if c is not None}
     if None in classes:
         return {"nvidia.com/gpu.mode": "unknown"}  # discovery logged the read failure
-    distinct = set(classes)
     if len(distinct) > 1:
         log.info("Not all GPU devices belong to the same class %s", sorted(distinct))
         return {"nvidia.com/gpu.mode": "unknown"}

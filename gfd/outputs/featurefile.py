@@ -21,6 +21,10 @@ from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
 from nvlib.fsutil import remove_regular_file, write_atomic
 
+TYPE_CHECKING = False  # no `typing` import at run time
+if TYPE_CHECKING:
+    from gfd.outputs import OutputKind
+
 __all__ = ["STDOUT", "FeatureFile", "expiry_directive", "format_labels", "removal_applies"]
 
 log = logging.getLogger(__name__)
@@ -106,7 +110,7 @@ class FeatureFile:
         return self.path in _STDOUT_NAMES
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> OutputKind:
         return "stdout" if self.to_stdout else "file"
 
     def write(self, labels: Mapping[str, str]) -> None:

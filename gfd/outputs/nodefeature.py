@@ -45,6 +45,8 @@ from gfd.outputs import OutputError
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
 
+    from gfd.outputs import OutputKind
+
 __all__ = [
     "GROUP",
     "KIND",
@@ -113,7 +115,7 @@ def check_names(node_name: str, namespace: str) -> None:
 class NodeFeatureOutput:
     """Publishes the labels as the node's NodeFeature object, created or updated on change."""
 
-    kind = "nodefeature"
+    kind: OutputKind = "nodefeature"
 
     def __init__(
         self,
@@ -378,7 +380,7 @@ class NodeFeatureOutput:
         except _api_errors() as err:
             if _status(err) != 404:
                 self.metrics.api_error(_status(err))
-            err.gfd_request = where  # type: ignore[union-attr]
+            err.gfd_request = where  # type: ignore[attr-defined]  # read back by getattr
             raise
 
 
@@ -541,7 +543,8 @@ def _load_kubeconfig(path: str, configuration: Configuration) -> None:
     if document is None:
         raise fault("is empty")
     if not isinstance(document, dict):
-        kind = {str: "a string", list: "a list"}.get(type(document), type(document).__name__)
+        names: dict[type, str] = {str: "a string", list: "a list"}
+        kind = names.get(type(document), type(document).__name__)
         raise fault(f"is not a kubeconfig: a YAML mapping was expected, got {kind}")
     try:
         # persist_config=False: never rewrite the user's kubeconfig on token refresh.
@@ -576,11 +579,12 @@ def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None =
             if not 200 <= response.status <= 299:
                 api_client.response_deserialize(response, {"200": "object"})  # raises
         except _api_errors() as err:
-            err.gfd_request = where  # type: ignore[union-attr]
+            err.gfd_request = where  # type: ignore[attr-defined]  # read back by getattr
             raise
         return _decoded(response, where)
     try:
-        response = api_client.call_api(  # kubernetes 36
+        # kubernetes 36's signature; the type checker sees the installed 37's
+        response = api_client.call_api(  # type: ignore[call-arg]
             path,
             "GET",
             header_params=headers,
@@ -590,7 +594,7 @@ def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None =
             _request_timeout=_request_timeout,
         )
     except _api_errors() as err:
-        err.gfd_request = where  # type: ignore[union-attr]
+        err.gfd_request = where  # type: ignore[attr-defined]  # read back by getattr
         raise
     return _decoded(response, where)
 

@@ -22,7 +22,7 @@ from gfd.templating.context import FILTERS, build_context
 from gfd.templating.rules import RuleError, parse_output
 from gfd.templating.sandbox import LabelSandbox, RenderBudgetExceeded
 from nvlib.config import Config, ConfigError
-from nvlib.model import Machine
+from nvlib.model import Gpu, Machine
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class LabelTemplates:
         machine: Machine,
         config: Config,
         builtin: Mapping[str, str],
-        read_nvlinks: Callable[[Sequence[object]], Sequence[object]] | None = None,
+        read_nvlinks: Callable[[Sequence[Gpu]], Sequence[object]] | None = None,
     ) -> dict[str, str]:
         """The labels every template that succeeded adds this pass; failures are logged.
 
@@ -136,7 +136,9 @@ class LabelTemplates:
         if self.wants_nvlinks and machine.gpus:
             reader = read_nvlinks
             if reader is None:
-                from nvlib.topology import read_nvlinks as reader  # NVML: an edge
+                from nvlib.topology import read_nvlinks as nvml_reader  # NVML: an edge
+
+                reader = nvml_reader
             try:
                 nvlinks = reader(machine.gpus)
             except Exception as err:  # templates must never cost the built-in labels
@@ -220,9 +222,8 @@ def _any_file_mentions(directory: Path, word: str) -> bool:
 def _error_line(err: BaseException, filename: str) -> int | None:
     """The template line an exception came from: Jinja2 rewrites the traceback so that
     template frames carry the template's file name and line."""
-    lineno = getattr(err, "lineno", None)
-    if isinstance(err, TemplateSyntaxError) and lineno:
-        return lineno  # an included file's syntax error: its own line
+    if isinstance(err, TemplateSyntaxError) and err.lineno:
+        return err.lineno  # an included file's syntax error: its own line
     line = None
     tb = err.__traceback__
     while tb is not None:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from string import Formatter
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateNotFound
@@ -127,7 +127,7 @@ class LabelSandbox(ImmutableSandboxedEnvironment):
 
     # -- compile: wrap every loop ------------------------------------------------------
 
-    def compile(  # type: ignore[override]
+    def compile(
         self,
         source: str | nodes.Template,
         name: str | None = None,
@@ -141,7 +141,9 @@ class LabelSandbox(ImmutableSandboxedEnvironment):
                 loop.iter = nodes.Filter(
                     loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.iter.lineno
                 )
-        return super().compile(source, name, filename, raw, defer_init)
+        if raw:  # the overloads want a literal
+            return super().compile(source, name, filename, True, defer_init)
+        return super().compile(source, name, filename, False, defer_init)
 
     # -- the sandbox's hooks, each a clock check too -----------------------------------
 
@@ -194,20 +196,20 @@ def _bounded_range(*args: int) -> range:
     return numbers
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_repeat(left: object, right: object) -> None:
     for seq, count in ((left, right), (right, left)):
         if isinstance(seq, str | list | tuple) and _is_int(count):
-            if len(seq) * max(count, 0) > MAX_ITEMS:  # type: ignore[operator]
+            if len(seq) * max(count, 0) > MAX_ITEMS:
                 raise SecurityError(f"repetition makes more than {MAX_ITEMS} items")
 
 
 def _check_power(base: object, exponent: object) -> None:
-    if _is_int(base) and _is_int(exponent) and exponent > 0:  # type: ignore[operator]
-        if abs(base).bit_length() * exponent > MAX_POWER_BITS:  # type: ignore[arg-type, operator]
+    if _is_int(base) and _is_int(exponent) and exponent > 0:
+        if abs(base).bit_length() * exponent > MAX_POWER_BITS:
             raise SecurityError(f"power makes a number over {MAX_POWER_BITS} bits")
 
 
