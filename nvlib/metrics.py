@@ -103,7 +103,9 @@ def prometheus() -> ModuleType:
     if client is None and "ssl" in sys.modules and sys.modules["ssl"] is None:
         client = _without_tls()
     elif client is None:
-        import prometheus_client as client
+        import prometheus_client
+
+        client = prometheus_client
     client.disable_created_metrics()  # a global switch: also when imported elsewhere first
     return client
 
@@ -130,7 +132,8 @@ class MetricsServer:
 
 def new_registry() -> CollectorRegistry:
     """An empty registry: a daemon's metrics only, not prometheus_client's defaults."""
-    return prometheus().CollectorRegistry()
+    registry: CollectorRegistry = prometheus().CollectorRegistry()
+    return registry
 
 
 def serve(address: str, registry: CollectorRegistry) -> MetricsServer:

@@ -13,7 +13,7 @@ importing __future__ costs 0.2 ms): a name defined only for type checkers is quo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
@@ -22,12 +22,18 @@ if TYPE_CHECKING:
     # special form gives a subclass (`class Gpu(StrictRecord)`) none of its own fields.
     # The tuple side is declared by hand: iteration, length, indexing and the
     # namedtuple helpers the records keep.
-    # The namedtuple helpers the records keep are declared by hand; `_replace` takes any
-    # field by name, unchecked.
+    # The tuple side is declared by hand, not inherited: a field may be named like a tuple
+    # method (`index`). `_replace` takes any field by name, unchecked.
     @dataclass_transform(frozen_default=True)
-    class Record(tuple[Any, ...]):
+    class Record:
         _fields: ClassVar[tuple[str, ...]]
         _field_defaults: ClassVar[dict[str, object]]
+
+        def __iter__(self) -> Iterator[Any]: ...
+        def __len__(self) -> int: ...
+        def __getitem__(self, index: int) -> Any: ...
+        def __lt__(self, other: Self) -> bool: ...
+        def __hash__(self) -> int: ...
 
         @classmethod
         def _make(cls, iterable: Iterable[Any]) -> Self: ...
@@ -155,7 +161,8 @@ class StrictRecord(Record):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return tuple.__eq__(self, other)
+            # a tuple at run time; type checkers see the dataclass-like Record
+            return tuple.__eq__(self, other)  # type: ignore[operator]
         # Not NotImplemented for a tuple: Python would then ask tuple.__eq__, which says yes.
         return False if isinstance(other, tuple) else NotImplemented
 

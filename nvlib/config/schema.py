@@ -159,6 +159,7 @@ class Config(Plain):
 
 def _flags_doc(flags: Flags, include_gfd: bool) -> dict[str, object]:
     nfa = flags.use_node_feature_api
+    spelled: dict[str | None, object] = {"true": True, "false": False}
     doc: dict[str, object] = {
         "migStrategy": flags.mig_strategy,
         "failOnInitError": flags.fail_on_init_error,
@@ -176,7 +177,7 @@ def _flags_doc(flags: Flags, include_gfd: bool) -> dict[str, object]:
         "gdsEnabled": flags.gds_enabled,
         "mofedEnabled": flags.mofed_enabled,
         # A bool as upstream writes it, or the project's "auto", so the log reads back.
-        "useNodeFeatureAPI": {"true": True, "false": False}.get(nfa, nfa),
+        "useNodeFeatureAPI": spelled.get(nfa, nfa),
         "deviceDiscoveryStrategy": flags.device_discovery_strategy,
     }
     plugin = flags.plugin
@@ -191,7 +192,7 @@ def _flags_doc(flags: Flags, include_gfd: bool) -> dict[str, object]:
     }
     if include_gfd:
         gfd = flags.gfd
-        doc["gfd"] = {
+        doc["gfd"] = gfd_doc = {
             "oneshot": gfd.oneshot,
             "noTimestamp": gfd.no_timestamp,
             "sleepInterval": str(gfd.sleep_interval),
@@ -201,11 +202,11 @@ def _flags_doc(flags: Flags, include_gfd: bool) -> dict[str, object]:
         # Upstream has none of these: logged only when set, so a default run logs
         # upstream's text.
         if gfd.label_templates:
-            doc["gfd"]["labelTemplates"] = gfd.label_templates
+            gfd_doc["labelTemplates"] = gfd.label_templates
         if gfd.label_template_namespaces:
-            doc["gfd"]["labelTemplateNamespaces"] = list(gfd.label_template_namespaces)
+            gfd_doc["labelTemplateNamespaces"] = list(gfd.label_template_namespaces)
         if gfd.label_expiry:
-            doc["gfd"]["labelExpiry"] = gfd.label_expiry
+            gfd_doc["labelExpiry"] = gfd.label_expiry
     return doc
 
 

@@ -121,8 +121,8 @@ class _Writer:
             parts = ", ".join(self.inline(v) for v in value)
             return f"{type(value).__name__}({parts})"
         if isinstance(value, tuple):
-            parts = [self.inline(v) for v in value]
-            return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+            items = [self.inline(v) for v in value]
+            return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
         return _scalar(value)
 
     def statement(

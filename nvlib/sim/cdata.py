@@ -13,10 +13,10 @@ import pynvml
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     S = TypeVar("S", bound=ctypes.Structure)
-    P = TypeVar("P")
+    P = TypeVar("P", bound="ctypes._Pointer[Any]")
 
 SUCCESS = pynvml.NVML_SUCCESS
 INVALID_ARGUMENT = pynvml.NVML_ERROR_INVALID_ARGUMENT
@@ -33,7 +33,7 @@ def put_text(address: int | None, size: int, text: str) -> int:
     return SUCCESS
 
 
-def put(address: int | None, ctype: type[ctypes._SimpleCData], value: object) -> int:  # type: ignore[type-arg]
+def put(address: int | None, ctype: type[ctypes._SimpleCData[Any]], value: object) -> int:
     if not address:
         return INVALID_ARGUMENT
     ctype.from_address(address).value = value
@@ -49,7 +49,8 @@ def at(address: int, struct: type[S]) -> S:
     fast = _FAST.get(struct)
     if fast is None:
         fast = _FAST[struct] = _without_hooks(struct)
-    return fast.from_address(address)
+    # a subclass of `struct` (_without_hooks), so its instance is an S
+    return fast.from_address(address)  # type: ignore[return-value]
 
 
 # pynvml's structures run every field read and write through Python-level
@@ -57,7 +58,7 @@ def at(address: int, struct: type[S]) -> S:
 # dozen fields, and those hooks were a tenth of a discovery pass. A subclass with object's
 # own hooks keeps pynvml's class and layout (it adds no fields); the simulator writes
 # bytes itself, and a str written by mistake raises, which dispatch reports as a bug.
-_FAST: dict[type, type] = {}
+_FAST: dict[type[ctypes.Structure], type[ctypes.Structure]] = {}
 
 
 def _without_hooks(struct: type[S]) -> type[S]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from nvlib.record import Record
 from nvlib.sim.errors import ProfileError
-from nvlib.sim.gpus import MEMORY_SLICES, CiProfile, GiProfile, ci_profiles, mig_profile_name
+from nvlib.sim.gpus import MEMORY_SLICES, ci_profiles, mig_profile_name
+from nvlib.sim.profile import CiProfile, GiProfile
 
 
 class Placed(Record):  # not a dataclass: dataclasses costs a profile file's parse 8 ms

@@ -16,9 +16,9 @@ import pynvml
 
 from nvlib.sim import _checks as check
 from nvlib.sim.errors import ProfileError
-from nvlib.sim.gpus import ARCHITECTURES, BRANDS, MODELS, GiProfile, GpuModel
+from nvlib.sim.gpus import ARCHITECTURES, BRANDS, MODELS, GpuModel
 from nvlib.sim.mig import Placed, place
-from nvlib.sim.profile import FabricSpec, GpuSpec, MigSpec, PciAddress, VGpuSpec
+from nvlib.sim.profile import FabricSpec, GiProfile, GpuSpec, MigSpec, PciAddress, VGpuSpec
 
 UUID_NAMESPACE = uuid.UUID("3b0e6f5c-9a43-5c1e-8d2a-6b7f0c4e9a10")
 _KEYS = (

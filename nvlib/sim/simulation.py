@@ -265,7 +265,7 @@ def activate(profile: str | Path | Profile, root: Path | None = None) -> Simulat
     if previous is not None:
         previous.deactivate()
     owns_root = root is None
-    path = Path(_temporary_root() if owns_root else root)
+    path = Path(_temporary_root() if root is None else root)
     try:
         if not owns_root:
             path.mkdir(parents=True, exist_ok=True)

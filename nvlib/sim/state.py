@@ -19,8 +19,7 @@ import pynvml
 
 from nvlib.record import Record
 from nvlib.sim.faults import CallFailure, CallHang, FaultBook
-from nvlib.sim.gpus import CiProfile, GiProfile
-from nvlib.sim.profile import FaultSpec, GpuSpec, MigSpec, Profile
+from nvlib.sim.profile import CiProfile, FaultSpec, GiProfile, GpuSpec, MigSpec, Profile
 
 XID_GPU_FELL_OFF_BUS = 79
 NO_INSTANCE = 0xFFFFFFFF  # gpuInstanceId / computeInstanceId of an event on a full GPU

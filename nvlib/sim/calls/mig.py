@@ -15,7 +15,8 @@ import pynvml
 
 from nvlib.sim.calls import answers
 from nvlib.sim.cdata import INVALID_ARGUMENT, SUCCESS, as_pointer, at, put, put_handle
-from nvlib.sim.gpus import CiProfile, GiProfile, ci_profiles, mig_profile_name
+from nvlib.sim.gpus import ci_profiles, mig_profile_name
+from nvlib.sim.profile import CiProfile, GiProfile
 from nvlib.sim.state import Gpu, GpuInstance, Mig, NvmlState
 
 NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
