@@ -124,7 +124,7 @@ def _bool_env(name: str, value: str) -> bool:
     raise UsageError(f"{name}: invalid boolean {value!r}")
 
 
-def _generate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "generate",
         help="write the CDI spec for this node's GPUs",
@@ -274,7 +274,7 @@ _ROOT_FLAGS = (
 
 
 def _simulator_root(ns: argparse.Namespace) -> str | None:
-    root = ns.simulator_root or None
+    root: str | None = ns.simulator_root or None
     if root is None:
         return None
     if not ns.nvml_mock:
@@ -398,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _transform_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _transform_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`transform root`: upstream's flags and defaults; upstream reads no environment."""
     transform = sub.add_parser(
         "transform",

@@ -152,7 +152,8 @@ def device_node(
 def _node_edits(
     paths: Iterable[str], files: DriverFiles, options: GenerateOptions
 ) -> tuple[list[DeviceNode], list[int]]:
-    nodes, gids = [], []
+    nodes: list[DeviceNode] = []
+    gids: list[int] = []
     for path in paths:
         info = files.device_nodes.get(path)
         if info is None:
@@ -237,7 +238,8 @@ def _devices(machine: Machine, files: DriverFiles, options: GenerateOptions) -> 
     selected = deviceids.select(machine, options.device_ids)
     if selected == deviceids.NONE:
         return [Device(deviceids.NONE, ContainerEdits(env=(EMPTY_DEVICE_ENV,)))]
-    if selected == deviceids.ALL:
+    gpus: Sequence[Gpu]
+    if isinstance(selected, str):  # deviceids.ALL: NONE was answered above
         # a MIG-enabled GPU is offered through its MIG devices, as the toolkit does
         gpus = [g for g in machine.gpus if options.full_gpus_for_mig_enabled or not g.mig_enabled]
         migs = machine.mig_devices
@@ -349,7 +351,7 @@ def _link_args(links: Iterable[str]) -> list[str]:
     return [arg for link in links for arg in ("--link", link)]
 
 
-def mount_of(mount: FileMount, options: tuple[str, ...] = MOUNT_OPTIONS) -> Mount:
+def mount_of(mount: FileMount | Library, options: tuple[str, ...] = MOUNT_OPTIONS) -> Mount:
     return Mount(mount.host_path, mount.path, options)
 
 

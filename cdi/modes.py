@@ -56,7 +56,8 @@ _VOID = "NVIDIA_VISIBLE_DEVICES=void"
 def _nodes(
     infos: Sequence[DeviceNodeInfo], options: GenerateOptions
 ) -> tuple[tuple[DeviceNode, ...], tuple[int, ...]]:
-    nodes, gids = [], []
+    nodes: list[DeviceNode] = []
+    gids: list[int] = []
     for info in infos:
         node, extra = device_node(info, options)
         nodes.append(node)

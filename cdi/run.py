@@ -174,14 +174,14 @@ def regeneration_cause(
     if simulated:
         if state[0] == written[0]:
             return "simulator_root"
-        written, state = written[0], state[0]  # type: ignore[assignment]
+        written, state = written[0], state[0]  # type: ignore[assignment]  # (state, repairs)
     if mode == "imex":
         return "imex_channels"
     if mode == "management":
         return "driver" if state[1] != written[1] else "device_nodes"
     if state[0] != written[0]:
         return "driver"
-    if _gpu_set(state[1]) != _gpu_set(written[1]):  # type: ignore[arg-type]
+    if _gpu_set(state[1]) != _gpu_set(written[1]):  # type: ignore[arg-type]  # GPUs' tuples
         return "gpus"
     return "mig"
 

@@ -160,6 +160,7 @@ def _version_errors(spec: Spec) -> list[SpecError]:
         known = ", ".join(KNOWN_VERSIONS)
         return [SpecError("cdiVersion", f"invalid version {q(spec.version)} (known: {known})")]
     needed = required_by(spec)
+    # required_by names only known versions, which parse
     if needed is not None and parse_version(needed[0]) > declared:  # type: ignore[operator]
         version, path, feature = needed
         return [

@@ -110,9 +110,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         config_file_srcdir=str(parsed["config-file-srcdir"]),
         config_file_dst=str(parsed["config-file-dst"]),
         default_config=str(parsed["default-config"]),
-        fallback_strategies=tuple(parsed["fallback-strategies"]),  # type: ignore[arg-type]
+        fallback_strategies=tuple(parsed["fallback-strategies"]),  # type: ignore[arg-type]  # typed by the flag's kind
         send_signal=bool(parsed["send-signal"]),
-        signal=int(parsed["signal"]),  # type: ignore[call-overload]
+        signal=int(parsed["signal"]),  # type: ignore[call-overload]  # typed by the flag's kind
         process_to_signal=str(parsed["process-to-signal"]),
         heartbeat_file=str(parsed["heartbeat-file"]),
         show_version=bool(parsed["version"]),

@@ -243,9 +243,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
         config_file=config_file,
         kubelet_socket=str(parsed["kubelet-socket"]),
         cdi_spec_dir=str(parsed["cdi-spec-dir"]),
-        cdi_feature_flags=list(parsed["cdi-feature-flags"]),  # type: ignore[call-overload]
-        cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]
-        health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]
+        cdi_feature_flags=list(parsed["cdi-feature-flags"]),  # type: ignore[call-overload]  # typed by the flag's kind
+        cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]  # typed by the flag's kind
+        health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]  # typed by the flag's kind
         heartbeat_file=str(parsed["heartbeat-file"]),
         metrics_address=metrics_address,
         nvml_mock=str(parsed["nvml-mock"]) or None,

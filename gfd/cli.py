@@ -246,8 +246,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
         config_file=config_file,
         output_file_explicit=parsed.is_set("output-file"),
         kubeconfig=str(parsed["kubeconfig"]),
-        kube_api_qps=float(parsed["kube-api-qps"]),  # type: ignore[arg-type]
-        kube_api_burst=int(parsed["kube-api-burst"]),  # type: ignore[call-overload]
+        kube_api_qps=float(parsed["kube-api-qps"]),  # type: ignore[arg-type]  # typed by the flag's kind
+        kube_api_burst=int(parsed["kube-api-burst"]),  # type: ignore[call-overload]  # typed by the flag's kind
         namespace=str(parsed["namespace"]),
         node_name=str(parsed["node-name"]),
         pod_name=str(parsed["pod-name"]),

@@ -165,4 +165,5 @@ def probe(gpu_uuid: str) -> None:
 
 def _address(handle: object) -> int | None:
     """The pointer value of an NVML device handle, to compare handles by."""
+    # a ctypes pointer at run time; pynvml leaves its handles untyped
     return ctypes.cast(handle, ctypes.c_void_p).value  # type: ignore[arg-type]

@@ -87,7 +87,7 @@ def _without_tls() -> ModuleType:
             raise AttributeError(name)
         return _Refused
 
-    stand_in.__getattr__ = refused  # type: ignore[method-assign]
+    stand_in.__getattr__ = refused  # type: ignore[method-assign]  # a module __getattr__
     sys.modules["ssl"] = stand_in
     try:
         import prometheus_client

@@ -221,10 +221,10 @@ class Plain:
         cls._fields = tuple(fields)
         cls._defaults = defaults
         setattr(cls, "__match_args__", cls._fields)  # noqa: B010 - undeclared on Plain
-        if frozen:
-            cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]  # frozen=True
-            cls.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]  # frozen=True
-            cls.__hash__ = _fields_hash  # type: ignore[method-assign,assignment]  # frozen=True
+        if frozen:  # the class's own hooks, which type checkers see as fixed methods
+            cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]  # frozen
+            cls.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]  # frozen
+            cls.__hash__ = _fields_hash  # type: ignore[method-assign,assignment]  # frozen
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         cls = type(self)

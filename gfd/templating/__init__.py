@@ -24,6 +24,10 @@ from gfd.templating.sandbox import LabelSandbox, RenderBudgetExceeded
 from nvlib.config import Config, ConfigError
 from nvlib.model import Gpu, Machine
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nvlib.topology import NvLink  # read through read_nvlinks: pynvml stays unimported
+
 log = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
@@ -125,14 +129,14 @@ class LabelTemplates:
         machine: Machine,
         config: Config,
         builtin: Mapping[str, str],
-        read_nvlinks: Callable[[Sequence[Gpu]], Sequence[object]] | None = None,
+        read_nvlinks: Callable[[Sequence[Gpu]], Sequence[NvLink]] | None = None,
     ) -> dict[str, str]:
         """The labels every template that succeeded adds this pass; failures are logged.
 
         `read_nvlinks` reads the machine's NVLinks when a template uses them (default:
         nvlib.topology.read_nvlinks through NVML).
         """
-        nvlinks: Sequence[object] = ()
+        nvlinks: Sequence[NvLink] = ()
         if self.wants_nvlinks and machine.gpus:
             reader = read_nvlinks
             if reader is None:
@@ -143,7 +147,7 @@ class LabelTemplates:
                 nvlinks = reader(machine.gpus)
             except Exception as err:  # templates must never cost the built-in labels
                 log.warning("Label templates see no NVLinks this pass: %s", err)
-        context = build_context(machine, config, builtin, nvlinks)  # type: ignore[arg-type]
+        context = build_context(machine, config, builtin, nvlinks)
         added: dict[str, str] = {}
         writers: dict[str, str] = {}
         for template in self.templates:

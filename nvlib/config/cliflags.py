@@ -147,7 +147,7 @@ def parse_argv(argv: Sequence[str], flags: Sequence[Flag]) -> ParsedFlags:
         except ValueError as err:
             raise ConfigError(flag.option, text, str(err)) from err
         if flag.kind.endswith("-list") and flag.name in parsed.values:
-            value = [*parsed.values[flag.name], *value]  # type: ignore[misc]  # lists
+            value = [*parsed.values[flag.name], *value]  # type: ignore[misc]  # -list: lists
         parsed.values[flag.name] = value
         parsed.origins[flag.name] = flag.option
     return parsed
@@ -176,10 +176,12 @@ def apply_env(parsed: ParsedFlags, environ: Mapping[str, str], flags: Sequence[F
     """
     for flag in flags:
         hit = lookup_env(environ, flag.envs)
-        is_set, value = _from_env(flag, *hit) if hit is not None else (False, None)
+        if hit is None:
+            continue
+        is_set, value = _from_env(flag, *hit)
         if is_set and not parsed.is_set(flag.name):
             parsed.values[flag.name] = value
-            parsed.origins[flag.name] = hit[0]  # type: ignore[index]  # set only with a hit
+            parsed.origins[flag.name] = hit[0]
     for flag in flags:
         parsed.values.setdefault(flag.name, flag.default)
 
