@@ -456,13 +456,9 @@ def _serve_metrics(address: str | None) -> tuple[WatchMetrics, MetricsServer | N
     if not address:
         return NO_METRICS, None
     from cdi.metrics import PrometheusWatchMetrics
-    from nvlib.metrics import new_registry, serve
+    from nvlib.metrics import serve_recorder
 
-    registry = new_registry()
-    metrics = PrometheusWatchMetrics(registry)
-    server = serve(address, registry)
-    log.info("Serving metrics on %s (port %d)", address, server.port)
-    return metrics, server
+    return serve_recorder(address, PrometheusWatchMetrics)
 
 
 def _watch_loop(

@@ -263,14 +263,11 @@ class Daemon:
     def _serve_metrics(self, address: str) -> None:
         """Serve /metrics for the life of the process; MetricsError if it cannot."""
         from deviceplugin.metrics import PrometheusPluginMetrics
-        from nvlib.metrics import new_registry, serve
+        from nvlib.metrics import serve_recorder
 
-        registry = new_registry()
-        metrics = PrometheusPluginMetrics(registry)
-        self.metrics_server = serve(address, registry)
+        metrics, self.metrics_server = serve_recorder(address, PrometheusPluginMetrics)
         metrics.count_devices(self._device_counts)
         self.metrics = metrics
-        log.info("Serving metrics on %s (port %d)", address, self.metrics_server.port)
 
     def _device_counts(self) -> list[tuple[str, int, int]]:
         """(resource, healthy, unhealthy) of every resource served now, for a scrape."""

@@ -371,13 +371,9 @@ def _serve_metrics(address: str) -> tuple[GfdMetrics, MetricsServer | None]:
     if not address:
         return NO_METRICS, None
     from gfd.metrics import PrometheusGfdMetrics
-    from nvlib.metrics import new_registry, serve
+    from nvlib.metrics import serve_recorder
 
-    registry = new_registry()
-    metrics = PrometheusGfdMetrics(registry)
-    server = serve(address, registry)
-    log.info("Serving metrics on %s (port %d)", address, server.port)
-    return metrics, server
+    return serve_recorder(address, PrometheusGfdMetrics)
 
 
 def _heartbeat(settings: GfdSettings) -> Heartbeat | None:

@@ -25,9 +25,13 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
+    from typing import TypeVar
 
     from prometheus_client.registry import CollectorRegistry
+
+    Recorder = TypeVar("Recorder")
 
 __all__ = [
     "MetricsError",
@@ -36,6 +40,7 @@ __all__ = [
     "parse_address",
     "prometheus",
     "serve",
+    "serve_recorder",
 ]
 
 
@@ -140,3 +145,17 @@ def serve(address: str, registry: CollectorRegistry) -> MetricsServer:
     """Serve `registry` at `address` (already checked by the command line); MetricsError
     when it cannot be bound."""
     return MetricsServer(address, registry)
+
+
+def serve_recorder(
+    address: str, recorder: Callable[[CollectorRegistry], Recorder]
+) -> tuple[Recorder, MetricsServer]:
+    """A daemon's recorder on a registry of its own, served at `address` for the life of
+    the process (MetricsError when it cannot be bound)."""
+    import logging
+
+    registry = new_registry()
+    made = recorder(registry)
+    server = serve(address, registry)
+    logging.getLogger(__name__).info("Serving metrics on %s (port %d)", address, server.port)
+    return made, server

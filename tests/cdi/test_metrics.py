@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from cdi_fixtures import DriverRoot, build_driver_root
-from metrics_scrape import check_documented, free_port, scrape, value, wait_value
+from metrics_scrape import check_documented, free_port, run_python, scrape, value, wait_value
 
 from cdi import run
 from cdi.cli import GenerateSettings, UsageError, parse
@@ -265,13 +265,6 @@ print("prometheus_client" in sys.modules)
     ],
 )
 def test_prometheus_client_only_with_an_address(argv: list[str], imported: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH, *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    done = run_python(WATCH, *argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == imported

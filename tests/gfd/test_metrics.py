@@ -23,7 +23,7 @@ from pathlib import Path
 
 import kmock
 import pytest
-from metrics_scrape import check_documented, free_port, value, wait_value
+from metrics_scrape import check_documented, free_port, run_python, value, wait_value
 
 from gfd.cli import parse
 from gfd.daemon import run
@@ -189,13 +189,6 @@ print("prometheus_client" in sys.modules)
     ],
 )
 def test_prometheus_client_only_with_an_address(argv: list[str], imported: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PERIODIC, *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    done = run_python(PERIODIC, *argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == imported

@@ -9,12 +9,11 @@ stand-in it saw refuses to be used.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from metrics_scrape import run_python
 
 from nvlib.metrics import MetricsError, new_registry, parse_address, prometheus, serve
 
@@ -92,14 +91,7 @@ except RuntimeError as err:
 
 
 def test_prometheus_client_imports_around_a_missing_ssl() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_SSL],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    done = run_python(WITHOUT_SSL)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "TLS is not available in this process (metrics are plain HTTP)\n"
 
@@ -108,14 +100,7 @@ def test_http_modules_imported_first_are_a_clear_error() -> None:
     program = 'import sys\nsys.modules["ssl"] = None\nimport urllib.request\n' + (
         "from nvlib.metrics import prometheus\nprometheus()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    done = run_python(program)
     assert done.returncode == 1
     assert "http.client, urllib.request imported without TLS before prometheus_client" in (
         done.stderr

@@ -9,14 +9,31 @@ family is named without `_total` (the parser's convention); its sample keeps it.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 Families = dict[str, Metric]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_python(code: str, *argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """`python -c code argv...` with this checkout on its path, in a bare environment
+    (what a module imports is what the test reads), writing no bytecode into the tree."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
 
 
 def free_port() -> int:
