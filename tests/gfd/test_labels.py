@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import pytest
 from gpu_builders import A100, config, dgx_a100, gpu, machine, with_migs
+from raw_labels import assert_valid_and_none_dropped, raw_outputs
 
+from gfd import labels as labels_module
 from gfd.labelers.resources import LabelError, family
 from gfd.labelers.values import is_valid_value, product, sanitise
-from gfd.labels import compute_labels, is_valid_key
-from nvlib.model import Fabric, VGpuDevice, VGpuInfo
+from gfd.labels import DEVICE_LABELERS, compute_labels, is_valid_key
+from nvlib.config import Config
+from nvlib.model import Fabric, Machine, VGpuDevice, VGpuInfo
 
 WORKED_EXAMPLE = {
     "nvidia.com/cuda.driver-version.full": "550.54.15",
@@ -122,9 +125,34 @@ def test_worked_example() -> None:
 
 
 def test_labels_are_sorted_and_valid() -> None:
+    """Sorted by key; every label each labeler produced is valid, so none was dropped."""
     labels = compute_labels(dgx_a100(), config(), 1)
     assert list(labels) == sorted(labels)
-    assert all(is_valid_key(k) and is_valid_value(v) for k, v in labels.items())
+    assert_valid_and_none_dropped(dgx_a100(), config())
+
+
+@pytest.mark.parametrize("strategy", ["none", "single", "mixed"])
+def test_raw_labels_of_a_mig_machine_are_valid(strategy: str) -> None:
+    machine_ = with_migs(dgx_a100(), *SEVEN_1G)
+    assert_valid_and_none_dropped(machine_, config(mig_strategy=strategy))
+
+
+def test_an_invalid_raw_label_is_dropped_and_the_raw_check_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why the checks above read raw output: compute_labels hides an invalid label."""
+
+    def bad_labels(machine: Machine, config: Config) -> dict[str, str]:
+        return {"nvidia.com/Bad Key": "x", "nvidia.com/gpu.bad-value": "a b"}
+
+    monkeypatch.setattr(labels_module, "DEVICE_LABELERS", (*DEVICE_LABELERS, bad_labels))
+    labels = compute_labels(dgx_a100(), config())
+    assert "nvidia.com/Bad Key" not in labels
+    assert "nvidia.com/gpu.bad-value" not in labels
+    assert "Dropping label that Kubernetes would reject: nvidia.com/Bad Key=x" in caplog.text
+    assert raw_outputs(dgx_a100(), config())["bad_labels"]["nvidia.com/Bad Key"] == "x"
+    with pytest.raises(AssertionError):
+        assert_valid_and_none_dropped(dgx_a100(), config())
 
 
 @pytest.mark.parametrize(
