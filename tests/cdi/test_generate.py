@@ -26,7 +26,6 @@ from cdi.generate import (
     simplify,
 )
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
-from cdi.version import minimum_version
 
 LIB = "/usr/lib/x86_64-linux-gnu"
 V = "550.54.15"
@@ -471,18 +470,31 @@ def test_simplify_removes_common_entities_unless_device_would_be_empty() -> None
     assert device(out, "c").device_nodes == (ctl,)
 
 
+def gpu_device_node(minor: int) -> DeviceNode:
+    return DeviceNode(
+        f"/dev/nvidia{minor}", major=195, minor=minor, file_mode=0o666, permissions="rwm"
+    )
+
+
 @pytest.mark.parametrize("chmod", [False, True])
-def test_all_device_is_simplify_of_the_whole_spec(chmod: bool) -> None:
-    """generate_spec simplifies only the merged `all` device: the same spec as simplifying
-    every device again with it (simplify is idempotent)."""
+def test_all_device_is_simplified(chmod: bool) -> None:
+    """The merged `all` device holds every GPU's node once, in order, less what the spec's
+    own edits already carry (nvidiactl); adding it changes no other part of the spec."""
     machine = gb.machine(gb.gpu(0, migs=("3g.20gb", "1g.5gb")), gb.gpu(1), gb.gpu(2))
     files = driver_files(
         *gpu_nodes(3), node("/dev/nvidia-caps/nvidia-cap1", 508, 1, mode=0o400, gid=44)
     )
     opts = options(enabled_hooks=frozenset({"chmod"}) if chmod else frozenset())
-    spec = generate_spec(machine, files, opts._replace(no_all_device=True))
-    whole = simplify(spec.with_devices((*spec.devices, merged_device(spec.devices, "all"))))
-    assert generate_spec(machine, files, opts) == whole._replace(version=minimum_version(whole))
+    without_all = generate_spec(machine, files, opts._replace(no_all_device=True))
+    spec = generate_spec(machine, files, opts)
+    assert spec.devices[-1] == Device(
+        "all", ContainerEdits(device_nodes=tuple(gpu_device_node(i) for i in range(3)))
+    )
+    assert spec._replace(devices=spec.devices[:-1]) == without_all
+    assert spec.container_edits.device_nodes == (
+        DeviceNode("/dev/nvidiactl", major=195, minor=255, file_mode=0o666, permissions="rwm"),
+    )
+    assert spec.version == "0.5.0"
 
 
 def test_adding_a_device_to_a_simplified_spec() -> None:
@@ -503,8 +515,16 @@ def test_adding_a_device_to_a_simplified_spec() -> None:
     merged = merged_device(spec.devices, "all")
     assert merged.container_edits.device_nodes == (ctl, gpu)
     added = add_simplified(spec, merged)
-    assert added == simplify(spec.with_devices((*spec.devices, merged)))
-    assert device(added, "all").device_nodes == (gpu,)
+    assert added == Spec(
+        "",
+        "nvidia.com/gpu",
+        (
+            Device("a", ContainerEdits(device_nodes=(ctl,))),  # kept whole
+            Device("all", ContainerEdits(device_nodes=(gpu,))),  # ctl dropped again
+            Device("b", ContainerEdits(device_nodes=(gpu,))),
+        ),
+        ContainerEdits(device_nodes=(ctl,)),
+    )
     assert simplify(added) == added
 
 
