@@ -107,6 +107,10 @@ def test_list_spec_dirs_from_environment(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={"NVIDIA_CTK_CDI_SPEC_DIRS": dirs, "PYTHONPATH": ":".join(sys.path)},
+        env={
+            "NVIDIA_CTK_CDI_SPEC_DIRS": dirs,
+            "PYTHONPATH": ":".join(sys.path),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
     )
     assert result.stdout == "nvidia.com/gpu=0\nnvidia.com/gpu=1\n"

@@ -142,7 +142,7 @@ def test_address_in_use_exits_1_naming_it(tmp_path: Path) -> None:
             [sys.executable, "-m", "deviceplugin", "--nvml-mock", "t4", "--kubelet-socket",
              str(tmp_path / "kubelet.sock"), "--metrics-address", address],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+            env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"},
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot serve metrics on {address}: Address already in use" in done.stderr

@@ -94,7 +94,11 @@ class Sampler:
 
 
 def _env() -> dict[str, str]:
-    return {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return {
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
 
 
 @contextmanager

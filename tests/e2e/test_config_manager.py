@@ -90,7 +90,12 @@ class Process:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    return {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra}
+    return {
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **extra,
+    }
 
 
 @pytest.fixture

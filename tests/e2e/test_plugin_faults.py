@@ -319,7 +319,11 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
             [sys.executable, "-c", boot, "--nvml-mock", str(profile),
              "--kubelet-socket", str(directory / "kubelet.sock")],
             cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            env={
+                "PYTHONPATH": str(REPO),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            },
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip

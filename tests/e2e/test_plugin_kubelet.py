@@ -548,7 +548,11 @@ def test_bad_heartbeat_path_is_fatal_at_start(
 
 
 def spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    env = {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "deviceplugin", *args],
         cwd=tmp_path,

@@ -59,6 +59,7 @@ def start_plugin(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(sys.path),
+        "PYTHONDONTWRITEBYTECODE": "1",
         "NVML_MOCK": PROFILE,
         "DEVICE_LIST_STRATEGY": "cdi-cri",
         "DEVICE_ID_STRATEGY": id_strategy,

@@ -542,6 +542,6 @@ def test_parsing_imports_nothing_heavy(
         text=True,
         check=True,
         cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
+        env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert result.stdout.strip() == imported

@@ -171,7 +171,7 @@ def probe(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
         cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
+        env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
     )
 
 
@@ -220,6 +220,6 @@ def test_probe_imports_nothing_heavy(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
+        env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
     assert result.stdout.splitlines()[-1] == "[]"
