@@ -9,13 +9,13 @@ repository's text files (code, tests, docs, the chart, tools, bench) and fails o
 - a bare mention of a Markdown file (`docs/labels.md`, `labels.md`), resolved against
   the file's directory and then the repository root, or of a path under one of the
   repository's top-level directories (`tests/support/helm_chart.py`, `nvlib/fsutil.py`),
-  resolved against the root;
+  resolved against the root, or of a path that climbs out of the checkout (`../x/y.py`);
 - any section sign: numbered sections belong to documents outside the repository (the
   docs here have headings, cited as `docs/x.md#heading` or by name).
 
 Matrix: the scanner's rules as a table of lines (what counts as a citation, what does
 not); then the scan of the whole repository. This module is left out of the scan: its
-table holds the bad citations it must catch.
+table holds made-up bad citations (of documents that exist nowhere) it must catch.
 """
 
 from __future__ import annotations
@@ -58,25 +58,26 @@ TEXT_SUFFIXES = {
 }
 TEXT_NAMES = {"Containerfile", "Dockerfile", "LICENSE", "NOTICE", ".helmignore", ".gitignore"}
 
-# Directories a citation of a repository path starts with: the repository's own, and the
-# ones that are cited by habit but never ship.
-NOT_SHIPPED_TOP = ("spec", "shared")
-
 SECTION = "\N{SECTION SIGN}"
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _MD_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _MD_FILE = re.compile(r"(?<![\w./:@~$%-])((?:\.\.?/)*(?:[\w.-]+/)*[\w-][\w.-]*\.md)(#[\w-]+)?\b")
+# A path climbing out of the checkout into a directory: whatever it names, the repository
+# does not hold it (a bare `../name` is a relative link target in code, not a citation).
+_OUTSIDE = re.compile(r"(?<![\w./-])((?:\.\./)+[\w-][\w.-]*/[\w./-]*)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 def _top_dirs() -> tuple[str, ...]:
-    own = sorted(
-        p.name
-        for p in REPO.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS
+    """The directories a citation of a repository path starts with."""
+    return tuple(
+        sorted(
+            p.name
+            for p in REPO.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS
+        )
     )
-    return (*own, *NOT_SHIPPED_TOP)
 
 
 def _repo_path_pattern(tops: tuple[str, ...]) -> re.Pattern[str]:
@@ -110,6 +111,10 @@ def citations(line: str, markdown: bool, tops: tuple[str, ...]) -> list[tuple[st
         if line[match.end(1) : match.end(1) + 1] in ("*", "?"):
             path = path[: path.rfind("/") + 1]  # a glob: its directory must exist
         found.append((path, (match.group(2) or "")[1:]))
+    for match in _OUTSIDE.finditer(line):
+        path = match.group(1).rstrip(".")
+        if not path.endswith(".md") and not _quoted(line, match):
+            found.append((path, ""))
     return found
 
 
@@ -191,20 +196,24 @@ def scan(root: Path) -> list[str]:
     return out
 
 
-TOPS = ("docs", "tests", "nvlib", "gfd", "cdi", *NOT_SHIPPED_TOP)
+TOPS = ("docs", "tests", "nvlib", "gfd", "cdi")
 
 
 @pytest.mark.parametrize(
     ("line", "markdown", "expected"),
     [
-        pytest.param("see (spec/labels.md §17.1)", False, [("§", ""), ("spec/labels.md", "")],
-                     id="spec-path-and-section"),
-        pytest.param("the rule of labels.md §9", False, [("§", ""), ("labels.md", "")],
+        pytest.param("see (notes/plan.md §17.1)", False, [("§", ""), ("notes/plan.md", "")],
+                     id="md-path-and-section"),
+        pytest.param("the rule of plan.md §9", False, [("§", ""), ("plan.md", "")],
                      id="bare-md-and-section"),
         pytest.param("as upstream does (§13.4)", False, [("§", "")], id="lone-section"),
-        pytest.param("DESIGN.md \"The simulator\"", False, [("DESIGN.md", "")], id="design"),
-        pytest.param("shared/spec/stack.md", False, [("shared/spec/stack.md", "")],
-                     id="shared-spec"),
+        pytest.param("PLAN.md \"The loop\"", False, [("PLAN.md", "")], id="upper-case-md"),
+        pytest.param("../notes/rules/plan.md", False, [("../notes/rules/plan.md", "")],
+                     id="md-outside"),
+        pytest.param("see ../tools/gen.py.", False, [("../tools/gen.py", "")],
+                     id="path-outside"),
+        pytest.param('Path(__file__) / "../x.py"', False, [], id="outside-string-literal"),
+        pytest.param("a symlink to ../card1", False, [], id="relative-link-target"),
         pytest.param("[Modes](docs/cdi.md#modes)", True, [("docs/cdi.md", "modes")],
                      id="md-link-anchor"),
         pytest.param("[here](#simulated-nodes)", True, [("", "simulated-nodes")],
@@ -223,7 +232,7 @@ TOPS = ("docs", "tests", "nvlib", "gfd", "cdi", *NOT_SHIPPED_TOP)
         pytest.param('REPO / "docs" / "labels.md#x"', False, [], id="string-literal"),
         pytest.param('"""docs/labels.md, the reference', False, [("docs/labels.md", "")],
                      id="docstring-start"),
-        pytest.param("https://example.org/spec/labels.md and /var/run/cdi/nvidia.yaml", False,
+        pytest.param("https://example.org/notes/plan.md and /var/run/cdi/nvidia.yaml", False,
                      [], id="url-and-absolute-path"),
         pytest.param("nvidia.com/gpu and features.d/gfd and mig.nvidia-cdi/x", False, [],
                      id="not-repo-paths"),
