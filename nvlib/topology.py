@@ -68,9 +68,10 @@ def read_topology(gpus: Sequence[Gpu]) -> Topology:
         for gpu in gpus:
             if gpu.index in handles:
                 try:
-                    for peer in _nvlink_peers(handles[gpu.index], by_bus):
-                        key = (gpu.index, peer)
-                        links[key] = links.get(key, 0) + 1
+                    for nvlink in _active_links(gpu.index, handles[gpu.index], by_bus):
+                        if nvlink.peer is not None:  # NVSwitch ends are no GPU pair
+                            key = (gpu.index, nvlink.peer)
+                            links[key] = links.get(key, 0) + 1
                 except pynvml.NVMLError as err:
                     log.warning("topology: NVLinks of GPU %d: %s", gpu.index, error_text(err))
                     unreadable.add(gpu.index)
@@ -94,30 +95,6 @@ def _common_ancestor(first: object, second: object) -> int | None:
         if _absent(err):
             return None
         raise
-
-
-def _nvlink_peers(handle: object, by_bus: dict[str, int]) -> list[int]:
-    """The GPU index at the far end of each active NVLink (NVSwitch ends are skipped)."""
-    peers = []
-    for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
-        try:
-            state = pynvml.nvmlDeviceGetNvLinkState(handle, link)
-        except pynvml.NVMLError as err:
-            if _absent(err):  # no NVLink at all, or past this GPU's last link
-                break
-            raise
-        if state != pynvml.NVML_FEATURE_ENABLED:
-            continue
-        try:
-            remote = pynvml.nvmlDeviceGetNvLinkRemotePciInfo(handle, link)
-        except pynvml.NVMLError as err:
-            if _absent(err):
-                continue
-            raise
-        peer = by_bus.get(sysfs_bus_id(text(remote.busId)))
-        if peer is not None:
-            peers.append(peer)
-    return peers
 
 
 @dataclass(frozen=True)
@@ -149,6 +126,7 @@ def read_nvlinks(gpus: Sequence[Gpu]) -> tuple[NvLink, ...]:
 
 
 def _active_links(index: int, handle: object, by_bus: dict[str, int]) -> list[NvLink]:
+    """GPU `index`'s active NVLinks, in link order (read_topology counts the GPU pairs)."""
     links = []
     for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
         try:
