@@ -13,9 +13,6 @@ line: only with `--watch`, a malformed address refused, the environment variable
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from cdi_fixtures import DriverRoot, build_driver_root
-from metrics_scrape import check_documented, free_port, run_python, scrape, value, wait_value
+from metrics_scrape import (
+    check_documented,
+    free_port,
+    run_python,
+    scrape,
+    taken_address,
+    value,
+    wait_value,
+)
 
 from cdi import run
 from cdi.cli import GenerateSettings, UsageError, parse
@@ -185,15 +190,11 @@ def test_every_metric_is_served_and_moves(
 
 def test_address_in_use_exits_1_naming_it(tmp_path: Path) -> None:
     out = tmp_path / "nvidia.yaml"
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        address = f"127.0.0.1:{busy.getsockname()[1]}"
-        done = subprocess.run(
-            [sys.executable, "-m", "cdi", "generate", "--watch", "--nvml-mock", "t4",
-             "--output", str(out), "--metrics-address", address],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"},
+    with taken_address() as address:
+        done = run_python(
+            "-m", "cdi", "generate", "--watch", "--nvml-mock", "t4",
+            "--output", str(out), "--metrics-address", address,
+            cwd=tmp_path,
         )  # fmt: skip
     assert done.returncode == 1
     assert f"failed to start: cannot serve metrics on {address}: Address already in use" in (
@@ -265,6 +266,6 @@ print("prometheus_client" in sys.modules)
     ],
 )
 def test_prometheus_client_only_with_an_address(argv: list[str], imported: str) -> None:
-    done = run_python(WATCH, *argv)
+    done = run_python("-c", WATCH, *argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == imported

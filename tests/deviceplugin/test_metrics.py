@@ -12,9 +12,6 @@ use, or one that is no HOST:PORT, exits 1 with an error naming it, and without
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 from kubelet_double import KubeletDouble
-from metrics_scrape import check_documented, scrape, value, wait_value
+from metrics_scrape import check_documented, run_python, scrape, taken_address, value, wait_value
 
 from deviceplugin.cli import parse
 from deviceplugin.daemon import Daemon
@@ -134,15 +131,11 @@ def test_every_metric_is_served_and_moves(tmp_path: Path) -> None:
 
 
 def test_address_in_use_exits_1_naming_it(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        address = f"127.0.0.1:{busy.getsockname()[1]}"
-        done = subprocess.run(
-            [sys.executable, "-m", "deviceplugin", "--nvml-mock", "t4", "--kubelet-socket",
-             str(tmp_path / "kubelet.sock"), "--metrics-address", address],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"},
+    with taken_address() as address:
+        done = run_python(
+            "-m", "deviceplugin", "--nvml-mock", "t4", "--kubelet-socket",
+            str(tmp_path / "kubelet.sock"), "--metrics-address", address,
+            cwd=tmp_path,
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot serve metrics on {address}: Address already in use" in done.stderr

@@ -13,9 +13,6 @@ periodic daemon never imports prometheus_client.
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +20,7 @@ from pathlib import Path
 
 import kmock
 import pytest
-from metrics_scrape import check_documented, free_port, run_python, value, wait_value
+from metrics_scrape import check_documented, free_port, run_python, taken_address, value, wait_value
 
 from gfd.cli import parse
 from gfd.daemon import run
@@ -114,15 +111,11 @@ def test_every_metric_is_served_and_moves(tmp_path: Path) -> None:
 
 
 def test_address_in_use_exits_1_naming_it(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        address = f"127.0.0.1:{busy.getsockname()[1]}"
-        done = subprocess.run(
-            [sys.executable, "-m", "gfd", "--nvml-mock", "t4", "--output-file",
-             str(tmp_path / "gfd"), "--metrics-address", address],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"},
+    with taken_address() as address:
+        done = run_python(
+            "-m", "gfd", "--nvml-mock", "t4", "--output-file",
+            str(tmp_path / "gfd"), "--metrics-address", address,
+            cwd=tmp_path,
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot serve metrics on {address}: Address already in use" in done.stderr
@@ -189,6 +182,6 @@ print("prometheus_client" in sys.modules)
     ],
 )
 def test_prometheus_client_only_with_an_address(argv: list[str], imported: str) -> None:
-    done = run_python(PERIODIC, *argv)
+    done = run_python("-c", PERIODIC, *argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == imported

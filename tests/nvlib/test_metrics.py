@@ -91,7 +91,7 @@ except RuntimeError as err:
 
 
 def test_prometheus_client_imports_around_a_missing_ssl() -> None:
-    done = run_python(WITHOUT_SSL)
+    done = run_python("-c", WITHOUT_SSL)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "TLS is not available in this process (metrics are plain HTTP)\n"
 
@@ -100,7 +100,7 @@ def test_http_modules_imported_first_are_a_clear_error() -> None:
     program = 'import sys\nsys.modules["ssl"] = None\nimport urllib.request\n' + (
         "from nvlib.metrics import prometheus\nprometheus()\n"
     )
-    done = run_python(program)
+    done = run_python("-c", program)
     assert done.returncode == 1
     assert "http.client, urllib.request imported without TLS before prometheus_client" in (
         done.stderr

@@ -8,12 +8,13 @@ family is named without `_total` (the parser's convention); its sample keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
@@ -23,17 +24,27 @@ Families = dict[str, Metric]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_python(code: str, *argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """`python -c code argv...` with this checkout on its path, in a bare environment
-    (what a module imports is what the test reads), writing no bytecode into the tree."""
+def run_python(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """`python ARGS...` (`-c code ...`, `-m module ...`) with this checkout on its path, in
+    a bare environment (what a module imports is what the test reads), writing no
+    bytecode into the tree."""
     return subprocess.run(
-        [sys.executable, "-c", code, *argv],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=cwd,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
     )
+
+
+@contextlib.contextmanager
+def taken_address() -> Iterator[str]:
+    """`127.0.0.1:PORT` where something already listens, while the block runs."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield f"127.0.0.1:{busy.getsockname()[1]}"
 
 
 def free_port() -> int:
