@@ -16,7 +16,15 @@ from typing import Any
 
 import podmonitor_shape
 import pytest
-from helm_chart import CHART, NAMESPACE, VALUE_SETS, find, render, run_helm, template
+from helm_chart import (
+    CHART,
+    NAMESPACE,
+    VALUE_SETS,
+    assert_schema_rejects,
+    find,
+    render,
+    template,
+)
 
 COMPONENTS = ("device-plugin", "gpu-feature-discovery", "cdi-generator")
 ON = {"metrics": {"enabled": True}, "cdi": {"imex": {"enabled": True}}}
@@ -205,10 +213,4 @@ def test_one_port_for_both_generators_is_fine_without_imex() -> None:
     ],
 )  # fmt: skip
 def test_schema_rejects(values: dict[str, Any], path: str) -> None:
-    for command in (
-        ("template", "x", str(CHART), "--namespace", NAMESPACE),
-        ("lint", "--strict", str(CHART), "--namespace", NAMESPACE),
-    ):
-        result = run_helm(*command, values=values)
-        assert result.returncode != 0, (command[0], result.stdout)
-        assert path in result.stdout + result.stderr, result.stdout + result.stderr
+    assert_schema_rejects(values, path)

@@ -57,6 +57,17 @@ def run_helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.Com
         )
 
 
+def assert_schema_rejects(values: dict[str, Any], path: str) -> None:
+    """Both `helm template` and `helm lint --strict` refuse `values`, naming `path`."""
+    for command in (
+        ("template", "x", str(CHART), "--namespace", NAMESPACE),
+        ("lint", "--strict", str(CHART), "--namespace", NAMESPACE),
+    ):
+        result = run_helm(*command, values=values)
+        assert result.returncode != 0, (command[0], result.stdout)
+        assert path in result.stdout + result.stderr, result.stdout + result.stderr
+
+
 def template(
     values: dict[str, Any] | None = None, namespace: str = NAMESPACE
 ) -> subprocess.CompletedProcess[str]:
