@@ -13,7 +13,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from nvlib.config.cliflags import Flag, apply_env, format_help, parse_argv
+from nvlib.config.cliflags import Flag, format_help, parse_flags
 from nvlib.config.errors import ConfigError
 
 COMMAND = "config-manager"
@@ -89,19 +89,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
 
     `-h` prints the usage and exits 0; `--version` skips the checks.
     """
-    import sys
-
-    parsed = parse_argv(argv, FLAGS)
-    if parsed.values.get("help"):
-        sys.stdout.write(usage())
-        raise SystemExit(0)
-    if parsed.args:
-        raise ConfigError(
-            parsed.args[0],
-            parsed.args[0],
-            f"unexpected argument: {COMMAND} takes only flags (write --flag=false for a boolean)",
-        )
-    apply_env(parsed, environ, FLAGS)
+    parsed = parse_flags(COMMAND, SUMMARY, argv, environ, FLAGS)
     settings = Settings(
         oneshot=bool(parsed["oneshot"]),
         kubeconfig=str(parsed["kubeconfig"]),

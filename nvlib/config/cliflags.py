@@ -239,20 +239,16 @@ COMMON_FLAGS: tuple[Flag, ...] = (
 )  # fmt: skip
 
 
-def resolve(
+def parse_flags(
     command: str,
     summary: str,
     argv: Sequence[str],
     environ: Mapping[str, str],
     flags: Sequence[Flag],
-    targets: Mapping[str, tuple[str, ...]],
-) -> tuple[ParsedFlags, Config]:
-    """Command line > environment > config file > default, for one command's flags.
+) -> ParsedFlags:
+    """Command line > environment > default, for one command's flags.
 
-    `targets` maps a flag to its attribute path in the config; a flag set on the
-    command line or in the environment overrides the file there. `-h`/`--help` prints
-    the usage and exits 0; with `--version` the config file is not read, so the version
-    prints even when the file is broken.
+    `-h`/`--help` prints the usage and exits 0; a stray argument is a ConfigError.
     """
     import sys
 
@@ -269,6 +265,25 @@ def resolve(
             f"unexpected argument: {command} takes only flags (write --flag=false for a boolean)",
         )
     apply_env(parsed, environ, flags)
+    return parsed
+
+
+def resolve(
+    command: str,
+    summary: str,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    flags: Sequence[Flag],
+    targets: Mapping[str, tuple[str, ...]],
+) -> tuple[ParsedFlags, Config]:
+    """Command line > environment > config file > default, for one command's flags.
+
+    `targets` maps a flag to its attribute path in the config; a flag set on the
+    command line or in the environment overrides the file there. `-h`/`--help` prints
+    the usage and exits 0; with `--version` the config file is not read, so the version
+    prints even when the file is broken.
+    """
+    parsed = parse_flags(command, summary, argv, environ, flags)
     config_file = str(parsed["config-file"])
     show_version = bool(parsed["version"])
     config = parse_config_file(config_file) if config_file and not show_version else Config()
