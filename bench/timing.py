@@ -41,15 +41,18 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
     return wall, usage.ru_maxrss
 
 
-def median_runs(*argvs: list[str], repeat: int = REPEAT) -> list[tuple[float, int]]:
-    """Median wall seconds and max RSS of each command, their runs interleaved so that a
-    slow spell of a shared machine weighs on a figure and its floor alike."""
+def median_runs(
+    *argvs: list[str], repeat: int = REPEAT, env: dict[str, str] | None = None
+) -> list[tuple[float, int]]:
+    """Median wall seconds and max RSS of each command (all run with `env`), their runs
+    interleaved so that a slow spell of a shared machine weighs on a figure and its floor
+    alike."""
     for argv in argvs:
-        run_child(argv)  # warm the page cache and .pyc files
+        run_child(argv, env)  # warm the page cache and .pyc files
     runs: list[list[tuple[float, int]]] = [[] for _ in argvs]
     for _ in range(repeat):
         for argv, samples in zip(argvs, runs, strict=True):
-            samples.append(run_child(argv))
+            samples.append(run_child(argv, env))
     return [
         (statistics.median(w for w, _ in samples), max(r for _, r in samples)) for samples in runs
     ]
