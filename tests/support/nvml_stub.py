@@ -35,7 +35,7 @@ def build(directory: Path) -> Path:
     library = directory / LIBRARY
     # Hidden by default, so that only the NVML functions it marks EXPORT are symbols.
     argv = [gcc, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra"]
-    argv += ["-Werror", f"-Wl,-soname,{LIBRARY}", "-o", str(library), str(SOURCE)]
+    argv += [f"-Wl,-soname,{LIBRARY}", "-o", str(library), str(SOURCE)]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StubBuildError(f"gcc failed to build {SOURCE.name}:\n{result.stderr}")
