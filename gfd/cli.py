@@ -9,10 +9,12 @@ heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
 project's additions.
 
 This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
-only when a YAML config file is read, logging only when there is a warning to log.
+only when a YAML config file is read.
 """
 
 from __future__ import annotations
+
+import logging
 
 from nvlib.config import Config, ConfigError, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
@@ -32,6 +34,8 @@ from nvlib.record import Plain, factory
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+log = logging.getLogger("gfd")
 
 COMMAND = "gpu-feature-discovery"
 SUMMARY = "generate labels for NVIDIA devices"
@@ -253,11 +257,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     if not show_version:
         _check_label_options(config, parsed)
     warnings = normalise(config)
-    if warnings:
-        import logging
-
-        for warning in warnings:
-            logging.getLogger("gfd").warning(warning)
+    for warning in warnings:
+        log.warning(warning)
     return GfdSettings(
         config=config,
         config_file=config_file,

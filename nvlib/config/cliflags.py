@@ -16,6 +16,9 @@ Go's rules, kept because manifests are written for them:
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
     env_error,
@@ -235,8 +238,6 @@ def _default_text(flag: Flag) -> str:
 
 def format_help(command: str, summary: str, flags: Sequence[Flag]) -> str:
     """A urfave/cli-style help page: NAME, USAGE, and every flag with its variables."""
-    import textwrap  # only when help is asked for
-
     lines = [
         "NAME:",
         f"   {command} - {summary}",
@@ -282,8 +283,6 @@ def parse_flags(
 
     `-h`/`--help` prints the usage and exits 0; a stray argument is a ConfigError.
     """
-    import sys
-
     parsed = parse_argv(argv, flags)
     if parsed.values.get("help"):
         sys.stdout.write(format_help(command, summary, flags))
