@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()
     log.info("Starting config-manager %s for node %s", __version__, settings.node_name)
 
-    from configmanager.kube import ClientConfigError, NodeApi, client_configuration
+    from configmanager.kube import NodeApi
     from configmanager.manager import run_passes
     from configmanager.node import WATCH_TIMEOUT_S, LabelTracker, NodeWatcher
     from nvlib.heartbeat import Heartbeat, HeartbeatError
+    from nvlib.kubeclient import ClientConfigError, client_configuration
 
     on_alive: Callable[[], object] = _nothing
     if settings.heartbeat_file:

@@ -91,19 +91,19 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     """
     parsed = parse_flags(COMMAND, SUMMARY, argv, environ, FLAGS)
     settings = Settings(
-        oneshot=bool(parsed["oneshot"]),
-        kubeconfig=str(parsed["kubeconfig"]),
-        node_name=str(parsed["node-name"]),
-        node_label=str(parsed["node-label"]),
-        config_file_srcdir=str(parsed["config-file-srcdir"]),
-        config_file_dst=str(parsed["config-file-dst"]),
-        default_config=str(parsed["default-config"]),
-        fallback_strategies=tuple(parsed["fallback-strategies"]),  # type: ignore[arg-type]  # typed by the flag's kind
-        send_signal=bool(parsed["send-signal"]),
-        signal=int(parsed["signal"]),  # type: ignore[call-overload]  # typed by the flag's kind
-        process_to_signal=str(parsed["process-to-signal"]),
-        heartbeat_file=str(parsed["heartbeat-file"]),
-        show_version=bool(parsed["version"]),
+        oneshot=parsed.boolean("oneshot"),
+        kubeconfig=parsed.text("kubeconfig"),
+        node_name=parsed.text("node-name"),
+        node_label=parsed.text("node-label"),
+        config_file_srcdir=parsed.text("config-file-srcdir"),
+        config_file_dst=parsed.text("config-file-dst"),
+        default_config=parsed.text("default-config"),
+        fallback_strategies=tuple(parsed.texts("fallback-strategies")),
+        send_signal=parsed.boolean("send-signal"),
+        signal=parsed.integer("signal"),
+        process_to_signal=parsed.text("process-to-signal"),
+        heartbeat_file=parsed.text("heartbeat-file"),
+        show_version=parsed.boolean("version"),
     )
     if not settings.show_version:
         validate(settings, parsed.values)

@@ -5,8 +5,8 @@ that the watch's resume, expiry and reconnect rules are ours to control (node.py
 read the same on every client major: the client's loaders give the server, the TLS
 files and the token (refreshed, in a cluster, as the projected token rotates), and
 its urllib3 pool speaks to the server. The client config comes, as GFD's NodeFeature
-output gets it (gfd/outputs/nodefeature.py), from `--kubeconfig` when one is given,
-else from the pod's service account.
+output gets it, from `--kubeconfig` when one is given, else from the pod's service
+account (nvlib/kubeclient.py).
 
 Both calls name the Node by a field selector on the collection, which is what an
 informer for one object sends: RBAC `list` and `watch` on `nodes`, nothing more.
@@ -16,7 +16,6 @@ Imported only by the command: the Kubernetes client costs ~0.7 s and ~45 MiB.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
@@ -26,9 +25,8 @@ from nvlib import __version__
 if TYPE_CHECKING:
     from kubernetes.client import Configuration
 
-__all__ = ["ApiStatusError", "ClientConfigError", "NodeApi", "client_configuration"]
+__all__ = ["ApiStatusError", "NodeApi"]
 
-SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 NODES = "/api/v1/nodes"
 LIST_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
@@ -37,44 +35,12 @@ CONNECT_TIMEOUT_S = 10.0
 WATCH_READ_SLACK_S = 30.0
 
 
-class ClientConfigError(Exception):
-    """No usable client config: the message names the kubeconfig or the in-cluster files."""
-
-
 class ApiStatusError(Exception):
     """The API server answered with an error Status (or an error watch event)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"{message} ({code})" if message else f"HTTP {code}")
         self.code = code
-
-
-def client_configuration(
-    kubeconfig: str, environ: Mapping[str, str], *, token_path: str = SERVICE_ACCOUNT_TOKEN
-) -> Configuration:
-    """The kubeconfig when given, else the in-cluster config (token, CA, service env)."""
-    from kubernetes import client, config
-    from kubernetes.config.incluster_config import InClusterConfigLoader
-
-    configuration = client.Configuration()
-    try:
-        if kubeconfig:
-            # persist_config=False: never rewrite the user's kubeconfig on token refresh.
-            config.load_kube_config(
-                config_file=kubeconfig, client_configuration=configuration, persist_config=False
-            )
-        else:
-            InClusterConfigLoader(
-                token_filename=token_path,
-                cert_filename=os.path.join(os.path.dirname(token_path), "ca.crt"),
-                environ=environ,
-            ).load_and_set(configuration)
-    except (config.ConfigException, OSError, ValueError) as err:
-        source = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster config"
-        raise ClientConfigError(
-            f"unable to load Kubernetes client config ({source}): {err}"
-        ) from err
-    return configuration
 
 
 class NodeApi:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nvlib.config import Config, ConfigError, Duration, normalise
-from nvlib.config.cliflags import COMMON_FLAGS, Flag, format_help, resolve
+from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
 from nvlib.metrics import parse_address
 
 COMMAND = "nvidia-device-plugin"
@@ -172,27 +172,47 @@ FLAGS: tuple[Flag, ...] = (
     *COMMON_FLAGS,
 )  # fmt: skip
 
-# Where each option lands in the config; the others are PluginSettings fields.
-_TARGETS: dict[str, tuple[str, ...]] = {
-    "mig-strategy": ("flags", "mig_strategy"),
-    "fail-on-init-error": ("flags", "fail_on_init_error"),
-    "driver-root": ("flags", "nvidia_driver_root"),
-    "dev-root": ("flags", "nvidia_dev_root"),
-    "pass-device-specs": ("flags", "plugin", "pass_device_specs"),
-    "device-list-strategy": ("flags", "plugin", "device_list_strategy"),
-    "device-id-strategy": ("flags", "plugin", "device_id_strategy"),
-    "gdrcopy-enabled": ("flags", "gdrcopy_enabled"),
-    "gds-enabled": ("flags", "gds_enabled"),
-    "mofed-enabled": ("flags", "mofed_enabled"),
-    "cdi-annotation-prefix": ("flags", "plugin", "cdi_annotation_prefix"),
-    "nvidia-cdi-hook-path": ("flags", "plugin", "nvidia_ctk_path"),
-    "driver-root-ctr-path": ("flags", "plugin", "container_driver_root"),
-    "mps-root": ("flags", "mps_root"),
-    "shared-devices-allocation-policy": ("flags", "plugin", "shared_devices_allocation_policy"),
-    "device-discovery-strategy": ("flags", "device_discovery_strategy"),
-    "imex-channel-ids": ("imex", "channel_ids"),
-    "imex-required": ("imex", "required"),
-}
+
+def _flags_over_file(parsed: ParsedFlags, config: Config) -> None:
+    """An option set on the command line or in the environment beats the config file."""
+    flags, plugin, imex = config.flags, config.flags.plugin, config.imex
+    given = parsed.is_set
+    if given("mig-strategy"):
+        flags.mig_strategy = parsed.text("mig-strategy")
+    if given("fail-on-init-error"):
+        flags.fail_on_init_error = parsed.boolean("fail-on-init-error")
+    if given("driver-root"):
+        flags.nvidia_driver_root = parsed.text("driver-root")
+    if given("dev-root"):
+        flags.nvidia_dev_root = parsed.text("dev-root")
+    if given("gdrcopy-enabled"):
+        flags.gdrcopy_enabled = parsed.boolean("gdrcopy-enabled")
+    if given("gds-enabled"):
+        flags.gds_enabled = parsed.boolean("gds-enabled")
+    if given("mofed-enabled"):
+        flags.mofed_enabled = parsed.boolean("mofed-enabled")
+    if given("mps-root"):
+        flags.mps_root = parsed.text("mps-root")
+    if given("device-discovery-strategy"):
+        flags.device_discovery_strategy = parsed.text("device-discovery-strategy")
+    if given("pass-device-specs"):
+        plugin.pass_device_specs = parsed.boolean("pass-device-specs")
+    if given("device-list-strategy"):
+        plugin.device_list_strategy = parsed.texts("device-list-strategy")
+    if given("device-id-strategy"):
+        plugin.device_id_strategy = parsed.text("device-id-strategy")
+    if given("cdi-annotation-prefix"):
+        plugin.cdi_annotation_prefix = parsed.text("cdi-annotation-prefix")
+    if given("nvidia-cdi-hook-path"):
+        plugin.nvidia_ctk_path = parsed.text("nvidia-cdi-hook-path")
+    if given("driver-root-ctr-path"):
+        plugin.container_driver_root = parsed.text("driver-root-ctr-path")
+    if given("shared-devices-allocation-policy"):
+        plugin.shared_devices_allocation_policy = parsed.text("shared-devices-allocation-policy")
+    if given("imex-channel-ids"):
+        imex.channel_ids = parsed.integers("imex-channel-ids")
+    if given("imex-required"):
+        imex.required = parsed.boolean("imex-required")
 
 
 @dataclass
@@ -222,16 +242,17 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
     `argv` excludes the program name; `-h` prints the usage and exits 0. Flag
     validation needs to know whether NVML loads, so it happens at start.
     """
-    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS, _TARGETS)
-    show_version = bool(parsed["version"])
-    config_file = str(parsed["config-file"])
+    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS)
+    _flags_over_file(parsed, config)
+    show_version = parsed.boolean("version")
+    config_file = parsed.text("config-file")
     file_flags = config.flags
     # Upstream fills an option the file leaves unset from the flag's default.
     if file_flags.nvidia_driver_root is None:
         file_flags.nvidia_driver_root = "/"
     if file_flags.mps_root == "":
         file_flags.mps_root = None
-    metrics_address = str(parsed["metrics-address"])
+    metrics_address = parsed.text("metrics-address")
     if metrics_address:
         try:
             parse_address(metrics_address)
@@ -241,14 +262,14 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> PluginSettings:
     return PluginSettings(
         config=config,
         config_file=config_file,
-        kubelet_socket=str(parsed["kubelet-socket"]),
-        cdi_spec_dir=str(parsed["cdi-spec-dir"]),
-        cdi_feature_flags=list(parsed["cdi-feature-flags"]),  # type: ignore[call-overload]  # typed by the flag's kind
-        cdi_disable_hooks=list(parsed["cdi-disable-hooks"]),  # type: ignore[call-overload]  # typed by the flag's kind
-        health_recovery_period=parsed["health-recovery-period"],  # type: ignore[arg-type]  # typed by the flag's kind
-        heartbeat_file=str(parsed["heartbeat-file"]),
+        kubelet_socket=parsed.text("kubelet-socket"),
+        cdi_spec_dir=parsed.text("cdi-spec-dir"),
+        cdi_feature_flags=parsed.texts("cdi-feature-flags"),
+        cdi_disable_hooks=parsed.texts("cdi-disable-hooks"),
+        health_recovery_period=parsed.duration("health-recovery-period"),
+        heartbeat_file=parsed.text("heartbeat-file"),
         metrics_address=metrics_address,
-        nvml_mock=str(parsed["nvml-mock"]) or None,
+        nvml_mock=parsed.text("nvml-mock") or None,
         driver_root_explicit=parsed.is_set("driver-root"),
         show_version=show_version,
         warnings=warnings,

@@ -9,10 +9,12 @@ heartbeat touched after every pass, nvlib/heartbeat.py), `--label-templates`,
 project's additions.
 
 This runs on every `gpu-feature-discovery --oneshot`, so it imports nothing heavy: yaml
-only when a YAML config file is read, logging only when there is a warning to log.
+only when a YAML config file is read.
 """
 
 from __future__ import annotations
+
+import logging
 
 from nvlib.config import Config, ConfigError, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
@@ -32,6 +34,8 @@ from nvlib.record import Plain, factory
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+log = logging.getLogger("gfd")
 
 COMMAND = "gpu-feature-discovery"
 SUMMARY = "generate labels for NVIDIA devices"
@@ -145,22 +149,6 @@ FLAGS: tuple[Flag, ...] = (
     *COMMON_FLAGS,
 )  # fmt: skip
 
-# Where each option lands in the config, as attribute paths; the others are GfdSettings.
-_TARGETS: dict[str, tuple[str, ...]] = {
-    "mig-strategy": ("flags", "mig_strategy"),
-    "fail-on-init-error": ("flags", "fail_on_init_error"),
-    "oneshot": ("flags", "gfd", "oneshot"),
-    "no-timestamp": ("flags", "gfd", "no_timestamp"),
-    "sleep-interval": ("flags", "gfd", "sleep_interval"),
-    "output-file": ("flags", "gfd", "output_file"),
-    "machine-type-file": ("flags", "gfd", "machine_type_file"),
-    "use-node-feature-api": ("flags", "use_node_feature_api"),
-    "device-discovery-strategy": ("flags", "device_discovery_strategy"),
-    "driver-root-ctr-path": ("flags", "plugin", "container_driver_root"),
-    "label-templates": ("flags", "gfd", "label_templates"),
-    "label-template-namespaces": ("flags", "gfd", "label_template_namespaces"),
-    "label-expiry": ("flags", "gfd", "label_expiry"),
-}
 # How an error names an option the command line or environment did not set.
 _CONFIG_KEYS = {
     "label-template-namespaces": "flags.gfd.labelTemplateNamespaces",
@@ -183,6 +171,38 @@ class GfdSettings(Plain):
     nvml_mock: str | None  # --nvml-mock PROFILE / NVML_MOCK; None when not given or empty
     show_version: bool
     warnings: list[str] = factory(list)  # normalise()'s, already logged
+
+
+def _flags_over_file(parsed: ParsedFlags, config: Config) -> None:
+    """An option set on the command line or in the environment beats the config file."""
+    flags, gfd = config.flags, config.flags.gfd
+    given = parsed.is_set
+    if given("mig-strategy"):
+        flags.mig_strategy = parsed.text("mig-strategy")
+    if given("fail-on-init-error"):
+        flags.fail_on_init_error = parsed.boolean("fail-on-init-error")
+    if given("use-node-feature-api"):
+        flags.use_node_feature_api = parsed.text("use-node-feature-api")
+    if given("device-discovery-strategy"):
+        flags.device_discovery_strategy = parsed.text("device-discovery-strategy")
+    if given("driver-root-ctr-path"):
+        flags.plugin.container_driver_root = parsed.text("driver-root-ctr-path")
+    if given("oneshot"):
+        gfd.oneshot = parsed.boolean("oneshot")
+    if given("no-timestamp"):
+        gfd.no_timestamp = parsed.boolean("no-timestamp")
+    if given("sleep-interval"):
+        gfd.sleep_interval = parsed.duration("sleep-interval")
+    if given("output-file"):
+        gfd.output_file = parsed.text("output-file")
+    if given("machine-type-file"):
+        gfd.machine_type_file = parsed.text("machine-type-file")
+    if given("label-templates"):
+        gfd.label_templates = parsed.text("label-templates")
+    if given("label-template-namespaces"):
+        gfd.label_template_namespaces = parsed.texts("label-template-namespaces")
+    if given("label-expiry"):
+        gfd.label_expiry = parsed.integer("label-expiry")
 
 
 def _origin(parsed: ParsedFlags, name: str) -> str:
@@ -215,20 +235,21 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     and exits 0. With `--version` the config file is not read, so the version prints even
     when the file is broken.
     """
-    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS, _TARGETS)
-    show_version = bool(parsed["version"])
-    config_file = str(parsed["config-file"])
+    parsed, config = resolve(COMMAND, SUMMARY, argv, environ, FLAGS)
+    _flags_over_file(parsed, config)
+    show_version = parsed.boolean("version")
+    config_file = parsed.text("config-file")
     if not show_version:
         try:
             check_device_discovery_strategy(config.flags.device_discovery_strategy)
         except ConfigError as err:
             raise err.wrapped(f"unable to load config: {VALIDATE_PREFIX}") from err
-    heartbeat_file = str(parsed["heartbeat-file"])
+    heartbeat_file = parsed.text("heartbeat-file")
     if heartbeat_file and config.flags.gfd.oneshot and not show_version:
         raise ConfigError(
             "--heartbeat-file", heartbeat_file, "a one-shot run has no loop to prove alive"
         )
-    metrics_address = str(parsed["metrics-address"])
+    metrics_address = parsed.text("metrics-address")
     if metrics_address and not show_version:
         _check_metrics_address(metrics_address, config.flags.gfd.oneshot)
     if config.flags.use_node_feature_api is None:
@@ -236,24 +257,21 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> GfdSettings:
     if not show_version:
         _check_label_options(config, parsed)
     warnings = normalise(config)
-    if warnings:
-        import logging
-
-        for warning in warnings:
-            logging.getLogger("gfd").warning(warning)
+    for warning in warnings:
+        log.warning(warning)
     return GfdSettings(
         config=config,
         config_file=config_file,
         output_file_explicit=parsed.is_set("output-file"),
-        kubeconfig=str(parsed["kubeconfig"]),
-        kube_api_qps=float(parsed["kube-api-qps"]),  # type: ignore[arg-type]  # typed by the flag's kind
-        kube_api_burst=int(parsed["kube-api-burst"]),  # type: ignore[call-overload]  # typed by the flag's kind
-        namespace=str(parsed["namespace"]),
-        node_name=str(parsed["node-name"]),
-        pod_name=str(parsed["pod-name"]),
+        kubeconfig=parsed.text("kubeconfig"),
+        kube_api_qps=parsed.number("kube-api-qps"),
+        kube_api_burst=parsed.integer("kube-api-burst"),
+        namespace=parsed.text("namespace"),
+        node_name=parsed.text("node-name"),
+        pod_name=parsed.text("pod-name"),
         heartbeat_file=heartbeat_file,
         metrics_address=metrics_address,
-        nvml_mock=str(parsed["nvml-mock"]) or None,
+        nvml_mock=parsed.text("nvml-mock") or None,
         show_version=show_version,
         warnings=warnings,
     )

@@ -41,9 +41,16 @@ from gfd.backoff import parse_retry_after
 from gfd.labelers.values import MAX_VALUE_LENGTH, is_valid_value
 from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
+from nvlib.kubeclient import (
+    CLIENT_CONFIG_PREFIX,
+    SERVICE_ACCOUNT_TOKEN,
+    ClientConfigError,
+    KubeconfigError,
+    client_configuration,
+)
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient, Configuration
+    from kubernetes.client import ApiClient
 
     from gfd.outputs import OutputKind
 
@@ -69,7 +76,6 @@ KIND = "NodeFeature"
 NODE_NAME_LABEL = "nfd.node.kubernetes.io/node-name"
 
 SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
-SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 # client-go's defaults, used when a flag is 0 (rest.DefaultQPS / DefaultBurst).
 DEFAULT_QPS = 5.0
@@ -469,26 +475,15 @@ def _api_client(
     *,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> ApiClient:
-    """In-cluster config unless a kubeconfig is given."""
-    from kubernetes import client, config
-    from kubernetes.config.incluster_config import InClusterConfigLoader
+    """In-cluster config unless a kubeconfig is given (nvlib/kubeclient.py)."""
+    from kubernetes import client
 
-    configuration: Configuration = client.Configuration()
     try:
-        if kubeconfig:
-            _load_kubeconfig(kubeconfig, configuration)
-        else:
-            # The loader with `environ` rather than load_incluster_config(), so
-            # the probe reads the environment it was given.
-            InClusterConfigLoader(
-                token_filename=token_path,
-                cert_filename=os.path.join(os.path.dirname(token_path), "ca.crt"),
-                environ=environ,
-            ).load_and_set(configuration)
-    except _KubeconfigError:
-        raise
-    except (config.ConfigException, OSError, ValueError) as err:
-        raise OutputError(f"{_CLIENT_CONFIG_PREFIX}: {err}") from err
+        configuration = client_configuration(kubeconfig, environ, token_path=token_path)
+    except KubeconfigError as err:
+        raise _KubeconfigError(str(err)) from err
+    except ClientConfigError as err:
+        raise OutputError(str(err)) from err
     # No retries inside urllib3 (by default 3, at once, each with the full timeout):
     # the daemon backs off between attempts, and a write keeps to its time budget.
     configuration.retries = 0
@@ -501,62 +496,7 @@ class _KubeconfigError(OutputError):
 
 def _kubeconfig_fault(err: OutputError) -> str:
     """The part of a _KubeconfigError's text after the upstream prefix."""
-    return str(err).removeprefix(f"{_CLIENT_CONFIG_PREFIX}: ")
-
-
-_CLIENT_CONFIG_PREFIX = "unable to load Kubernetes client config"
-
-
-def _load_kubeconfig(path: str, configuration: Configuration) -> None:
-    """Load `path` into `configuration`; _KubeconfigError naming the file and the fault.
-
-    The client's own errors escape as a YAML traceback, a TypeError for a document that
-    is not a mapping, or `No configuration found` for a file that is not there; the
-    checks here first say which, on one line.
-    """
-    import yaml
-    from kubernetes import config
-
-    def fault(what: str) -> _KubeconfigError:
-        return _KubeconfigError(f"{_CLIENT_CONFIG_PREFIX}: kubeconfig {path} {what}")
-
-    try:
-        with open(path, "rb") as f:
-            text = f.read()
-    except OSError as err:
-        raise fault(f"cannot be read: {err.strerror}") from err
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        position = getattr(err, "position", None)  # a reader error: a byte YAML refuses
-        where = (
-            f" at line {mark.line + 1}, column {mark.column + 1}"
-            if mark is not None
-            else f" at byte {position}"
-            if position is not None
-            else ""
-        )
-        problem = getattr(err, "problem", None) or getattr(err, "reason", None)
-        problem = problem or str(err).splitlines()[0]
-        raise fault(f"is not valid YAML{where}: {problem}") from err
-    if document is None:
-        raise fault("is empty")
-    if not isinstance(document, dict):
-        names: dict[type, str] = {str: "a string", list: "a list"}
-        kind = names.get(type(document), type(document).__name__)
-        raise fault(f"is not a kubeconfig: a YAML mapping was expected, got {kind}")
-    try:
-        # persist_config=False: never rewrite the user's kubeconfig on token refresh.
-        config.load_kube_config(
-            config_file=path, client_configuration=configuration, persist_config=False
-        )
-    except config.ConfigException as err:
-        raise fault(f"is not usable: {str(err).splitlines()[0]}") from err
-    except Exception as err:  # the loader's own bugs on odd input: a TypeError, bad base64
-        raise fault(f"cannot be used: {type(err).__name__}: {err}") from err
-    if not configuration.host:
-        raise fault("has no server for its current context's cluster")
+    return str(err).removeprefix(f"{CLIENT_CONFIG_PREFIX}: ")
 
 
 def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None = None) -> Any:

@@ -16,6 +16,9 @@ Go's rules, kept because manifests are written for them:
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
     env_error,
@@ -32,6 +35,9 @@ from nvlib.record import Plain, factory
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 # bool, string, duration (Go form or `infinite`), float, int, tristate (true|false|auto),
 # string-list and int-list (comma-separated; a repeated flag appends).
@@ -76,6 +82,35 @@ class ParsedFlags(Plain):
 
     def __getitem__(self, name: str) -> object:
         return self.values[name]
+
+    # A value typed by its flag's kind (KINDS); asking with the wrong kind is a bug.
+    def text(self, name: str) -> str:  # string, tristate
+        return self._typed(name, str)
+
+    def boolean(self, name: str) -> bool:
+        return self._typed(name, bool)
+
+    def integer(self, name: str) -> int:
+        return self._typed(name, int)
+
+    def number(self, name: str) -> float:
+        value = self.values[name]
+        return float(value if isinstance(value, int) else self._typed(name, float))
+
+    def duration(self, name: str) -> Duration:
+        return self._typed(name, Duration)
+
+    def texts(self, name: str) -> list[str]:  # string-list
+        return list(self._typed(name, list))
+
+    def integers(self, name: str) -> list[int]:  # int-list
+        return list(self._typed(name, list))
+
+    def _typed(self, name: str, kind: type[_T]) -> _T:
+        value = self.values[name]
+        if not isinstance(value, kind):
+            raise TypeError(f"flag {name!r} holds {value!r}, not {kind}")
+        return value
 
 
 def _tristate(text: str) -> str:
@@ -203,8 +238,6 @@ def _default_text(flag: Flag) -> str:
 
 def format_help(command: str, summary: str, flags: Sequence[Flag]) -> str:
     """A urfave/cli-style help page: NAME, USAGE, and every flag with its variables."""
-    import textwrap  # only when help is asked for
-
     lines = [
         "NAME:",
         f"   {command} - {summary}",
@@ -250,8 +283,6 @@ def parse_flags(
 
     `-h`/`--help` prints the usage and exits 0; a stray argument is a ConfigError.
     """
-    import sys
-
     parsed = parse_argv(argv, flags)
     if parsed.values.get("help"):
         sys.stdout.write(format_help(command, summary, flags))
@@ -274,23 +305,16 @@ def resolve(
     argv: Sequence[str],
     environ: Mapping[str, str],
     flags: Sequence[Flag],
-    targets: Mapping[str, tuple[str, ...]],
 ) -> tuple[ParsedFlags, Config]:
-    """Command line > environment > config file > default, for one command's flags.
+    """The flags (command line > environment > default) and the config file they name.
 
-    `targets` maps a flag to its attribute path in the config; a flag set on the
-    command line or in the environment overrides the file there. `-h`/`--help` prints
-    the usage and exits 0; with `--version` the config file is not read, so the version
-    prints even when the file is broken.
+    The caller then lets each option set on the command line or in the environment
+    override the file's value. `-h`/`--help` prints the usage and exits 0; with
+    `--version` the config file is not read, so the version prints even when the file is
+    broken.
     """
     parsed = parse_flags(command, summary, argv, environ, flags)
-    config_file = str(parsed["config-file"])
-    show_version = bool(parsed["version"])
+    config_file = parsed.text("config-file")
+    show_version = parsed.boolean("version")
     config = parse_config_file(config_file) if config_file and not show_version else Config()
-    for name, target in targets.items():
-        if parsed.is_set(name):
-            owner: object = config
-            for attr in target[:-1]:
-                owner = getattr(owner, attr)
-            setattr(owner, target[-1], parsed[name])
     return parsed, config

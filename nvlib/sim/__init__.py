@@ -5,11 +5,9 @@
         pynvml.nvmlInit()            # the real pynvml, answered by the simulator
         ...                          # host files under simulation.root
 
-Importing this package loads the profile records only. A built-in profile comes
-pre-parsed (`_bundled.py`); yaml and the profile checks are imported for a profile
-file, the host-tree writer on activation, and the ctypes layer on the first NVML call.
-Every `--nvml-mock` command pays for its imports at start, so keep them lazy (and
-without `from __future__ import annotations`: see profile.py).
+Importing this package loads the profile records only: yaml and the profile checks
+come when a profile is loaded (a built-in one is its YAML file in profiles/), the
+host-tree writer on activation, and the ctypes layer on the first NVML call.
 """
 
 from nvlib.sim.profile import BUILTIN_PROFILES, Profile, load_profile

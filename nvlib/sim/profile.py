@@ -2,10 +2,8 @@
 
 `load_profile` returns a built-in profile by name or reads a YAML file by path;
 `parse.py` turns the YAML into these immutable records and rejects anything it cannot
-simulate. The format is documented in docs/profiles.md. Built-in profiles come
-pre-parsed from `_bundled.py` (generated from profiles/*.yaml by
-`python -m nvlib.sim.bundle`), so that naming one costs neither a YAML parser nor
-the parse.
+simulate. The format is documented in docs/profiles.md. A built-in profile is the
+YAML file of that name in profiles/, parsed once per process.
 
 The records are `Record`s (nvlib/record.py): typing.NamedTuple's class syntax and
 behaviour (they are tuples: they compare, hash, print and `_replace` the same), defined
@@ -31,6 +29,7 @@ BUILTIN_PROFILES: tuple[str, ...] = (
     "no-gpu",
 )
 
+PROFILES_DIR = Path(__file__).with_name("profiles")  # the built-in profiles' YAML files
 _builtin_cache: dict[str, "Profile"] = {}
 
 
@@ -185,15 +184,15 @@ class Profile(Record):
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """A built-in profile by name, else a YAML profile file by path."""
-    if isinstance(name_or_path, str) and name_or_path in BUILTIN_PROFILES:
-        profile = _builtin_cache.get(name_or_path)
-        if profile is None:  # immutable, so built once per process
-            from nvlib.sim._bundled import PROFILES
-
-            profile = _builtin_cache[name_or_path] = PROFILES[name_or_path]()
-        return profile
     from nvlib.sim.parse import parse_profile
 
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_PROFILES:
+        profile = _builtin_cache.get(name_or_path)
+        if profile is None:  # immutable, so parsed once per process
+            path = PROFILES_DIR / f"{name_or_path}.yaml"
+            document = read_yaml(path, name_or_path)
+            profile = _builtin_cache[name_or_path] = parse_profile(document, name_or_path, None)
+        return profile
     path = Path(name_or_path)
     if not path.is_file():
         from nvlib.sim.errors import ProfileError
@@ -209,7 +208,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
 def read_yaml(path: Path, source: str) -> object:
     """The YAML document of a profile file; ProfileError naming `source` if unreadable."""
-    import yaml  # here, not at import: a built-in profile never needs a YAML parser
+    import yaml  # here, not at import: only a simulated run reads a profile
 
     from nvlib.sim.errors import ProfileError
 

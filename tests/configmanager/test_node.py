@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from node_api import NodeApiFake
 
-from configmanager.kube import NodeApi, client_configuration
+from configmanager.kube import NodeApi
 from configmanager.node import Backoff, LabelTracker, NodeWatcher
+from nvlib.kubeclient import client_configuration
 
 LABEL = "nvidia.com/device-plugin.config"
 NODE = "node-1"

@@ -80,6 +80,27 @@ def test_defaults_when_nothing_is_given() -> None:
     assert parsed.origins == {}
 
 
+def test_typed_values_by_kind() -> None:
+    parsed = _parse(["--verbose", "--qps=2", "--burst=3", "--ids=4,5"], {"APP_STRATEGY": "a,b"})
+    assert parsed.boolean("verbose") is True
+    assert parsed.text("name") == "anon" and parsed.text("mode") == "auto"
+    assert parsed.duration("interval") == Duration(1_000_000_000)
+    assert parsed.number("qps") == 2.0 and isinstance(parsed.number("qps"), float)
+    assert parsed.integer("burst") == 3
+    assert parsed.texts("strategy") == ["a", "b"] and parsed.integers("ids") == [4, 5]
+    assert parsed.texts("strategy") is not parsed.values["strategy"]  # a copy to keep
+
+
+@pytest.mark.parametrize(
+    ("ask", "name"),
+    [("text", "verbose"), ("boolean", "name"), ("integer", "qps"), ("duration", "name"),
+     ("number", "mode"), ("texts", "name")],
+)  # fmt: skip
+def test_asking_with_the_wrong_kind_is_a_type_error(ask: str, name: str) -> None:
+    with pytest.raises(TypeError, match=repr(name)):
+        getattr(_parse([]), ask)(name)
+
+
 def test_parsing_stops_at_double_dash_and_first_argument() -> None:
     parsed = _parse(["--verbose", "--", "--name=x"])
     assert parsed.args == ["--name=x"]
