@@ -168,22 +168,15 @@ def serve(
             heartbeat.beat()
 
     if not resumed:
-        started = time.perf_counter()
-        try:
-            published = publisher.publish(labeller.labels())
-        except (PassError, OutputError) as err:
-            result = "device_error" if isinstance(err, PassError) else "publish_error"
-            metrics.labelling_pass(result, time.perf_counter() - started)
-            log.error("%s", err)
+        result, error = _labelling_pass(labeller, publisher)
+        if error is not None:  # a bad deployment shows at start
+            log.error("%s", error)
             return 1
-        metrics.labelling_pass(
-            "success" if published else "deferred", time.perf_counter() - started
-        )
         beat()
         if settings.oneshot:
-            if not published:
+            if result == "deferred":
                 log.error("The labels could not be published")
-            return 0 if published else 1
+            return 0 if result == "success" else 1
 
     import schedule  # only the periodic mode needs it
 
@@ -193,25 +186,21 @@ def serve(
 
     def job() -> None:
         nonlocal failures, next_pass
-        started = time.perf_counter()
         try:
-            labels = labeller.labels()
-        except PassError as err:
-            failures += 1
-            metrics.labelling_pass("device_error", time.perf_counter() - started)
-            log.error(
-                "Labelling pass failed (%d in a row), keeping the last labels: %s", failures, err
-            )
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                return  # the loop is giving up: nothing left to prove alive (finally runs)
-        else:
-            failures = 0
-            try:
-                result = "success" if publisher.publish(labels) else "deferred"
-            except OutputError as err:
-                result = "publish_error"
-                log.error("Publishing the labels failed, keeping the last ones: %s", err)
-            metrics.labelling_pass(result, time.perf_counter() - started)
+            result, error = _labelling_pass(labeller, publisher)
+            if result == "device_error":
+                failures += 1
+                log.error(
+                    "Labelling pass failed (%d in a row), keeping the last labels: %s",
+                    failures,
+                    error,
+                )
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    return  # the loop is giving up: nothing left to prove alive (finally runs)
+            else:
+                failures = 0
+                if error is not None:
+                    log.error("Publishing the labels failed, keeping the last ones: %s", error)
         finally:
             # After the pass, as schedule computes its next run: both agree unless
             # the wall clock steps.
@@ -247,6 +236,27 @@ def serve(
             log.error("Giving up after %d failed labelling passes", failures)
             return 1
         publisher.retry_if_due()
+
+
+def _labelling_pass(
+    labeller: Labeller, publisher: Publisher
+) -> tuple[str, PassError | OutputError | None]:
+    """Discover, label and publish once, timed into the metrics.
+
+    The result is the metric's: `success`, `deferred` (the output is backing off),
+    `device_error` (discovery failed: nothing published) or `publish_error`; the error
+    is returned, not raised, since the first pass and the later ones treat it apart.
+    """
+    started = time.perf_counter()
+    error: PassError | OutputError | None = None
+    try:
+        result = "success" if publisher.publish(labeller.labels()) else "deferred"
+    except PassError as err:
+        result, error = "device_error", err
+    except OutputError as err:
+        result, error = "publish_error", err
+    labeller.metrics.labelling_pass(result, time.perf_counter() - started)
+    return result, error
 
 
 def _act_on(received: int) -> int | None:
