@@ -235,22 +235,27 @@ def test_bad_uses_are_refused(argv: list[str], message: str) -> None:
 
 
 WATCH = """
-import sys, tempfile, threading, time
+import os, sys, tempfile, threading, time
 from pathlib import Path
 from cdi import run
 from cdi.cli import parse
+def until(condition):
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 with tempfile.TemporaryDirectory() as d:
-    out = Path(d) / "nvidia.yaml"
+    out, beat = Path(d) / "nvidia.yaml", Path(d) / "heartbeat"
     settings = parse(["generate", "--watch", "--interval", "50ms", "--nvml-mock", "t4",
                       "--output", str(out), "--nvidia-cdi-hook-path", "/bin/hook",
-                      *sys.argv[1:]], {})
+                      "--heartbeat-file", str(beat), *sys.argv[1:]], {})
     control = run.WatchControl()
     thread = threading.Thread(target=run.watch, args=(settings,), kwargs={"control": control})
     thread.start()
-    deadline = time.monotonic() + 30
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # a few more checks
+    until(out.exists)
+    for _ in range(3):  # three more checks ran to their end: each touched the heartbeat
+        os.utime(beat, (0, 0))
+        until(lambda: beat.stat().st_mtime > 0)
     control.stop()
     thread.join(30)
     assert out.exists()

@@ -46,7 +46,7 @@ def profile(tmp_path: Path, driver: str, mig: bool = False) -> Path:
     return path
 
 
-def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -105,6 +105,25 @@ class Watcher:
         self.control.stop()
         self._thread.join(5)
         assert not self._thread.is_alive()
+
+
+class CountingControl(run.WatchControl):
+    """The loop's control, counting the loop's turns: each turn `take`s once, before its
+    check, so a turn taken means the check before it ran to its end (imex and
+    management modes call no `discover` that a test could count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = 0
+
+    def take(self) -> int | None:
+        self.turns += 1
+        return super().take()
+
+    def wait_checks(self, count: int) -> None:
+        """Until `count` checks that began after this call have ended."""
+        target = self.turns + count + 1
+        until(lambda: self.turns >= target)
 
 
 @pytest.fixture
@@ -330,29 +349,33 @@ def test_heartbeat_file_option(args: list[str], env: dict[str, str], expected: s
 
 def test_watch_command_lifecycle(tmp_path: Path) -> None:
     """The command: writes at once, SIGHUP regenerates, SIGTERM exits 0."""
-    out = tmp_path / "nvidia.yaml"
+    out, beat, log = tmp_path / "nvidia.yaml", tmp_path / "heartbeat", tmp_path / "stderr"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cdi", "generate", "--watch", "--interval", "100ms",
-         "--nvml-mock", "t4", "--output", str(out), "--nvidia-cdi-hook-path", "/bin/hook"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cdi", "generate", "--watch", "--interval", "100ms",
+             "--nvml-mock", "t4", "--output", str(out), "--nvidia-cdi-hook-path", "/bin/hook",
+             "--heartbeat-file", str(beat)],
+            stderr=stderr, text=True, env=env,
+        )  # fmt: skip
     try:
-        until(out.exists, timeout=20)
-        time.sleep(0.4)  # a few intervals: nothing changes
+        until(out.exists)
+        for _ in range(3):  # three checks of the unchanged node ran to their end
+            stale(beat)
+            until(lambda: fresh(beat))
+        assert log.read_text().count("Generated CDI spec") == 1  # none of them wrote
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.3)
+        # the forced pass found the same bytes
+        until(lambda: "CDI spec unchanged" in log.read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.stderr is not None
-    with proc.stderr:
-        log = proc.stderr.read()
-    assert log.count("Generated CDI spec") == 2  # the first pass and the SIGHUP
-    assert "CDI spec unchanged" in log  # the forced pass found the same bytes
+    text = log.read_text()
+    assert text.count("Generated CDI spec") == 2, text  # the first pass and the SIGHUP
+    assert "Received SIGHUP, regenerating." in text
 
 
 @pytest.mark.parametrize(
@@ -383,18 +406,18 @@ def test_other_modes_follow_their_nodes(
     )  # fmt: skip
     host = run.Host("/", str(root.path), str(root.path), root.nodes)  # the live node map
     monkeypatch.setattr(run, "resolve_host", lambda _settings: host)
-    control = run.WatchControl()
+    control = CountingControl()
     thread = threading.Thread(target=run.watch, args=(settings,), kwargs={"control": control})
     with sim.activate("t4"):
         thread.start()
         try:
             until(out.exists)
-            time.sleep(0.2)  # ~10 checks of an unchanged node
+            control.wait_checks(5)  # of an unchanged node
             assert generated(caplog) == 1
             root.add_node("dev/nvidia-caps-imex-channels/channel1", 507, 1)
             until(lambda: "/dev/nvidia-caps-imex-channels/channel1" in out.read_text())
             root.add_file("dev/nvidia-caps-imex-channels/README")
-            time.sleep(0.2)
+            control.wait_checks(3)  # each saw the stray file
             assert generated(caplog) == 2
             if mode == "imex":
                 good = out.read_bytes()

@@ -34,11 +34,12 @@ class Check:
         return self.answer()
 
 
-def poll_until(check: NodeCheck, done: Callable[[str | None], bool], timeout: float = 5) -> str:
+def poll_until(check: NodeCheck, done: Callable[[str | None], bool], timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while True:
         started = time.monotonic()
         reason = check.poll(INTERVAL)
+        # a wait would take INTERVAL; measured 0.001-0.38 ms a poll (108 polls)
         assert time.monotonic() - started < 0.05, "poll waited"
         if done(reason):
             assert reason is not None
@@ -68,14 +69,18 @@ def test_a_hung_check_is_reported_once_and_runs_alone(caplog: pytest.LogCaptureF
     check = Check(lambda: "changed")
     check.gate.clear()
     node_check = NodeCheck(check)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while HUNG not in caplog.text:
         assert node_check.poll(INTERVAL) is None
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    for _ in range(20):  # four more intervals: no report, no check beside the hung one
+    # Four more intervals the hung check let pass, each counted as a round: no second
+    # report, no check beside the hung one.
+    target, deadline = node_check.rounds + 4, time.monotonic() + 20
+    while node_check.rounds < target:
         assert node_check.poll(INTERVAL) is None
-        time.sleep(0.01)
+        assert time.monotonic() < deadline, f"rounds stuck at {node_check.rounds}"
+        time.sleep(0.005)
     assert caplog.text.count(HUNG) == 1 and check.calls == 1
     check.gate.set()  # the driver call returns at last
     assert poll_until(node_check, lambda r: r is not None) == "changed"
@@ -87,7 +92,7 @@ def test_a_check_begun_before_a_restart_is_dropped() -> None:
     check = Check(lambda: next(answers))
     check.gate.clear()
     node_check = NodeCheck(check)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while check.calls == 0:
         assert node_check.poll(INTERVAL) is None and time.monotonic() < deadline
         time.sleep(0.005)
@@ -102,7 +107,7 @@ def test_rounds_go_on_while_a_check_hangs() -> None:
     check = Check()
     node = NodeCheck(check)
     check.gate.clear()  # the first check hangs
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while node.rounds < 3:
         node.poll(INTERVAL)
         assert time.monotonic() < deadline, f"rounds stuck at {node.rounds}"

@@ -29,6 +29,7 @@ from kubelet_double import Devices, Endpoint, KubeletDouble
 from deviceplugin.cli import parse
 from deviceplugin.daemon import Daemon
 from nvlib import sim
+from nvlib.heartbeat import check
 from nvlib.signals import Signals as Control
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,8 +106,13 @@ def test_xid_marked_gpu_stays_unhealthy_across_kubelet_restarts(tmp_path: Path) 
         for _ in range(2):
             created = run.kubelet.restart()
             assert unhealthy(first_list_after(run, GPU, created)) == [gpus[2]]
-        time.sleep(0.3)  # a late report from a restarted checker would show here
-        assert all(unhealthy(d) == [gpus[2]] for _, d in run.endpoint().lists)
+        # A later fault on GPU 5, reported in turn: any report the health checker had
+        # left to make about GPU 2 came before it, on this connection's lists.
+        run.simulation.inject_xid(5, 48)
+        run.endpoint().wait_list(lambda d: d[gpus[5]][0] == "Unhealthy")
+        lists = [unhealthy(d) for _, d in run.endpoint().lists]
+        assert lists[-1] == [gpus[2], gpus[5]]
+        assert all(u in ([gpus[2]], [gpus[2], gpus[5]]) for u in lists), lists
 
 
 def test_mig_instance_xid_stays_on_its_device_across_a_kubelet_restart(tmp_path: Path) -> None:
@@ -263,7 +269,8 @@ def test_a_hung_node_check_delays_neither_kubelet_restarts_nor_sigterm(
     with plugin(tmp_path, "dgx-a100", node_check_seconds=0.2) as run:
         gpus = list(run.endpoint().devices)
         run.simulation.hang_call("nvmlDeviceGetHandleByIndex")  # what discovery asks first
-        wait_for(lambda: HUNG in caplog.text, 5, "the hung node check was not reported")
+        wait_for(lambda: HUNG in caplog.text, 20, "the hung node check was not reported")
+        checks = run.daemon.node_checks  # each interval the hung check lets pass counts
         run.simulation.inject_xid(4, 48)  # health events still flow meanwhile
         run.endpoint().wait_list(lambda d: d[gpus[4]][0] == "Unhealthy")
         for _ in range(3):
@@ -271,7 +278,10 @@ def test_a_hung_node_check_delays_neither_kubelet_restarts_nor_sigterm(
             registration = run.kubelet.wait_registration(GPU, after=created, timeout=5)
             assert registration.at - created < 1.0
             assert unhealthy(run.endpoint().wait_list()[1]) == [gpus[4]]
-        assert caplog.text.count(HUNG) == 1  # reported once, not at every tick
+        # Three more intervals passed with the check still hung: reported once, not at
+        # every interval.
+        wait_for(lambda: run.daemon.node_checks >= checks + 3, 20, "no more node checks")
+        assert caplog.text.count(HUNG) == 1
         sent = time.monotonic()
         run.control.send(signal.SIGTERM)
         run.thread.join(5)
@@ -309,7 +319,7 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
         "gpus: [{model: T4, count: 2}]\n"
         "faults: [{call: nvmlDeviceGetHandleByIndex, hang: true, after: 3s}]\n",
     )
-    directory = tmp_path / "dp"
+    directory, beat = tmp_path / "dp", tmp_path / "heartbeat"
     boot = (
         "import sys; import deviceplugin.daemon as daemon; daemon.NODE_CHECK_SECONDS = 0.3;"
         " from deviceplugin.__main__ import main; sys.exit(main())"
@@ -317,7 +327,7 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
     with KubeletDouble(directory, connect=False) as kubelet:
         proc = subprocess.Popen(
             [sys.executable, "-c", boot, "--nvml-mock", str(profile),
-             "--kubelet-socket", str(directory / "kubelet.sock")],
+             "--kubelet-socket", str(directory / "kubelet.sock"), "--heartbeat-file", str(beat)],
             cwd=tmp_path,
             env={
                 "PYTHONPATH": str(REPO),
@@ -331,6 +341,9 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
         try:
             kubelet.wait_registration(GPU, timeout=20)
             lines.wait_for(HUNG, timeout=20)
+            for _ in range(3):  # three more node check intervals, the check still hung
+                stale(beat)
+                wait_for(lambda: fresh(beat), 20, "the heartbeat was not touched")
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=10)
@@ -344,6 +357,14 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
     assert elapsed < 1.0, err
     assert err.count(HUNG) == 1, err
     assert sorted(p.name for p in directory.iterdir()) == []
+
+
+def stale(path: Path) -> None:
+    os.utime(path, (0, 0))
+
+
+def fresh(path: Path) -> bool:
+    return check(str(path), limit=60.0)[0]
 
 
 class Lines:

@@ -151,22 +151,27 @@ def test_bad_uses_are_refused_naming_the_value(
 
 
 PERIODIC = """
-import signal, sys, tempfile, threading, time
+import os, signal, sys, tempfile, threading, time
 from pathlib import Path
 from gfd.cli import parse
 from gfd.daemon import run
 from nvlib.signals import Signals
+def until(condition):
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 with tempfile.TemporaryDirectory() as d:
-    out = Path(d) / "gfd"
+    out, beat = Path(d) / "gfd", Path(d) / "heartbeat"
     argv = ["--nvml-mock", "t4", "--output-file", str(out), "--sleep-interval", "100ms",
-            *sys.argv[1:]]
+            "--heartbeat-file", str(beat), *sys.argv[1:]]
     signals = Signals()
     thread = threading.Thread(target=run, args=(argv, {}, parse(argv, {}), signals))
     thread.start()
-    deadline = time.monotonic() + 30
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # a few more passes
+    until(out.exists)
+    for _ in range(3):  # three more passes ran to their end: each touched the heartbeat
+        os.utime(beat, (0, 0))
+        until(lambda: beat.stat().st_mtime > 0)
     assert out.exists()  # (removed at the exit, as upstream removes it)
     signals.send(signal.SIGTERM)
     thread.join(30)

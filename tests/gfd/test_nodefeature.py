@@ -509,7 +509,7 @@ def test_a_write_keeps_to_its_time_budget(tmp_path: Path) -> None:
             out.close()
         elapsed = time.monotonic() - start
     assert caught.value.retryable
-    assert 0.3 < elapsed < 3.0, elapsed  # measured ~0.41 s
+    assert 0.3 < elapsed < 3.0, elapsed  # measured 0.403 s (3 runs)
 
 
 def test_owner_resolved_after_the_api_comes_back(
