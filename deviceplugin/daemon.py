@@ -19,7 +19,10 @@ Signal handlers only record the signal
 same loop from a thread of their own. None is lost: a stop signal is never replaced by
 a later SIGHUP, and a SIGHUP during a restart makes one more restart. The exceptions are
 NVML's: the node check runs on a thread of its own (`NodeCheck`), as the health monitor
-does, because a driver call can hang and the loop must not.
+does, because a driver call can hang and the loop must not; and each start (discovery,
+then the servers) runs on a thread of its own while the loop goes on taking signals: a
+start hung in a driver call is reported once, a stop signal still exits at once, and a
+SIGHUP that comes meanwhile makes one restart when the start returns.
 
 With `--heartbeat-file` the loop touches the heartbeat (nvlib/heartbeat.py) after each
 start that registered every plugin with the kubelet, and at each node check while every
@@ -76,11 +79,18 @@ CDI_CHECK_SECONDS = 1.0  # how often the spec directories are fingerprinted
 # change restarts the plugins, which re-advertise the devices and re-check the CDI names.
 # A check that has not returned when the next is due is reported as hung.
 NODE_CHECK_SECONDS = 30.0
+# How long a stop signal waits for a start under way (a normal start takes 0.05-0.3 s)
+# before the process exits without it: SIGTERM must end the process within a second.
+STOP_GRACE_SECONDS = 0.5
 
 
 class _DriverReplaced(Exception):
     """The driver was upgraded under this process: its libnvidia-ml can never init again,
     and an in-process restart keeps the same library. Exit; the DaemonSet restarts us."""
+
+
+class _Stopped(Exception):
+    """A stop signal came while the plugins were starting: exit without waiting for them."""
 
 
 class Daemon:
@@ -142,7 +152,13 @@ class Daemon:
                 mock.release()  # only one it activated itself; a test's stays active
 
     def _loop(self, control: Signals, watch: CreationWatch | None) -> int:
-        retry_at = self._start()
+        try:
+            return self._serve(control, watch)
+        except _Stopped:
+            return 0
+
+    def _serve(self, control: Signals, watch: CreationWatch | None) -> int:
+        retry_at = self._start_watched(control)
         if retry_at is None:
             return 1
         next_cdi = time.monotonic() + CDI_CHECK_SECONDS
@@ -206,11 +222,11 @@ class Daemon:
                 continue
             self.running.stop()
             last_good, self._settings = self._settings, settings
-            retry_at = self._start()
+            retry_at = self._start_watched(control)
             if retry_at is None and settings is not last_good:
                 log.error("The new config cannot start the plugins; starting the last good one")
                 self._settings = last_good
-                retry_at = self._start()
+                retry_at = self._start_watched(control)
             if retry_at is None:
                 return 1
             node_check.restarted()
@@ -238,6 +254,56 @@ class Daemon:
         log.info("Same configuration: serving the same devices again")
         serve_again(self.running, self._settings)
         return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
+
+    def _start_watched(self, control: Signals) -> float | None:
+        """`_start` on a thread of its own, the signals taken meanwhile; _Stopped on a stop.
+
+        Discovery at start can hang in the driver as a node check can. After a stop the
+        start's thread is waited for STOP_GRACE_SECONDS at most (then the process just
+        leaves it); a SIGHUP taken while it ran is sent again, so the loop restarts once
+        it is back.
+        """
+        outcome: list[float | None] = []
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                outcome.append(self._start())
+            except BaseException as err:  # handed to the loop's thread, which raises it
+                failure.append(err)
+            finally:
+                control.wake()
+
+        thread = threading.Thread(target=start, name="plugin-start", daemon=True)
+        began = time.monotonic()
+        thread.start()
+        reload, reported = False, False
+        while thread.is_alive():
+            control.wait(POLL_SECONDS)
+            signum = control.take()
+            if signum == signal.SIGHUP:
+                if not reload:
+                    log.info("Received SIGHUP during the start: restarting once it returns.")
+                reload = True
+            elif signum is not None:
+                log.info('Received signal "%s", shutting down.', signal.Signals(signum).name)
+                # A start about to finish is let finish, so that run() stops its servers
+                # and removes their sockets; a hung one is left behind.
+                thread.join(STOP_GRACE_SECONDS)
+                raise _Stopped
+            waited = time.monotonic() - began
+            if not reported and thread.is_alive() and waited >= self.node_check_seconds:
+                reported = True
+                log.warning(
+                    "The plugins' start has not returned after %.1fs (a hung driver call?);"
+                    " still waiting for it, signals are still taken",
+                    waited,
+                )
+        if reload:
+            control.send(signal.SIGHUP)
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""

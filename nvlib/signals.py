@@ -73,6 +73,13 @@ class Signals:
         except BlockingIOError:  # 64 KiB of signals unread: the loop is awake anyway
             pass
 
+    def wake(self) -> None:
+        """Wake the loop's `wait` without a signal: a worker it waits on has finished.
+
+        The byte is no daemon signal, so `take` drops it (see `settle`).
+        """
+        self.send(0)
+
     def wait(self, timeout: float | None) -> bool:
         """Block until a signal is there to take or `timeout` seconds pass (None: no limit).
 

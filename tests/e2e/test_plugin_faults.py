@@ -7,7 +7,8 @@ critical event, not from a restart. A kubelet restart serves the same servers ag
 unless the config file changed. NVML never blocks the control loop: with an NVML
 call hung at the node check, a kubelet restart still re-registers within a second,
 SIGTERM still exits within a second (in process and as a process), and the hung check
-is logged once.
+is logged once; with an NVML call hung at start, signals are still taken: SIGTERM exits
+within a second, a SIGHUP restarts once the start returns.
 """
 
 from __future__ import annotations
@@ -356,6 +357,95 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
     assert code == 0, err
     assert elapsed < 1.0, err
     assert err.count(HUNG) == 1, err
+    assert sorted(p.name for p in directory.iterdir()) == []
+
+
+START_HUNG = "The plugins' start has not returned"
+RELOAD_PENDING = "Received SIGHUP during the start"
+
+
+def test_a_hung_start_takes_signals_and_restarts_once_for_sighups_meanwhile(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discovery at start hangs in NVML: the hang is reported once, SIGHUPs taken
+    meanwhile make one restart once the start returns, and the plugin then serves."""
+    caplog.set_level("INFO")
+    directory = tmp_path / "device-plugins"
+    kubelet = KubeletDouble(directory).start()
+    simulation = sim.activate("dgx-a100")
+    simulation.hang_call("nvmlDeviceGetHandleByIndex")  # what discovery asks first
+    argv = ["--nvml-mock", "dgx-a100", "--kubelet-socket", str(directory / "kubelet.sock"),
+            "--cdi-spec-dir", str(tmp_path / "cdi")]  # fmt: skip
+    daemon = Daemon(argv, {}, parse(argv, {}))
+    daemon.node_check_seconds = 0.2
+    control = Control()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(daemon.run(control)), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: START_HUNG in caplog.text, 20, "the hung start was not reported")
+        control.send(signal.SIGHUP)
+        control.send(signal.SIGHUP)
+        wait_for(lambda: RELOAD_PENDING in caplog.text, 20, "the SIGHUP was not taken")
+        assert daemon.starts == 0 and not thread.join(0) and thread.is_alive()
+        simulation.clear_faults()
+        wait_for(lambda: daemon.starts == 2, 20, "no restart after the hung start")
+        kubelet.wait_registration(GPU, timeout=10)
+        checks = daemon.node_checks
+        wait_for(lambda: daemon.node_checks >= checks + 3, 20, "no node checks after")
+        assert daemon.starts == 2  # both SIGHUPs made one restart
+        assert caplog.text.count(START_HUNG) == 1 and caplog.text.count(RELOAD_PENDING) == 1
+    finally:
+        control.send(signal.SIGTERM)
+        thread.join(10)
+        kubelet.stop()
+        simulation.deactivate()
+    assert codes == [0]
+
+
+def test_process_sigterm_exits_within_a_second_during_a_hung_start(tmp_path: Path) -> None:
+    """As a process: NVML hangs from the first discovery call, so the start never
+    returns; SIGTERM still exits 0 within a second and leaves no socket.
+
+    Measured (3 runs): exit 0.53-0.56 s after SIGTERM: the 0.5 s a stop waits for a start
+    under way, then the interpreter's shutdown; under the 1 s bound, not 3x under it:
+    the bound is the product's promise (docs/reliability.md)."""
+    profile = write(
+        tmp_path / "wedged.yaml",
+        "gpus: [{model: T4, count: 2}]\nfaults: [{call: nvmlDeviceGetHandleByIndex, hang: true}]\n",
+    )
+    directory = tmp_path / "dp"
+    boot = (
+        "import sys; import deviceplugin.daemon as daemon; daemon.NODE_CHECK_SECONDS = 0.3;"
+        " from deviceplugin.__main__ import main; sys.exit(main())"
+    )
+    with KubeletDouble(directory, connect=False):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", boot, "--nvml-mock", str(profile),
+             "--kubelet-socket", str(directory / "kubelet.sock")],
+            cwd=tmp_path,
+            env={
+                "PYTHONPATH": str(REPO),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            },
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        lines = Lines(proc)
+        try:
+            lines.wait_for(START_HUNG, timeout=20)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+            elapsed = time.monotonic() - sent
+        finally:
+            proc.kill()
+            proc.wait()
+    lines.thread.join(5)
+    err = "".join(lines.lines)
+    assert code == 0, err
+    assert elapsed < 1.0, err
     assert sorted(p.name for p in directory.iterdir()) == []
 
 
