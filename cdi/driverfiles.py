@@ -21,6 +21,7 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 from cdi._elf import read_soname
 from cdi._locate import Fs, bin_dirs, in_root, relative_to_root
@@ -28,10 +29,6 @@ from cdi.errors import DriverFilesError
 from nvlib.migcaps import cap_device, mig_cap_keys, read_mig_minors
 from nvlib.model import Machine
 from nvlib.record import Record
-
-TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
-if TYPE_CHECKING:
-    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from cdi import deviceids, names
 from cdi._locate import matches
@@ -30,10 +31,6 @@ from cdi.version import minimum_version
 from nvlib.migcaps import cap_device, mig_cap_keys
 from nvlib.model import Gpu, Machine, MigDevice
 from nvlib.record import Record
-
-TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = [
     "HOOK_NAMES",

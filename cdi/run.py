@@ -23,6 +23,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
@@ -33,8 +34,7 @@ from nvlib.model import Machine
 from nvlib.record import Record
 from nvlib.signals import Signals
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a pass loads only what it needs
     from cdi.driverfiles import DriverFiles
     from cdi.metrics import WatchMetrics
     from nvlib.heartbeat import Heartbeat

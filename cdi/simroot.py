@@ -32,12 +32,12 @@ import os
 import shutil
 import stat
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from cdi.errors import CdiError
 from nvlib.record import Record
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the simulator's profiles: only with --nvml-mock
     from nvlib.sim.profile import Profile
 
 log = logging.getLogger(__name__)

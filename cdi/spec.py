@@ -16,12 +16,9 @@ repr); copy with changes by `x._replace(field=...)`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from nvlib.record import StrictRecord
-
-TYPE_CHECKING = False  # no `typing` import at run time: `import cdi` stays cheap
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = [
     "ContainerEdits",

@@ -14,6 +14,8 @@ only when a YAML config file is read, logging only when there is a warning to lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from nvlib.config import Config, ConfigError, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
 from nvlib.config.schema import (
@@ -28,10 +30,6 @@ from nvlib.config.validate import (
     check_label_template_namespaces,
 )
 from nvlib.record import Plain, factory
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
 
 COMMAND = "gpu-feature-discovery"
 SUMMARY = "generate labels for NVIDIA devices"

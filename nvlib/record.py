@@ -1,9 +1,8 @@
-"""`Record`: typing.NamedTuple's class syntax and behaviour, without importing typing.
+"""`Record`: typing.NamedTuple's class syntax and behaviour, cheaper to define.
 
 A `class X(Record)` body declares fields by annotation, with optional defaults, as a
 NamedTuple body does; instances are tuples: they compare, hash, print, pickle and
-`_replace` the same. typing takes 3 ms to import and a NamedTuple class a tenth of a
-millisecond to define; a frozen dataclass, which exec-compiles its methods, nearly a
+`_replace` the same. A frozen dataclass, which exec-compiles its methods, nearly a
 millisecond. The device model and the simulator's records are defined on every command
 start, so they use this.
 
@@ -11,11 +10,10 @@ No `from __future__ import annotations` here (the simulator imports this on star
 importing __future__ costs 0.2 ms): a name defined only for type checkers is quoted.
 """
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform
 
+if TYPE_CHECKING:
     _T = TypeVar("_T")
 
     # What type checkers see: a frozen-dataclass-like base, since typing.NamedTuple's
@@ -45,11 +43,6 @@ if TYPE_CHECKING:
         ...
 
 else:
-
-    def dataclass_transform(**kwargs: object) -> "Callable[[type], type]":
-        """typing.dataclass_transform's run-time effect, none, without importing typing."""
-        return lambda cls: cls
-
     try:
         from _collections import _tuplegetter  # what collections.namedtuple uses
     except ImportError:  # pragma: no cover - not CPython

@@ -16,6 +16,8 @@ Go's rules, kept because manifests are written for them:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
     env_error,
@@ -28,10 +30,6 @@ from nvlib.config.errors import ConfigError
 from nvlib.config.load import parse_config_file
 from nvlib.config.schema import Config
 from nvlib.record import Plain, factory
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
 
 # bool, string, duration (Go form or `infinite`), float, int, tristate (true|false|auto),
 # string-list and int-list (comma-separated; a repeated flag appends).

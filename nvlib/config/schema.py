@@ -15,15 +15,12 @@ a command start here.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from nvlib.config.durations import Duration
 from nvlib.record import Plain, factory
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Literal
-
-    Devices = Literal["all"] | int | list[str]
+Devices = Literal["all"] | int | list[str]
 
 DEFAULT_OUTPUT_FILE = "/etc/kubernetes/node-feature-discovery/features.d/gfd"
 DEFAULT_MACHINE_TYPE_FILE = "/sys/class/dmi/id/product_name"

@@ -12,10 +12,11 @@ Every `--nvml-mock` command pays for its imports at start, so keep them lazy (an
 without `from __future__ import annotations`: see profile.py).
 """
 
+from typing import TYPE_CHECKING
+
 from nvlib.sim.profile import BUILTIN_PROFILES, Profile, load_profile
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below
     from nvlib.sim.errors import ProfileError
     from nvlib.sim.simulation import Simulation, activate, active
 

@@ -17,17 +17,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import pynvml
 
 from nvlib.sim.host import DRIVER_ROOT, HostTree, device_nodes
 from nvlib.sim.profile import Profile, load_profile
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Any
-
+if TYPE_CHECKING:  # the ctypes layer loads on the first NVML call
     from nvlib.sim.library import SimulatedLibrary
     from nvlib.sim.state import NvmlState
 

@@ -8,16 +8,13 @@ Each function takes the simulator state and the C arguments as the callback got 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from nvlib.record import Record
 from nvlib.sim.state import NvmlState
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    Fn = Callable[..., int]
-    GpusOf = Callable[[NvmlState, tuple[Any, ...]], set[int]]
+Fn = Callable[..., int]
+GpusOf = Callable[[NvmlState, tuple[Any, ...]], set[int]]
 
 
 def handle_owners(state: NvmlState, args: tuple[Any, ...]) -> set[int]:
