@@ -5,10 +5,9 @@ NamedTuple body does; instances are tuples: they compare, hash, print, pickle an
 `_replace` the same. A frozen dataclass, which exec-compiles its methods, nearly a
 millisecond. The device model and the simulator's records are defined on every command
 start, so they use this.
-
-No `from __future__ import annotations` here (the simulator imports this on start and
-importing __future__ costs 0.2 ms): a name defined only for type checkers is quoted.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform
@@ -82,7 +81,7 @@ else:
         _field_defaults: dict[str, object]
         _default_values: tuple[object, ...]
 
-        def __new__(cls, *args: object, **kwargs: object) -> "Self":
+        def __new__(cls, *args: object, **kwargs: object) -> Self:
             fields = cls._fields
             if not kwargs:
                 if len(args) == len(fields):
@@ -119,13 +118,13 @@ else:
             return tuple(values)
 
         @classmethod
-        def _make(cls, iterable: "Iterable[object]") -> "Self":
+        def _make(cls, iterable: Iterable[object]) -> Self:
             values = tuple(iterable)
             if len(values) != len(cls._fields):
                 raise TypeError(f"expected {len(cls._fields)} values, got {len(values)}")
             return tuple.__new__(cls, values)
 
-        def _replace(self, **changes: object) -> "Self":
+        def _replace(self, **changes: object) -> Self:
             # changes.pop(field, current) for each field, looped in C
             values = list(map(changes.pop, self._fields, self))
             if changes:
@@ -177,7 +176,7 @@ if not TYPE_CHECKING:  # type checkers see the function above: the default's typ
 
         __slots__ = ("make",)
 
-        def __init__(self, make: "Callable[[], object]") -> None:
+        def __init__(self, make: Callable[[], object]) -> None:
             self.make = make
 
 
@@ -195,8 +194,8 @@ class Plain:
     """
 
     __slots__ = ()
-    _fields: "ClassVar[tuple[str, ...]]" = ()
-    _defaults: "ClassVar[dict[str, object]]" = {}  # noqa: RUF012 - replaced, never mutated
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, object]] = {}
 
     def __init_subclass__(cls, *, frozen: bool = False, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -257,7 +256,7 @@ class Plain:
         if post_init is not None:
             post_init()
 
-    def _values(self) -> "tuple[object, ...]":
+    def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self._fields)
 
     def __eq__(self, other: object) -> bool:

@@ -8,9 +8,10 @@
 Importing this package loads the profile records only. A built-in profile comes
 pre-parsed (`_bundled.py`); yaml and the profile checks are imported for a profile
 file, the host-tree writer on activation, and the ctypes layer on the first NVML call.
-Every `--nvml-mock` command pays for its imports at start, so keep them lazy (and
-without `from __future__ import annotations`: see profile.py).
+Every `--nvml-mock` command pays for its imports at start, so keep them lazy.
 """
+
+from __future__ import annotations
 
 from typing import TYPE_CHECKING
 

@@ -9,11 +9,10 @@ the parse.
 
 The records are `Record`s (nvlib/record.py): typing.NamedTuple's class syntax and
 behaviour (they are tuples: they compare, hash, print and `_replace` the same), defined
-at a fraction of the cost, which every `--nvml-mock` command start would pay. For the
-same reason this module (like the rest of what `activate` imports) has no
-`from __future__ import annotations`: importing __future__ costs 0.2 ms. Annotations
-are evaluated, so a name defined later or only for type checkers is quoted.
+at a fraction of the cost, which every `--nvml-mock` command start would pay.
 """
+
+from __future__ import annotations
 
 from pathlib import Path
 
@@ -31,7 +30,7 @@ BUILTIN_PROFILES: tuple[str, ...] = (
     "no-gpu",
 )
 
-_builtin_cache: dict[str, "Profile"] = {}
+_builtin_cache: dict[str, Profile] = {}
 
 
 class GiProfile(Record):
