@@ -23,7 +23,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
@@ -31,7 +31,6 @@ from cdi.features import feature_options
 from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
-from nvlib.record import Record
 from nvlib.signals import Signals
 
 if TYPE_CHECKING:  # imported where used: a pass loads only what it needs
@@ -50,7 +49,7 @@ Discover = Callable[["Host"], Machine]
 Observation = tuple[tuple[object, ...], Callable[[], Spec]]
 
 
-class Host(Record):
+class Host(NamedTuple):
     """Where this run reads from: the host tree, the driver root, the dev root.
 
     `moves` pairs a root as read here with the same root on the host, when the roots
