@@ -1,7 +1,7 @@
 """Benchmarks: `python bench/run.py` (from the venv the project is installed in) runs
-them all: the GFD lines below, then `bench_cdi.py` and `bench_plugin.py` (each can also
-run alone); `python bench/run.py gfd` runs only these, `python bench/run.py templates` only the
-gfd-templates lines.
+them all: the GFD lines below, then `bench_cdi.py`, `bench_plugin.py` and
+`bench_records.py` (each can also run alone); `python bench/run.py gfd` runs only these,
+`python bench/run.py templates` only the gfd-templates lines.
 
 Each line prints a figure, the floor measured in the same run, their ratio and the goal:
 
@@ -227,7 +227,7 @@ def main() -> None:
     bench_daemon(floor_rss)
     if sys.argv[1:] == ["gfd"]:
         return
-    for script in ("bench_cdi.py", "bench_plugin.py"):
+    for script in ("bench_cdi.py", "bench_plugin.py", "bench_records.py"):
         print(flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=True)
 

@@ -12,8 +12,7 @@ read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cdi.errors import SpecError
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec
@@ -135,8 +134,7 @@ def _annotations(node: Any, path: str, problems: _Problems) -> tuple[tuple[str, 
     return tuple(sorted((k, _str(v, f"{path}.{k}", problems)) for k, v in pairs))
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
     attr: str
     read: Callable[[Any, str, _Problems], Any]
 
