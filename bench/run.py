@@ -1,8 +1,9 @@
 """Benchmarks: `python bench/run.py` (from the venv the project is installed in) runs
-them all: the GFD lines below, then `bench_cdi.py` and `bench_plugin.py` (each can also
-run alone); `python bench/run.py gfd` runs only these, `python bench/run.py templates` only the
-gfd-templates lines, `python bench/run.py real` only gfd-oneshot-real, and
-`python bench/run.py startup` the start-up pieces on the real path (`startup_costs.py`).
+them all: the GFD lines below, the start-up pieces on the real path (`startup_costs.py`),
+then `bench_cdi.py` and `bench_plugin.py` (each can also run alone).
+`python bench/run.py gfd` runs only the GFD lines, `python bench/run.py templates` only
+the gfd-templates lines, `python bench/run.py real` only gfd-oneshot-real, and
+`python bench/run.py startup` only the start-up pieces.
 
 Each line prints a figure, the floor measured in the same run, their ratio and the goal:
 
@@ -255,6 +256,10 @@ def main() -> None:
     bench_daemon(floor_rss)
     if sys.argv[1:] == ["gfd"]:
         return
+    print(flush=True)
+    from startup_costs import main as startup
+
+    startup()
     for script in ("bench_cdi.py", "bench_plugin.py"):
         print(flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=True)

@@ -10,13 +10,13 @@ modules, so that it costs only what it would add to that command:
   `from __future__ import annotations` runs). A module that is loaded already (an
   editable install's finder imports __future__ at start) is taken out of sys.modules
   first, and the line says so.
-- defining the real path's classes four ways: its StrictRecord classes (nvlib.model,
-  StrictRecord itself counted as a class without fields) and its Plain classes, each
-  set as typing.NamedTuple, nvlib.record.Record, @dataclass(frozen=True) and
-  nvlib.record.Plain classes (frozen too, like for like) with the same field counts and
-  annotations; every default is None. Annotations are strings, as in those modules
-  (`from __future__ import annotations`). typing or dataclasses is imported before the
-  clock starts.
+- defining the real path's record classes three ways: its NamedTuple classes (the
+  device model) and its Plain classes, each set as typing.NamedTuple,
+  @dataclass(frozen=True) and nvlib.record.Plain classes (frozen too, like for like)
+  with the same field counts and annotations; every default is None. Annotations are
+  strings, as in those modules (`from __future__ import annotations`). typing or
+  dataclasses is imported before the clock starts, so add `import dataclasses` to the
+  dataclass lines to weigh what Plain saves (docs/architecture.md#records).
 
 Each figure is the median over BENCH_REPEAT (default 15) interpreters, the pieces'
 runs interleaved; nothing here is a pass/fail test.
@@ -35,18 +35,22 @@ from realpath import GFD, real_path
 from timing import REPEAT
 
 # Runs GFD's main as the console script does; on exit it writes the modules imported
-# and, for each Record or Plain class defined, its kind, fields, annotations, defaults.
+# and, for each NamedTuple or Plain class of the project, its kind, fields, annotations,
+# defaults.
 _SURVEY = """
 import atexit, json, sys
 def survey():
-    from nvlib.record import Plain, Record, StrictRecord
+    from nvlib.record import Plain
+    project = ("nvlib", "gfd", "cdi", "deviceplugin", "configmanager")
     classes = []
     for module in list(sys.modules.values()):
+        if module is None or module.__name__.split(".")[0] not in project:
+            continue
         for cls in list(vars(module).values()):
             if not isinstance(cls, type) or cls.__module__ != module.__name__:
                 continue
-            if issubclass(cls, Record) and cls not in (Record, StrictRecord):
-                kind, defaults = "record", cls._field_defaults
+            if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+                kind, defaults = "namedtuple", cls._field_defaults
             elif issubclass(cls, Plain) and cls is not Plain:
                 kind, defaults = "plain", cls._defaults
             else:
@@ -93,7 +97,6 @@ def _survey(env: dict[str, str], gfd: list[str]) -> tuple[list[str], list[list[o
 
 _STYLES = {  # how the output names it, its set-up, a class's head
     "namedtuple": ("typing.NamedTuple", "import typing", "class C{i}(typing.NamedTuple):"),
-    "record": ("nvlib.record.Record", "from nvlib.record import Record", "class C{i}(Record):"),
     "dataclass": (
         "@dataclass(frozen=True)",
         "import dataclasses",
@@ -130,10 +133,8 @@ def _pieces(modules: list[str], classes: list[list[object]]) -> list[tuple[str, 
             name += " (loaded already; taken out to time it)"
             setup += f"\nsys.modules.pop({module!r})"
         pieces.append(("", name, setup, f"import {module}"))
-    records = [c[2] for c in classes if c[0] == "record"]
     groups = {
-        # StrictRecord itself: a class without fields, which the model's records derive from
-        "StrictRecord-based classes": [[], *records],
+        "NamedTuple classes": [c[2] for c in classes if c[0] == "namedtuple"],
         "Plain classes": [c[2] for c in classes if c[0] == "plain"],
     }
     for what, shapes in groups.items():

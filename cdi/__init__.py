@@ -50,11 +50,9 @@ Public API (imported lazily, so `import cdi` stays cheap):
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; mypy sees True
-if TYPE_CHECKING:
-    from typing import Any
-
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below
     from cdi.driverfiles import DriverFiles, find_driver_files, find_hook_path
     from cdi.encode import to_json, to_yaml
     from cdi.errors import CdiError, DriverFilesError, GenerateError, SpecError, SpecErrors

@@ -16,9 +16,9 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from cdi import names
-from nvlib.record import Record
 
 __all__ = [
     "GENERATE_ENV",
@@ -56,8 +56,8 @@ _MODE_VENDOR = {"management": "management.nvidia.com"}
 _MODE_CLASS = {"imex": "imex-channel"}
 
 
-class GenerateSettings(Record):
-    """`generate`'s options, resolved (a `Record`: cheap to define at start-up)."""
+class GenerateSettings(NamedTuple):
+    """`generate`'s options, resolved."""
 
     output: str = DEFAULT_OUTPUT
     format: str | None = None  # None: from the output's extension
@@ -89,15 +89,15 @@ class GenerateSettings(Record):
     metrics_address: str | None = None  # --watch only: HOST:PORT of /metrics, checked
 
 
-class ListSettings(Record):
+class ListSettings(NamedTuple):
     spec_dirs: tuple[str, ...]
 
 
-class ValidateSettings(Record):
+class ValidateSettings(NamedTuple):
     paths: tuple[str, ...]
 
 
-class TransformRootSettings(Record):
+class TransformRootSettings(NamedTuple):
     """`transform root`'s options, as `nvidia-ctk cdi transform root` names them."""
 
     from_root: str = ""  # "" is `/` (cdi.transform.change_root)

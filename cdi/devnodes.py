@@ -14,10 +14,10 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from cdi._locate import in_root
 from cdi.driverfiles import DeviceNodeInfo, RootWalk
-from nvlib.record import Record
 
 __all__ = [
     "IMEX_CHANNEL_DIR",
@@ -47,7 +47,7 @@ _MANAGEMENT_PATTERNS = (
 _MANAGEMENT_EXCLUDED = ("nvidia-fs", "nvidia-nvswitch", "nvidia-nvlink")
 
 
-class ImexChannel(Record):
+class ImexChannel(NamedTuple):
     """An IMEX channel node: `channel<id>` under the channel directory."""
 
     id: int

@@ -21,17 +21,13 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from cdi._elf import read_soname
 from cdi._locate import Fs, bin_dirs, in_root, relative_to_root
 from cdi.errors import DriverFilesError
 from nvlib.migcaps import cap_device, mig_cap_keys, read_mig_minors
 from nvlib.model import Machine
-from nvlib.record import Record
-
-TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
-if TYPE_CHECKING:
-    from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +125,7 @@ _BINARIES = (
 _IPC_SOCKETS = ("nvidia-persistenced/socket", "nvidia-fabricmanager/socket")
 
 
-# The records below are `Record`s (nvlib/record.py: typing.NamedTuple's syntax and
-# behaviour without importing typing, ~4 ms), not dataclasses: they are built on every
-# generate start, where a frozen dataclass costs ~1 ms to define (its methods are
-# exec'd) and a record a tenth of that. They are just as immutable, comparable and printable.
-
-
-class DeviceNodeInfo(Record):
+class DeviceNodeInfo(NamedTuple):
     """A character device found under the dev root, with what `stat` says about it."""
 
     path: str  # in the container: /dev/nvidia0
@@ -146,14 +136,14 @@ class DeviceNodeInfo(Record):
     gid: int
 
 
-class FileMount(Record):
+class FileMount(NamedTuple):
     """A file bind-mounted read-only at `path` in the container."""
 
     host_path: str
     path: str
 
 
-class Library(Record):
+class Library(NamedTuple):
     """A driver library mount, with what its SONAME and `.so` links need."""
 
     host_path: str
@@ -166,7 +156,7 @@ class Library(Record):
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class DriverFiles(Record):
+class DriverFiles(NamedTuple):
     """Everything `generate_spec` needs from the host, found once per pass."""
 
     driver_root: str

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from cdi.spec import ContainerEdits, Spec
-
-TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["to_json", "to_yaml", "yaml_scalar"]
 

@@ -10,14 +10,13 @@ command warns about them, the plugin passes them silently as upstream does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from nvlib.record import Record
+from typing import NamedTuple
 
 __all__ = ["FeatureOptions", "feature_options"]
 
 
-class FeatureOptions(Record):
-    """The switches the feature flags set (a `Record`: cheap to define at start-up)."""
+class FeatureOptions(NamedTuple):
+    """The switches the feature flags set."""
 
     # enable-explicit-driver-libraries: also mount libEGL.so, libGL.so, ... by name.
     explicit_libraries: bool = False

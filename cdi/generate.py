@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any, NamedTuple
 
 from cdi import deviceids, names
 from cdi._locate import matches
@@ -29,11 +30,6 @@ from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, Mount, Spec
 from cdi.version import minimum_version
 from nvlib.migcaps import cap_device, mig_cap_keys
 from nvlib.model import Gpu, Machine, MigDevice
-from nvlib.record import Record
-
-TYPE_CHECKING = False  # no `typing` import at run time: this is the generate path
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = [
     "HOOK_NAMES",
@@ -68,11 +64,10 @@ ALL_DEVICE = "all"
 EMPTY_DEVICE_ENV = "NVCT_EMPTY_DEVICE="  # the one edit of the `none` device (--device-id none)
 
 
-class GenerateOptions(Record):
+class GenerateOptions(NamedTuple):
     """How to name and shape the spec; the CLI flags, and the plugin's library options.
 
-    A `Record` (cheap to define at start-up, see `cdi.driverfiles`): build it with
-    keywords, change it with `_replace`.
+    Build it with keywords, change it with `_replace`.
     """
 
     vendor: str = names.DEFAULT_VENDOR

@@ -12,14 +12,10 @@ read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from cdi.errors import SpecError
 from cdi.spec import ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["check_spec", "parse_spec", "read_spec"]
 
@@ -138,8 +134,7 @@ def _annotations(node: Any, path: str, problems: _Problems) -> tuple[tuple[str, 
     return tuple(sorted((k, _str(v, f"{path}.{k}", problems)) for k, v in pairs))
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
     attr: str
     read: Callable[[Any, str, _Problems], Any]
 

@@ -15,9 +15,9 @@ Every check ends in one result: `unchanged` (the node is as the spec says), `reg
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported with --metrics-address only
     from prometheus_client.registry import CollectorRegistry
 
 PREFIX = "nvidia_cdi"

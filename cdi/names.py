@@ -9,8 +9,9 @@ the CDI library's `pkg/parser`.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # no `typing` import at run time
-if TYPE_CHECKING:
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `list` and `validate` name devices without the device model
     from nvlib.model import Gpu, MigDevice
 
 __all__ = [

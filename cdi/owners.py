@@ -26,9 +26,9 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # the plugin imports this module's constant at start-up: stay cheap
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plugin imports this module's constant at start-up: stay cheap
     from cdi.spec import Spec
 
 log = logging.getLogger("cdi")

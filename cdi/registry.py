@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cdi.errors import SpecError
 from cdi.load import read_spec
 from cdi.spec import Spec
+from nvlib.record import Plain, factory
 
 __all__ = ["DEFAULT_SPEC_DIRS", "Registry", "SpecFile", "load_specs", "spec_files"]
 
@@ -24,21 +25,19 @@ DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 SPEC_EXTENSIONS = (".json", ".yaml")  # `.yml` is ignored by CDI (verified)
 
 
-@dataclass(frozen=True)
-class SpecFile:
+class SpecFile(NamedTuple):
     path: str
     priority: int  # index of its directory: higher wins
     spec: Spec | None  # None when the file has problems
     errors: tuple[SpecError, ...] = ()
 
 
-@dataclass
-class Registry:
+class Registry(Plain):
     """The spec files read, and the devices they resolve to."""
 
-    files: list[SpecFile] = field(default_factory=list)
-    devices: dict[str, SpecFile] = field(default_factory=dict)  # qualified name -> defining file
-    conflicts: dict[str, list[str]] = field(default_factory=dict)  # name -> files in one dir
+    files: list[SpecFile] = factory(list)
+    devices: dict[str, SpecFile] = factory(dict)  # qualified name -> defining file
+    conflicts: dict[str, list[str]] = factory(dict)  # name -> files in one dir
 
     @property
     def errors(self) -> list[SpecError]:

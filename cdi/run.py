@@ -23,6 +23,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
 from cdi.errors import CdiError
@@ -30,11 +31,9 @@ from cdi.features import feature_options
 from cdi.generate import GenerateOptions, generate_spec
 from cdi.spec import Spec
 from nvlib.model import Machine
-from nvlib.record import Record
 from nvlib.signals import Signals
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a pass loads only what it needs
     from cdi.driverfiles import DriverFiles
     from cdi.metrics import WatchMetrics
     from nvlib.heartbeat import Heartbeat
@@ -50,7 +49,7 @@ Discover = Callable[["Host"], Machine]
 Observation = tuple[tuple[object, ...], Callable[[], Spec]]
 
 
-class Host(Record):
+class Host(NamedTuple):
     """Where this run reads from: the host tree, the driver root, the dev root.
 
     `moves` pairs a root as read here with the same root on the host, when the roots

@@ -32,12 +32,11 @@ import os
 import shutil
 import stat
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 from cdi.errors import CdiError
-from nvlib.record import Record
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the simulator's profiles: only with --nvml-mock
     from nvlib.sim.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class SimulatorRootError(CdiError):
     """DIR cannot be laid out (not ours, not writable, no CAP_MKNOD), naming the path."""
 
 
-class Entry(Record):
+class Entry(NamedTuple):
     """One entry DIR should hold, by path relative to DIR."""
 
     path: str
@@ -79,7 +78,7 @@ class Entry(Record):
     minor: int = 0
 
 
-class Found(Record):
+class Found(NamedTuple):
     """What is at an entry's path now (`observe`)."""
 
     kind: str  # "missing", "char", "file", "link", "dir" or "other"
@@ -90,7 +89,7 @@ class Found(Record):
     minor: int = 0
 
 
-class LayOut(Record):
+class LayOut(NamedTuple):
     """What one `lay_out` changed, by relative path."""
 
     created: tuple[str, ...] = ()

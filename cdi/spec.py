@@ -6,22 +6,14 @@ both writers follow. `to_dict()` emits exactly the wire keys (`hostPath`,
 can read back unchanged. Fields added after 0.3.0 carry the version that added them in a
 comment; `cdi.version` holds the rules themselves.
 
-The types are `StrictRecord`s (nvlib/record.py), not frozen dataclasses: they are
-defined on every `nvidia-cdi` start, where a frozen dataclass costs ~0.8 ms to define
-and `dataclasses` pulls in `inspect` (~6 ms). They behave as the dataclasses did (fields
-by keyword or position, defaults, equality only with their own class, hashable, same
-repr); copy with changes by `x._replace(field=...)`.
+The types are `typing.NamedTuple`s: fields by keyword or position, defaults, hashable,
+printed whole; copy with changes by `x._replace(field=...)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from nvlib.record import StrictRecord
-
-TYPE_CHECKING = False  # no `typing` import at run time: `import cdi` stays cheap
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "ContainerEdits",
@@ -39,7 +31,7 @@ __all__ = [
 Annotations = tuple[tuple[str, str], ...]
 
 
-class DeviceNode(StrictRecord):
+class DeviceNode(NamedTuple):
     path: str  # container path
     host_path: str = ""  # 0.5.0; empty means "same as path"
     type: str = ""  # "", "b", "c", "u", "p"
@@ -71,7 +63,7 @@ class DeviceNode(StrictRecord):
         return out
 
 
-class Mount(StrictRecord):
+class Mount(NamedTuple):
     host_path: str
     container_path: str
     options: tuple[str, ...] = ()
@@ -86,7 +78,7 @@ class Mount(StrictRecord):
         return out
 
 
-class Hook(StrictRecord):
+class Hook(NamedTuple):
     hook_name: str
     path: str
     args: tuple[str, ...] = ()  # args[0] is argv[0]: exec semantics
@@ -104,7 +96,7 @@ class Hook(StrictRecord):
         return out
 
 
-class NetDevice(StrictRecord):  # 1.1.0
+class NetDevice(NamedTuple):  # 1.1.0
     host_interface_name: str
     name: str
 
@@ -112,7 +104,7 @@ class NetDevice(StrictRecord):  # 1.1.0
         return {"hostInterfaceName": self.host_interface_name, "name": self.name}
 
 
-class IntelRdt(StrictRecord):  # 0.7.0; `schemata` and `enableMonitoring` 1.1.0
+class IntelRdt(NamedTuple):  # 0.7.0; `schemata` and `enableMonitoring` 1.1.0
     clos_id: str = ""
     l3_cache_schema: str = ""
     mem_bw_schema: str = ""
@@ -134,7 +126,7 @@ class IntelRdt(StrictRecord):  # 0.7.0; `schemata` and `enableMonitoring` 1.1.0
         return out
 
 
-class ContainerEdits(StrictRecord):
+class ContainerEdits(NamedTuple):
     env: tuple[str, ...] = ()
     device_nodes: tuple[DeviceNode, ...] = ()
     net_devices: tuple[NetDevice, ...] = ()  # 1.1.0
@@ -174,7 +166,7 @@ class ContainerEdits(StrictRecord):
         return out
 
 
-class Device(StrictRecord):
+class Device(NamedTuple):
     name: str
     container_edits: ContainerEdits
     annotations: Annotations = ()  # 0.6.0
@@ -188,7 +180,7 @@ class Device(StrictRecord):
         return out
 
 
-class Spec(StrictRecord):
+class Spec(NamedTuple):
     version: str  # the `cdiVersion` key
     kind: str
     devices: tuple[Device, ...]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nvlib.config.cliflags import Flag, format_help, parse_flags
 from nvlib.config.errors import ConfigError
@@ -63,8 +63,7 @@ FLAGS: tuple[Flag, ...] = (
 _REQUIRED = ("node-name", "node-label", "config-file-srcdir", "config-file-dst")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     oneshot: bool
     kubeconfig: str
     node_name: str

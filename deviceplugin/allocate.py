@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from deviceplugin.devices import Device, Resource, is_replica
 from deviceplugin.errors import RequestError
@@ -31,8 +31,7 @@ DEFAULT_ANNOTATION_PREFIX = "cdi.k8s.io/"
 MPS_CONTAINER_ROOT = "/mps"  # hard-coded container side of the MPS mounts, as upstream's
 
 
-@dataclass(frozen=True)
-class AllocateOptions:
+class AllocateOptions(NamedTuple):
     """What shapes an answer; fixed for the life of one plugin start."""
 
     strategies: tuple[str, ...] = ("envvar",)

@@ -32,14 +32,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from cdi.owners import PLUGIN_SPEC_FILE
 from deviceplugin.metrics import NO_METRICS, PluginMetrics
 from deviceplugin.watch import DirectorySignature, directory_signature
 from nvlib import fsutil
 from nvlib.model import Machine
+from nvlib.record import Plain
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ def defined_names(spec_dirs: Sequence[Path], skip: Path) -> tuple[set[str], set[
     return usable, in_own_dir
 
 
-@dataclass
-class CdiKeeper:
+class CdiKeeper(Plain):
     """Keeps `<cdi-spec-dir>/nvidia-device-plugin.yaml` holding exactly the missing names."""
 
     spec_dirs: tuple[Path, ...]  # lowest precedence first
@@ -85,13 +85,16 @@ class CdiKeeper:
     needed: tuple[str, ...]  # the qualified names Allocate hands out
     generate: Callable[[frozenset[str]], bytes]  # our file's bytes for these names
     identity: object = None  # what the names and bytes depend on: equal means reusable
-    metrics: PluginMetrics = field(default=NO_METRICS, compare=False, repr=False)
-    _missing: frozenset[str] | None = field(default=None, init=False)
-    _signature: DirectorySignature | None = field(default=None, init=False)  # None: never checked
-    _skipped: str | None = field(default=None, init=False)  # why the last check was skipped
-    # A write (bytes) or removal (None) that failed, retried at each recheck.
-    _unwritten: tuple[frozenset[str], bytes | None] | None = field(default=None, init=False)
-    _error: str | None = field(default=None, init=False)  # the last failure logged
+    metrics: PluginMetrics = NO_METRICS
+
+    def __post_init__(self) -> None:
+        # not fields: what the checks found, left out of the repr
+        self._missing: frozenset[str] | None = None
+        self._signature: DirectorySignature | None = None  # None: never checked
+        self._skipped: str | None = None  # why the last check was skipped
+        # A write (bytes) or removal (None) that failed, retried at each recheck.
+        self._unwritten: tuple[frozenset[str], bytes | None] | None = None
+        self._error: str | None = None  # the last failure logged
 
     def check(self) -> None:
         """Compare what the directories define with what is needed; write only on change.
@@ -197,8 +200,7 @@ def spec_dirs(host_root: Path, cdi_spec_dir: str) -> tuple[Path, ...]:
     return (static, own) if static != own else (own,)
 
 
-@dataclass(frozen=True)
-class GenerateInput:
+class GenerateInput(NamedTuple):
     """What the generator needs besides the names: the plugin's own roots and options."""
 
     machine: Machine

@@ -14,11 +14,11 @@ Imports nothing heavy: this runs before every start and on every SIGHUP.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from nvlib.config import Config, ConfigError, Duration, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
 from nvlib.metrics import parse_address
+from nvlib.record import Plain, factory
 
 COMMAND = "nvidia-device-plugin"
 SUMMARY = "NVIDIA device plugin for Kubernetes"
@@ -215,8 +215,7 @@ def _flags_over_file(parsed: ParsedFlags, config: Config) -> None:
         imex.required = parsed.boolean("imex-required")
 
 
-@dataclass
-class PluginSettings:
+class PluginSettings(Plain):
     config: Config
     config_file: str
     kubelet_socket: str  # "" = do not register
@@ -229,7 +228,7 @@ class PluginSettings:
     nvml_mock: str | None  # None when not given or empty
     driver_root_explicit: bool  # --driver-root / NVIDIA_DRIVER_ROOT set (beats a profile's)
     show_version: bool
-    warnings: list[str] = field(default_factory=list)  # normalise()'s, for the caller to log
+    warnings: list[str] = factory(list)  # normalise()'s, for the caller to log
 
 
 def usage() -> str:

@@ -45,7 +45,6 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from deviceplugin.cli import DEFAULT_KUBELET_SOCKET, PluginSettings, parse
@@ -216,7 +215,8 @@ class Daemon:
                     settings.metrics_address,
                     self._settings.metrics_address,
                 )
-                settings = replace(settings, metrics_address=self._settings.metrics_address)
+                # this reload's own parse (the last good settings keep their address)
+                settings.metrics_address = self._settings.metrics_address
             if kubelet_restarted and settings == self._settings and self.running.servers:
                 retry_at = self._serve_again()
                 continue

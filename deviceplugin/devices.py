@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from deviceplugin.errors import PluginError
 from nvlib.config import Sharing
@@ -25,12 +25,12 @@ DGX_DISPLAY_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """One advertised device: a full GPU, a MIG device, or a replica of either."""
 
     id: str  # what the kubelet sees: GPU-..., MIG-..., or <id>::<k> for a replica
-    index: str  # "0" for a GPU, "0:1" for a MIG device (GPU index : MIG device index)
+    # "0" for a GPU, "0:1" for a MIG device (GPU index : MIG device index)
+    index: str  # type: ignore[assignment]  # a field, not tuple.index
     gpu_index: int  # NVML index of the physical GPU (the parent of a MIG device)
     gpu_uuid: str  # UUID of that GPU: health events name it
     paths: tuple[str, ...]  # device nodes, for --pass-device-specs
@@ -51,8 +51,7 @@ class Device:
         return ":" not in self.index and "/dev/dxg" not in self.paths
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
     """One extended resource, served by one gRPC server on its own socket."""
 
     name: str  # nvidia.com/gpu, nvidia.com/mig-1g.5gb, nvidia.com/gpu.shared, ...
@@ -68,8 +67,7 @@ class Resource:
         return all(d.aligned_allocation_supported for d in self.devices)
 
 
-@dataclass(frozen=True)
-class DeviceMap:
+class DeviceMap(NamedTuple):
     resources: tuple[Resource, ...]
     warnings: tuple[str, ...] = ()  # for the caller to log
 
@@ -279,7 +277,7 @@ def _replicate(resources: dict[str, list[Device]], sharing: Sharing) -> dict[str
             continue
         target = entry.rename or name
         built.setdefault(target, []).extend(
-            replace(d, id=f"{d.id}{REPLICA_SEPARATOR}{k}", replicas=entry.replicas)
+            d._replace(id=f"{d.id}{REPLICA_SEPARATOR}{k}", replicas=entry.replicas)
             for d in devices
             for k in range(entry.replicas)
         )

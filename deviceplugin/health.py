@@ -28,8 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from deviceplugin.errors import PluginError
 from deviceplugin.metrics import NO_METRICS, PluginMetrics
@@ -56,8 +55,7 @@ class HealthSink(Protocol):
     def set_health(self, device_ids: Sequence[str], healthy: bool) -> None: ...
 
 
-@dataclass(frozen=True)
-class Watched:
+class Watched(NamedTuple):
     """One advertised device and where events for it come from."""
 
     device_id: str

@@ -14,10 +14,9 @@ search, nothing more. The device gauge is read from the running servers at scrap
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported with --metrics-address only
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 

@@ -18,7 +18,7 @@ is how an operator returns GPUs to service without a recovery period.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nvlib.events import ALL_INSTANCES
 
@@ -36,8 +36,7 @@ def concerns(scope: Scope, mig: Scope | None) -> bool:
     return mig is None or gi == ALL_INSTANCES or ci == ALL_INSTANCES or mig == scope
 
 
-@dataclass(frozen=True)
-class GpuFault:
+class GpuFault(NamedTuple):
     last: float  # time.monotonic() of the last critical event
     scopes: frozenset[Scope]
 

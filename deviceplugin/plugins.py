@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from cdi.names import DEFAULT_KIND, imex_channel_name, qualified_name
 from deviceplugin import imex
@@ -40,6 +40,7 @@ from nvlib.discover import DiscoveryError, discover
 from nvlib.migcaps import read_mig_minors
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError, session
+from nvlib.record import Plain, factory
 from nvlib.topology import Topology, read_topology
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,7 @@ NVML_INIT_HELP = (
 )
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(NamedTuple):
     """Where host facts come from: `/`, or the simulator's host tree and driver root."""
 
     root: Path = Path("/")
@@ -69,11 +69,10 @@ class Host:
     control_root: str = "/"
 
 
-@dataclass
-class Running:
+class Running(Plain):
     """What one start left running; `stop()` undoes all of it."""
 
-    servers: list[PluginServer] = field(default_factory=list)
+    servers: list[PluginServer] = factory(list)
     monitor: HealthMonitor | None = None
     cdi: CdiKeeper | None = None
     retry: bool = False  # a plugin failed to start: restart everything in 30 s

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nvlib.config.envparse import parse_uint
 
@@ -39,8 +39,7 @@ def _parse_list(raw: str) -> dict[int, bool]:
     return found
 
 
-@dataclass(frozen=True)
-class XidPolicy:
+class XidPolicy(NamedTuple):
     """XID -> disabled; a missing XID is checked unless every XID is disabled."""
 
     disabled: Mapping[int, bool]

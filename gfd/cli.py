@@ -15,6 +15,7 @@ only when a YAML config file is read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
 from nvlib.config import Config, ConfigError, normalise
 from nvlib.config.cliflags import COMMON_FLAGS, Flag, ParsedFlags, format_help, resolve
@@ -30,10 +31,6 @@ from nvlib.config.validate import (
     check_label_template_namespaces,
 )
 from nvlib.record import Plain, factory
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
 
 log = logging.getLogger("gfd")
 

@@ -39,6 +39,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
@@ -55,7 +56,6 @@ from nvlib.nvml import NvmlInitError
 from nvlib.record import Plain
 from nvlib.signals import Signals
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gfd.templating import LabelTemplates  # imports jinja2: only with templates
 

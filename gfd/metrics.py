@@ -14,9 +14,9 @@ unchanged), `deferred` (publishing waits out an API outage: the last labels stay
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported with --metrics-address only
     from prometheus_client.registry import CollectorRegistry
 
 PREFIX = "gfd"

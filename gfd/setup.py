@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from gfd.cli import GfdSettings
 from gfd.daemon import Labeller
@@ -18,13 +19,10 @@ from gfd.outputs.featurefile import FeatureFile, removal_applies
 from gfd.outputs.handover import Handover
 from nvlib import host
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Literal
+    from gfd.templating import LabelTemplates  # imports jinja2: only with templates
 
-    from gfd.templating import LabelTemplates
-
-    Resolved = Literal["nodefeature", "file", "undecided"]
+Resolved = Literal["nodefeature", "file", "undecided"]
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,13 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pynvml
 
 from nvlib import host
 from nvlib.model import Fabric, Gpu, Machine, MigDevice, sysfs_bus_id
 from nvlib.nvml import error_text, is_absent, optional, session, text
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 log = logging.getLogger(__name__)
 

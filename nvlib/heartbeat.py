@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by parse_args only: the probe stays light
     import argparse
-    from collections.abc import Sequence
 
 __all__ = ["Heartbeat", "HeartbeatError", "check", "max_age", "parse_args", "verdict"]
 

@@ -22,16 +22,14 @@ everything else. This module itself imports only the standard library, and that 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from types import ModuleType
-    from typing import TypeVar
+    from prometheus_client.registry import CollectorRegistry  # imported with an address only
 
-    from prometheus_client.registry import CollectorRegistry
-
-    Recorder = TypeVar("Recorder")
+Recorder = TypeVar("Recorder")
 
 __all__ = [
     "MetricsError",

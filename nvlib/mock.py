@@ -11,8 +11,9 @@ process (a test, with the faults it injects) is used as it is.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; mypy sees True
-if TYPE_CHECKING:
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the simulator loads on first use only
     from nvlib.sim import Simulation
 
 _started: Simulation | None = None  # the simulation this module activated

@@ -1,17 +1,14 @@
 """The plain device model that discovery produces and every tool reads.
 
-Immutable records of strings, ints and tuples only, so a model compares, hashes and
-prints well in a failing test. They are `StrictRecord`s (nvlib/record.py), not frozen
-dataclasses: a frozen dataclass exec-compiles its methods, almost a millisecond a class
-on every command start. A record compares equal only to one of its own class, as a
-dataclass does; `obj._replace(field=...)` makes a changed copy. Nothing here touches
-NVML or the host: labels, CDI specs and plugin devices are pure functions of a
-`Machine`.
+Immutable records (`typing.NamedTuple`s) of strings, ints and tuples only, so a model
+compares, hashes and prints well in a failing test; `obj._replace(field=...)` makes a
+changed copy. Nothing here touches NVML or the host: labels, CDI specs and plugin
+devices are pure functions of a `Machine`.
 """
 
 from __future__ import annotations
 
-from nvlib.record import StrictRecord
+from typing import NamedTuple
 
 
 def sysfs_bus_id(nvml_bus_id: str) -> str:
@@ -20,10 +17,11 @@ def sysfs_bus_id(nvml_bus_id: str) -> str:
     return f"{domain[-4:]}:{rest}".lower()
 
 
-class MigDevice(StrictRecord):
+class MigDevice(NamedTuple):
     """One MIG device (a compute instance inside a GPU instance) of a parent GPU."""
 
-    index: int  # MIG device index within the parent, as nvmlDeviceGetMigDeviceHandleByIndex
+    # MIG device index within the parent, as nvmlDeviceGetMigDeviceHandleByIndex
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     uuid: str  # "MIG-..."
     gi_id: int
     ci_id: int
@@ -39,15 +37,15 @@ class MigDevice(StrictRecord):
     ofas: int
 
 
-class Fabric(StrictRecord):
+class Fabric(NamedTuple):
     """NVML GPU fabric info for a fabric-attached GPU (state completed, status success)."""
 
     cluster_uuid: str  # canonical lower-case UUID
     clique_id: int
 
 
-class Gpu(StrictRecord):
-    index: int
+class Gpu(NamedTuple):
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     uuid: str  # "GPU-..."
     name: str  # nvmlDeviceGetName, e.g. "NVIDIA A100-SXM4-40GB"
     memory_total_bytes: int | None  # None when NVML could not say: no memory label
@@ -71,19 +69,19 @@ class Gpu(StrictRecord):
         return (self.memory_total_bytes or 0) // (1024 * 1024)
 
 
-class VGpuDevice(StrictRecord):
+class VGpuDevice(NamedTuple):
     pci_address: str
     host_driver_version: str
     host_driver_branch: str
 
 
-class VGpuInfo(StrictRecord):
+class VGpuInfo(NamedTuple):
     """NVIDIA PCI devices found in sysfs that carry the vGPU signature (docs/labels.md#vgpu)."""
 
     devices: tuple[VGpuDevice, ...] = ()
 
 
-class Machine(StrictRecord):
+class Machine(NamedTuple):
     driver_version: str  # nvmlSystemGetDriverVersion, as returned
     cuda_driver_version: int  # nvmlSystemGetCudaDriverVersion, e.g. 12040
     gpus: tuple[Gpu, ...] = ()

@@ -1,8 +1,8 @@
 """GPU link topology: the PCIe common ancestor and the NVLinks of every GPU pair.
 
-Read through NVML once, into plain frozen dataclasses, so that the device plugin's
-preferred allocation scores pairs without calling NVML per request (upstream took 16-30 s
-on an 8-GPU node doing that). The reads follow go-gpuallocator:
+Read through NVML once, into immutable records, so that the device plugin's preferred
+allocation scores pairs without calling NVML per request (upstream took 16-30 s on an
+8-GPU node doing that). The reads follow go-gpuallocator:
 `nvmlDeviceGetTopologyCommonAncestor` per pair, and per GPU every active NVLink
 (`nvmlDeviceGetNvLinkState`) whose remote end (`nvmlDeviceGetNvLinkRemotePciInfo_v2`) is
 another GPU's PCI bus ID.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pynvml
 
@@ -28,8 +28,7 @@ from nvlib.nvml import error_text, is_absent, session, text
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class GpuPair:
+class GpuPair(NamedTuple):
     """The links between two GPUs, `a` < `b` by NVML index."""
 
     a: int
@@ -38,8 +37,7 @@ class GpuPair:
     nvlinks: int = 0  # active NVLinks from `a` whose remote end is `b`
 
 
-@dataclass(frozen=True)
-class Topology:
+class Topology(NamedTuple):
     pairs: tuple[GpuPair, ...] = ()
     unreadable: tuple[int, ...] = ()  # GPUs whose queries failed: their pairs are unknown
 
@@ -97,8 +95,7 @@ def _common_ancestor(first: object, second: object) -> int | None:
         raise
 
 
-@dataclass(frozen=True)
-class NvLink:
+class NvLink(NamedTuple):
     """One active NVLink of a GPU: where its far end is (a GPU, an NVSwitch, ...)."""
 
     gpu: int  # NVML index of the GPU

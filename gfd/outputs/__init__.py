@@ -9,14 +9,9 @@ inside its functions.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, Protocol
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Literal, Protocol
-
-    OutputKind = Literal["file", "stdout", "nodefeature"]
-else:
-    Protocol = object  # at run time a plain base: nothing checks an Output with isinstance
+OutputKind = Literal["file", "stdout", "nodefeature"]
 
 __all__ = ["Output", "OutputError"]
 

@@ -13,14 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from gfd.outputs import Output
+from gfd.outputs import Output, OutputKind
 from gfd.outputs.featurefile import FeatureFile
 from gfd.outputs.handover import Handover
 from gfd.outputs.nodefeature import Discovery
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from gfd.outputs import OutputKind
 
 __all__ = ["AutoOutput"]
 

@@ -18,12 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from gfd.metrics import NO_METRICS, GfdMetrics
-from gfd.outputs import OutputError
+from gfd.outputs import OutputError, OutputKind
 from nvlib.fsutil import remove_regular_file, write_atomic
-
-TYPE_CHECKING = False  # no `typing` import at run time
-if TYPE_CHECKING:
-    from gfd.outputs import OutputKind
 
 __all__ = ["STDOUT", "FeatureFile", "expiry_directive", "format_labels", "removal_applies"]
 

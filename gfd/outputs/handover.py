@@ -13,11 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from gfd.outputs import Output, OutputError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from gfd.outputs import OutputKind
+from gfd.outputs import Output, OutputError, OutputKind
 
 __all__ = ["Handover"]
 

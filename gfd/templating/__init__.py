@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Template, TemplateError, TemplateSyntaxError
 
@@ -24,7 +25,6 @@ from gfd.templating.sandbox import LabelSandbox, RenderBudgetExceeded
 from nvlib.config import Config, ConfigError
 from nvlib.model import Gpu, Machine
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nvlib.topology import NvLink  # read through read_nvlinks: pynvml stays unimported
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from gfd.labelers.resources import family, label_profile
 from gfd.labelers.values import fit, sanitise
 from nvlib.config import Config
 from nvlib.model import Gpu, Machine, MigDevice
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nvlib.topology import NvLink  # only its fields are read: pynvml stays unimported
 

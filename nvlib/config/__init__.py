@@ -6,6 +6,8 @@ merges its flags and environment over it (flag > env > file > default), and
 the "Running with config:" log text.
 """
 
+from __future__ import annotations
+
 from nvlib.config.durations import Duration
 from nvlib.config.errors import ConfigError
 from nvlib.config.load import FILE_ERROR_PREFIX, normalise, parse_config_data, parse_config_file

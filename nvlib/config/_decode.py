@@ -22,6 +22,7 @@ from nvlib.config.errors import ConfigError
 from nvlib.config.names import is_device_ref, qualify_resource_name, shared_rename
 from nvlib.config.schema import (
     Config,
+    Devices,
     Flags,
     GfdFlags,
     Imex,
@@ -32,10 +33,6 @@ from nvlib.config.schema import (
     Resources,
     Sharing,
 )
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from nvlib.config.schema import Devices
 
 _MAX_INT = (1 << 63) - 1
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from nvlib.config.durations import Duration
 from nvlib.config.envparse import (
@@ -32,12 +34,7 @@ from nvlib.config.load import parse_config_file
 from nvlib.config.schema import Config
 from nvlib.record import Plain, factory
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
-    from typing import TypeVar
-
-    _T = TypeVar("_T")
+_T = TypeVar("_T")
 
 # bool, string, duration (Go form or `infinite`), float, int, tristate (true|false|auto),
 # string-list and int-list (comma-separated; a repeated flag appends).

@@ -5,17 +5,16 @@
         pynvml.nvmlInit()            # the real pynvml, answered by the simulator
         ...                          # host files under simulation.root
 
-Importing this package loads the profile records only: yaml and the profile checks
-come when a profile is loaded (a built-in one is its YAML file in profiles/), the
-host-tree writer on activation, and the ctypes layer on the first NVML call.
+Importing this package loads the simulator: yaml and the profile checks come when a
+profile is loaded (a built-in one is its YAML file in profiles/), and the ctypes layer
+on the first NVML call. A command on the real NVML path never imports it.
 """
 
-from nvlib.sim.profile import BUILTIN_PROFILES, Profile, load_profile
+from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from nvlib.sim.errors import ProfileError
-    from nvlib.sim.simulation import Simulation, activate, active
+from nvlib.sim.errors import ProfileError
+from nvlib.sim.profile import BUILTIN_PROFILES, Profile, load_profile
+from nvlib.sim.simulation import Simulation, activate, active
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -26,18 +25,3 @@ __all__ = [
     "active",
     "load_profile",
 ]
-
-
-def __getattr__(name: str) -> object:
-    if name in ("Simulation", "activate", "active"):
-        from nvlib.sim import simulation
-
-        value = getattr(simulation, name)
-    elif name == "ProfileError":
-        from nvlib.sim.errors import ProfileError
-
-        value = ProfileError
-    else:
-        raise AttributeError(f"module 'nvlib.sim' has no attribute {name!r}")
-    globals()[name] = value  # found without this function from now on
-    return value

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+from typing import TypeVar
 
 import pynvml
 
 from nvlib.sim.errors import ProfileError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import TypeVar
-
-    T = TypeVar("T")
+T = TypeVar("T")
 
 _DURATION = r"^(\d+(?:\.\d+)?)(ms|s|m)$"  # compiled on first use: most runs never need it
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}

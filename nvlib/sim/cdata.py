@@ -8,15 +8,12 @@ layout that pynvml and the simulator disagree on cannot go unnoticed.
 from __future__ import annotations
 
 import ctypes
+from typing import Any, TypeVar
 
 import pynvml
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, TypeVar
-
-    S = TypeVar("S", bound=ctypes.Structure)
-    P = TypeVar("P", bound="ctypes._Pointer[Any]")
+S = TypeVar("S", bound=ctypes.Structure)
+P = TypeVar("P", bound="ctypes._Pointer[Any]")
 
 SUCCESS = pynvml.NVML_SUCCESS
 INVALID_ARGUMENT = pynvml.NVML_ERROR_INVALID_ARGUMENT

@@ -12,8 +12,8 @@ time, so no timer thread runs behind the caller's back.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from nvlib.record import Record
 from nvlib.sim import _checks as check
 from nvlib.sim.errors import ProfileError
 from nvlib.sim.profile import FaultSpec, GpuSpec
@@ -103,13 +103,13 @@ def _gpu(value: object, path: str, gpus: tuple[GpuSpec, ...], required: bool) ->
     return value
 
 
-class CallFailure(Record):
+class CallFailure(NamedTuple):
     call: str
     gpu: int | None  # None: every call of that name
     error: int
 
 
-class CallHang(Record):
+class CallHang(NamedTuple):
     call: str
     gpu: int | None  # None: every call of that name
     seconds: float  # how long each call blocks; math.inf: until the fault is cleared

@@ -10,16 +10,17 @@ other records, and importable from here too.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pynvml
 
-from nvlib.record import Record
 from nvlib.sim.profile import CiProfile, GiProfile
 
 # MIG placements are counted in memory slices: eight per GPU on every model here.
 MEMORY_SLICES = 8
 
 
-class GpuModel(Record):
+class GpuModel(NamedTuple):
     key: str  # what a profile names in `model:`
     name: str  # nvmlDeviceGetName
     memory_mib: int

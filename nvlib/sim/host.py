@@ -10,9 +10,10 @@ Placeholder device nodes are empty regular files; `device_nodes` gives the
 
 Every entry is written with plain os calls and remembered, so that removing an owned
 tree unlinks what was written instead of walking it: a command start pays for each
-system call, and both halves cost tens of microseconds per file. (No `from __future__
-import annotations` here, as in everything `activate` imports: see profile.py.)
+system call, and both halves cost tens of microseconds per file.
 """
+
+from __future__ import annotations
 
 import os
 import shutil

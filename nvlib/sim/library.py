@@ -14,6 +14,7 @@ import ctypes
 import logging
 import math
 import time
+from typing import Any
 
 import pynvml
 
@@ -21,10 +22,6 @@ from nvlib.sim.calls import Handler, load_all
 from nvlib.sim.faults import CallHang
 from nvlib.sim.state import NvmlState
 from nvlib.sim.symbols import NO_INIT_NEEDED, SIGNATURES
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -3,19 +3,14 @@
 `load_profile` returns a built-in profile by name or reads a YAML file by path;
 `parse.py` turns the YAML into these immutable records and rejects anything it cannot
 simulate. The format is documented in docs/profiles.md. A built-in profile is the
-YAML file of that name in profiles/, parsed once per process.
-
-The records are `Record`s (nvlib/record.py): typing.NamedTuple's class syntax and
-behaviour (they are tuples: they compare, hash, print and `_replace` the same), defined
-at a fraction of the cost, which every `--nvml-mock` command start would pay. For the
-same reason this module (like the rest of what `activate` imports) has no
-`from __future__ import annotations`: importing __future__ costs 0.2 ms. Annotations
-are evaluated, so a name defined later or only for type checkers is quoted.
+YAML file of that name in profiles/, parsed once per process. The records are
+`typing.NamedTuple`s: immutable values (docs/architecture.md#records).
 """
 
-from pathlib import Path
+from __future__ import annotations
 
-from nvlib.record import Record
+from pathlib import Path
+from typing import NamedTuple
 
 BUILTIN_PROFILES: tuple[str, ...] = (
     "dgx-a100",
@@ -30,13 +25,14 @@ BUILTIN_PROFILES: tuple[str, ...] = (
 )
 
 PROFILES_DIR = Path(__file__).with_name("profiles")  # the built-in profiles' YAML files
-_builtin_cache: dict[str, "Profile"] = {}
+_builtin_cache: dict[str, Profile] = {}
 
 
-class GiProfile(Record):
+class GiProfile(NamedTuple):
     """One GPU instance profile, as nvmlDeviceGetGpuInstanceProfileInfo reports it."""
 
-    index: int  # NVML_GPU_INSTANCE_PROFILE_*: what the caller passes
+    # NVML_GPU_INSTANCE_PROFILE_*: what the caller passes
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     id: int  # what the info and nvmlGpuInstanceGetInfo report (nvidia-smi's ID column)
     name: str  # "1g.5gb", "1g.5gb+me"
     slices: int
@@ -57,16 +53,17 @@ class GiProfile(Record):
         return self.name.split(".", 1)[1].split("+", 1)[0]
 
 
-class CiProfile(Record):
+class CiProfile(NamedTuple):
     """One compute instance profile inside a GPU instance profile."""
 
-    index: int  # NVML_COMPUTE_INSTANCE_PROFILE_*; real NVML reports it as the id too
+    # NVML_COMPUTE_INSTANCE_PROFILE_*; real NVML reports it as the id too
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     slices: int
     instances: int
     multiprocessors: int
 
 
-class PciAddress(Record):
+class PciAddress(NamedTuple):
     domain: int
     bus: int
     device: int
@@ -88,10 +85,11 @@ class PciAddress(Record):
         return self.legacy.lower()
 
 
-class MigSpec(Record):
+class MigSpec(NamedTuple):
     """One MIG device: a compute instance in a GPU instance, at a fixed placement."""
 
-    index: int  # nvmlDeviceGetMigDeviceHandleByIndex
+    # nvmlDeviceGetMigDeviceHandleByIndex
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     uuid: str
     name: str  # profile name, "3g.20gb" or "1c.2g.10gb"
     gi_profile: GiProfile
@@ -101,20 +99,20 @@ class MigSpec(Record):
     gi_start: int  # placement start, in memory slices
 
 
-class FabricSpec(Record):
+class FabricSpec(NamedTuple):
     cluster_uuid: bytes  # 16 bytes
     clique_id: int
     state: int  # NVML_GPU_FABRIC_STATE_*
     status: int  # nvmlReturn_t
 
 
-class VGpuSpec(Record):
+class VGpuSpec(NamedTuple):
     host_driver_version: str
     host_driver_branch: str
 
 
-class GpuSpec(Record):
-    index: int
+class GpuSpec(NamedTuple):
+    index: int  # type: ignore[assignment]  # a field, not tuple.index
     model: str | None  # the gpus.py key it came from; None for a fully described GPU
     name: str
     uuid: str
@@ -142,20 +140,20 @@ class GpuSpec(Record):
         return bool(self.gi_profiles)
 
 
-class NvSwitchSpec(Record):
+class NvSwitchSpec(NamedTuple):
     bus: PciAddress
     device_id: int  # 16-bit PCI device id
     numa_node: int | None
 
 
-class DeviceMajors(Record):
+class DeviceMajors(NamedTuple):
     nvidia: int = 195
     nvidia_uvm: int = 508
     nvidia_caps: int = 509
     nvidia_caps_imex_channels: int = 507
 
 
-class FaultSpec(Record):
+class FaultSpec(NamedTuple):
     """A fault the profile schedules `after` seconds from activation."""
 
     kind: str  # "xid", "fall_off_bus" or "call"
@@ -168,7 +166,7 @@ class FaultSpec(Record):
     hang: float | None = None  # a call fault that blocks: seconds, math.inf until cleared
 
 
-class Profile(Record):
+class Profile(NamedTuple):
     name: str
     description: str
     machine: str | None  # DMI product name; None: no product_name file

@@ -7,9 +7,10 @@ runs unchanged. One simulation is active at a time; activating another replaces 
 A command start pays for everything done here, so the rest waits for its first use:
 the driver root is written when `driver_root` or `device_nodes` is first read, and
 the NVML state and its ctypes callbacks (library.py, state.py, calls/) are built on
-the first C symbol pynvml looks up, or the first runtime fault. (No `from __future__
-import annotations` here, as in everything `activate` imports: see profile.py.)
+the first C symbol pynvml looks up, or the first runtime fault.
 """
+
+from __future__ import annotations
 
 import atexit
 import os
@@ -17,23 +18,21 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import pynvml
 
 from nvlib.sim.host import DRIVER_ROOT, HostTree, device_nodes
 from nvlib.sim.profile import Profile, load_profile
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Any
-
+if TYPE_CHECKING:  # the ctypes layer loads on the first NVML call
     from nvlib.sim.library import SimulatedLibrary
     from nvlib.sim.state import NvmlState
 
 _lock = threading.Lock()
 _SHM = "/dev/shm"
-_active: "Simulation | None" = None
+_active: Simulation | None = None
 
 
 class Simulation:
@@ -79,7 +78,7 @@ class Simulation:
                     )
 
     @property
-    def _state(self) -> "NvmlState":
+    def _state(self) -> NvmlState:
         """The NVML state, built on first use."""
         state = self._nvml
         if state is None:
@@ -93,7 +92,7 @@ class Simulation:
                     self._nvml = state
         return state
 
-    def _simulated_library(self) -> "SimulatedLibrary":
+    def _simulated_library(self) -> SimulatedLibrary:
         library = self._simulated
         if library is None:
             from nvlib.sim.library import SimulatedLibrary
@@ -155,14 +154,14 @@ class Simulation:
             if self._owns_root:
                 self._tree.remove()
 
-    def __enter__(self) -> "Simulation":
+    def __enter__(self) -> Simulation:
         return self
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: "TracebackType | None",
+        tb: TracebackType | None,
     ) -> None:
         self.deactivate()
 
@@ -315,7 +314,7 @@ class _Library:
     def __init__(self, simulation: Simulation) -> None:
         self._simulation = simulation
 
-    def __getattr__(self, name: str) -> "Any":
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         fn = getattr(self._simulation._simulated_library(), name)

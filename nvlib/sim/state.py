@@ -1,7 +1,8 @@
 """The simulated NVML's live state: handles, init count, faults and event sets.
 
-Plain slotted classes rather than dataclasses, which cost a millisecond each to define
-at every activation's first import.
+The objects are ordinary slotted classes, not records: each has an identity (its
+handle) and they point at each other both ways, so field equality and a field repr
+would be wrong for them.
 
 One condition variable guards it all. Every callback holds it while it runs, and an
 event wait sleeps on it, which releases it (and the GIL) so that other threads, an
@@ -14,10 +15,10 @@ import ctypes
 import time
 from collections import deque
 from threading import Condition, RLock
+from typing import NamedTuple
 
 import pynvml
 
-from nvlib.record import Record
 from nvlib.sim.faults import CallFailure, CallHang, FaultBook
 from nvlib.sim.profile import CiProfile, FaultSpec, GiProfile, GpuSpec, MigSpec, Profile
 
@@ -85,7 +86,7 @@ class Mig:
         self.ci = ci
 
 
-class Event(Record):
+class Event(NamedTuple):
     gpu: int
     type: int
     data: int

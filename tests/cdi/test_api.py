@@ -2,8 +2,8 @@
 
 Matrix: every exported name resolves (lazily); submodules are reachable from a bare
 `import cdi`; a fresh interpreter importing `cdi` loads no heavy module (`yaml`,
-`typing`, `pynvml`, `kubernetes`, `argparse`), nor does the generate path (but for
-`typing`, which pynvml loads anyway): the command starts on every node.
+`pynvml`, `kubernetes`, `argparse`), nor does the generate path: the command starts on
+every node.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_unknown_attribute() -> None:
 CHECK = """
 import sys
 {imports}
-heavy = ("yaml", "typing", "pynvml", "kubernetes", "argparse")
+heavy = ("yaml", "pynvml", "kubernetes", "argparse")
 print(",".join(sorted(m for m in heavy if m in sys.modules)))
 """
 
@@ -43,13 +43,10 @@ print(",".join(sorted(m for m in heavy if m in sys.modules)))
     ("imports", "allowed"),
     [
         pytest.param("import cdi", set(), id="import-cdi"),
-        # `typing` is allowed here: pynvml, which every generate pass runs, imports it anyway.
         pytest.param(
-            "import cdi.generate, cdi.driverfiles, cdi.write, cdi.encode",
-            {"typing"},
-            id="generate-path",
+            "import cdi.generate, cdi.driverfiles, cdi.write, cdi.encode", set(), id="generate-path"
         ),
-        pytest.param("import cdi.cli", {"argparse", "typing"}, id="cli"),
+        pytest.param("import cdi.cli", {"argparse"}, id="cli"),
     ],
 )
 def test_light_imports(imports: str, allowed: set[str]) -> None:

@@ -3,7 +3,6 @@ defaults, command line over environment, and each refusal with its message."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -48,7 +47,7 @@ DEFAULTS = Settings(
     ],
 )  # fmt: skip
 def test_parse(argv: list[str], environ: dict[str, str], changed: dict[str, Any]) -> None:
-    assert parse(argv, {**REQUIRED, **environ}) == dataclasses.replace(DEFAULTS, **changed)
+    assert parse(argv, {**REQUIRED, **environ}) == DEFAULTS._replace(**changed)
 
 
 @pytest.mark.parametrize(

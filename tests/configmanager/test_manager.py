@@ -96,7 +96,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def test_oneshot_writes_the_default_and_sends_nothing(setup: Setup) -> None:
-    setup.settings = dataclasses.replace(setup.settings, oneshot=True, send_signal=False)
+    setup.settings = setup.settings._replace(oneshot=True, send_signal=False)
     setup.tracker.node_seen(labelled(None))
     assert setup.run() == 0
     assert setup.dst.read_text() == CONFIGS["default"]
@@ -129,9 +129,7 @@ def test_label_changes_write_and_signal_only_on_change(
 
 
 def test_empty_config_is_an_empty_file(setup: Setup) -> None:
-    setup.settings = dataclasses.replace(
-        setup.settings, oneshot=True, fallback_strategies=("empty",)
-    )
+    setup.settings = setup.settings._replace(oneshot=True, fallback_strategies=("empty",))
     setup.tracker.node_seen(labelled(None))
     setup.dst.write_text("stale\n")
     assert setup.run() == 0
@@ -140,7 +138,7 @@ def test_empty_config_is_an_empty_file(setup: Setup) -> None:
 
 
 def test_configmap_update_is_read_at_the_next_pass(setup: Setup) -> None:
-    setup.settings = dataclasses.replace(setup.settings, oneshot=True)
+    setup.settings = setup.settings._replace(oneshot=True)
     configmap_mount(Path(setup.settings.config_file_srcdir),
                     {**CONFIGS, "default": "version: v1\nflags: {migStrategy: single}\n"},
                     stamp="..2026_01_02")  # fmt: skip
@@ -172,7 +170,7 @@ def test_errors_end_the_command(
     setup: Setup, caplog: pytest.LogCaptureFixture, label: str, change: dict[str, object],
     message: str,
 ) -> None:  # fmt: skip
-    setup.settings = dataclasses.replace(setup.settings, **change)  # type: ignore[arg-type]
+    setup.settings = setup.settings._replace(**change)  # type: ignore[arg-type]
     setup.dst.write_text("kept\n")
     setup.tracker.node_seen(labelled(label))
     assert setup.run() == 1
@@ -185,7 +183,7 @@ def test_no_configs_at_all(setup: Setup, tmp_path: Path, caplog: pytest.LogCaptu
     empty = tmp_path / "empty-configmap"
     empty.mkdir()
     (empty / "..data").symlink_to("..2026")  # only Kubernetes' own entries
-    setup.settings = dataclasses.replace(setup.settings, config_file_srcdir=str(empty))
+    setup.settings = setup.settings._replace(config_file_srcdir=str(empty))
     setup.tracker.node_seen(labelled(None))
     assert setup.run() == 1
     assert "Error: no configuration files available" in caplog.text

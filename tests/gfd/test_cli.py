@@ -511,7 +511,7 @@ def test_logged_config_reflects_the_merge() -> None:
 _IMPORT_PROBE = """
 import sys, gfd.cli
 gfd.cli.parse(sys.argv[1:], {})
-heavy = ("yaml", "kubernetes", "pynvml", "typing", "argparse", "jinja2")
+heavy = ("yaml", "kubernetes", "pynvml", "argparse", "jinja2")
 print(",".join(m for m in heavy if m in sys.modules))
 """
 

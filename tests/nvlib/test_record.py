@@ -1,18 +1,17 @@
-"""nvlib.record: `Plain` and `StrictRecord` behave as the dataclasses they replace.
+"""nvlib.record: `Plain` behaves as the dataclass it replaces.
 
 Matrix: each Plain behaviour (construction by position and keyword, defaults, fresh
 factory defaults, __post_init__, argument errors, ==, repr, hashing, frozen) side by side
-with the same @dataclass; StrictRecord's class-strict equality, hashing, repr, _replace
-and immutability against a frozen dataclass.
+with the same @dataclass.
 """
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, dataclass, field
+from dataclasses import dataclass, field
 
 import pytest
 
-from nvlib.record import Plain, StrictRecord, factory
+from nvlib.record import Plain, factory
 
 
 class P(Plain):
@@ -30,21 +29,6 @@ class D:
 
 class Frozen(Plain, frozen=True):
     value: int | None
-
-
-class Rec(StrictRecord):
-    a: int
-    b: tuple[int, ...] = ()
-
-    @property
-    def total(self) -> int:
-        return self.a + sum(self.b)
-
-
-@dataclass(frozen=True)
-class FrozenRec:
-    a: int
-    b: tuple[int, ...] = ()
 
 
 def test_plain_constructs_compares_and_prints_as_a_dataclass() -> None:
@@ -109,50 +93,3 @@ def test_frozen_plain_is_hashable_and_read_only() -> None:
         one.value = 6  # type: ignore[misc]
     with pytest.raises(AttributeError, match="cannot delete field 'value'"):
         del one.value  # type: ignore[misc]
-
-
-def test_strict_record_compares_hashes_and_prints_as_a_frozen_dataclass() -> None:
-    rec, dc = Rec(1, (2, 3)), FrozenRec(1, (2, 3))
-    assert rec == Rec(a=1, b=(2, 3)) and rec != Rec(1) and rec.total == 6
-    assert hash(rec) == hash(Rec(1, (2, 3))) == hash(dc)
-    assert repr(rec) == "Rec(a=1, b=(2, 3))" and repr(dc) == "FrozenRec(a=1, b=(2, 3))"
-    assert rec != (1, (2, 3)) and (1, (2, 3)) != rec and rec != dc  # unlike a bare tuple
-    assert not rec == (1, (2, 3)) and not (1, (2, 3)) == rec
-    assert rec._replace(b=()) == Rec(1)
-    with pytest.raises(AttributeError):
-        rec.a = 2  # type: ignore[misc]
-    with pytest.raises(FrozenInstanceError):
-        dc.a = 2  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        pytest.param({"x": 1, "why": 2}, "missing argument 'y'", id="misspelt"),
-        pytest.param({"x": 1}, "missing argument 'y'", id="missing"),
-    ],
-)
-def test_record_by_name_names_a_wrong_field(kwargs: dict[str, int], message: str) -> None:
-    """Every field by name takes a fast path; a wrong name still gets the full error."""
-
-    class Point(StrictRecord):
-        x: int
-        y: int
-
-    assert Point(y=2, x=1) == Point(1, 2)
-    with pytest.raises(TypeError, match=message):
-        Point(**kwargs)
-
-
-def test_record_by_name_fills_defaults_and_rejects_unknown_names() -> None:
-    assert Rec(a=1) == Rec(1, ()) == Rec(1) and Rec(b=(2,), a=1) == Rec(1, (2,))
-    with pytest.raises(TypeError, match="missing argument 'a'"):
-        Rec()  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="takes 2 arguments"):
-        Rec(1, (), 3)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"unexpected arguments \['c'\]"):
-        Rec(a=1, c=2)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="missing argument 'a'"):
-        Rec(b=(), c=2)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="unexpected field names"):
-        Rec(1)._replace(c=2)

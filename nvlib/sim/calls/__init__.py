@@ -8,16 +8,12 @@ Each function takes the simulator state and the C arguments as the callback got 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from nvlib.record import Record
 from nvlib.sim.state import NvmlState
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    Fn = Callable[..., int]
-    GpusOf = Callable[[NvmlState, tuple[Any, ...]], set[int]]
+Fn = Callable[..., int]
+GpusOf = Callable[[NvmlState, tuple[Any, ...]], set[int]]
 
 
 def handle_owners(state: NvmlState, args: tuple[Any, ...]) -> set[int]:
@@ -25,7 +21,7 @@ def handle_owners(state: NvmlState, args: tuple[Any, ...]) -> set[int]:
     return {gpu for gpu in map(state.owner, args) if gpu is not None}
 
 
-class Handler(Record):
+class Handler(NamedTuple):
     fn: Fn
     gpus_of: GpusOf  # which GPUs a call concerns: for lost GPUs and call faults
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from ctypes import c_int, c_uint
+from typing import Any
 
 import pynvml
 
 from nvlib.sim.calls import answers
 from nvlib.sim.cdata import INVALID_ARGUMENT, SUCCESS, put, put_handle, put_text
 from nvlib.sim.state import NvmlState
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 
 @answers("nvmlInit", "nvmlInit_v2")
