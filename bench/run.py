@@ -9,7 +9,8 @@ Each line prints a figure, the floor measured in the same run, their ratio and t
 
 - gfd-oneshot: `gpu-feature-discovery --oneshot --nvml-mock dgx-a100 --output-file -`,
   wall time and max RSS, against `python -c "import pynvml"` (the interpreter plus the
-  binding every run needs).
+  binding every run needs). Goal <= 2.5x, as on the real path: the simulator's own
+  start (yaml, the profile's parse and checks) is in this figure.
 - gfd-oneshot-real: the same oneshot on the real NVML path, without a GPU: no
   `--nvml-mock`, and the production pynvml loads a C `libnvidia-ml.so.1` that answers as
   the dgx-a100 (the test suite's stub, built with gcc for the run: `realpath.py`),
@@ -24,7 +25,9 @@ Each line prints a figure, the floor measured in the same run, their ratio and t
   they add (only templates that name `nvlinks` pay them); and the oneshot command with
   and without templates, beside its floor, in the same interleaved run.
 
-Timings are medians over repeated runs; nothing here is a pass/fail test.
+Timings are medians over repeated runs; nothing here is a pass/fail test. Run them from
+a non-editable install (`pip install '.[test]'`): an editable one adds its import hook
+to every interpreter start, floors included.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def bench_oneshot() -> int:
     (floor_wall, floor_rss), (wall, rss) = median_runs(
         [sys.executable, "-c", "import pynvml"], [*gfd, "--output-file", "-"]
     )
-    _line("gfd-oneshot dgx-a100 wall", wall * 1000, floor_wall * 1000, "ms", 2.0)
+    _line("gfd-oneshot dgx-a100 wall", wall * 1000, floor_wall * 1000, "ms", 2.5)
     _rss_line("gfd-oneshot dgx-a100 max RSS", rss, floor_rss)
     return floor_rss
 
@@ -183,7 +186,7 @@ def bench_templates() -> None:
         [*gfd, "--output-file", "-"],
         [*gfd, "--output-file", "-", "--label-templates", "builtin"],
     )
-    _line("gfd-oneshot no templates", plain * 1000, floor_wall * 1000, "ms", 2.0)
+    _line("gfd-oneshot no templates", plain * 1000, floor_wall * 1000, "ms", 2.5)
     # No goal: the issue asks for the figure. Most of the cost is importing jinja2
     # (~50 ms), paid only where templates are configured.
     _line("gfd-oneshot builtin templates", templated * 1000, floor_wall * 1000, "ms", None)

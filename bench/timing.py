@@ -3,9 +3,7 @@ directory is on sys.path)."""
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -14,18 +12,17 @@ from collections.abc import Callable, Mapping
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 
-# Children read the project's bytecode compiled once, as an installed image does, from a
-# cache outside the tree (a shell or CI that sets PYTHONDONTWRITEBYTECODE would otherwise
-# have every run compile every module again).
-_PYCACHE = tempfile.mkdtemp(prefix="bench-pycache-")
-atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)
-
 
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`env` (default: this process's) with bytecode cached in the benchmarks' own cache."""
+    """`env` (default: this process's) without PYTHONDONTWRITEBYTECODE.
+
+    A child must read compiled bytecode, as an installed image does: pip compiles an
+    installed project's modules, and the first run of a module outside it (a warm-up)
+    writes its cache. A shell or test session that sets the variable would otherwise
+    have the uncached modules compiled again by every run.
+    """
     child = dict(os.environ if env is None else env)
     child.pop("PYTHONDONTWRITEBYTECODE", None)
-    child["PYTHONPYCACHEPREFIX"] = _PYCACHE
     return child
 
 
