@@ -22,23 +22,32 @@ import functools
 import logging
 import signal
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from cdi.cli import IGNORED_FEATURE_FLAGS, GenerateSettings
+from cdi.devnodes import find_imex_channels, find_management_nodes
+from cdi.driverfiles import DriverFiles, find_driver_files, find_hook_path
 from cdi.errors import CdiError
 from cdi.features import feature_options
 from cdi.generate import GenerateOptions, generate_spec
+from cdi.metrics import NO_METRICS, PrometheusWatchMetrics, WatchMetrics
+from cdi.modes import imex_spec, management_spec
+from cdi.owners import GENERATOR_LOCK_SECONDS, held_by_plugin, write_beside_plugin
+from cdi.simroot import lay_out
 from cdi.spec import Spec
+from cdi.transform import name_host_roots
+from cdi.write import output_target, write_spec
+from nvlib import mock
+from nvlib.discover import DiscoveryError, discover, driver_version
+from nvlib.driverroot import preload_nvml
+from nvlib.heartbeat import Heartbeat, HeartbeatError
+from nvlib.host import HostFacts
+from nvlib.metrics import MetricsError, MetricsServer, serve_recorder
 from nvlib.model import Machine
+from nvlib.nvml import LIBRARY_MISMATCH_EXIT, NvmlError, NvmlInitError, is_library_mismatch
 from nvlib.signals import Signals
-
-if TYPE_CHECKING:  # imported where used: a pass loads only what it needs
-    from cdi.driverfiles import DriverFiles
-    from cdi.metrics import WatchMetrics
-    from nvlib.heartbeat import Heartbeat
-    from nvlib.host import HostFacts
-    from nvlib.metrics import MetricsServer
 
 log = logging.getLogger("cdi")
 
@@ -79,7 +88,6 @@ def resolve_host(settings: GenerateSettings) -> Host:
     if not settings.nvml_mock:
         driver_root = settings.driver_root or "/"
         return _in_container(Host("/", driver_root, settings.dev_root or driver_root), settings)
-    from nvlib import mock
 
     simulation = mock.simulation(settings.nvml_mock)
     if settings.simulator_root is not None:
@@ -109,8 +117,6 @@ def _in_container(host: Host, settings: GenerateSettings) -> Host:
         moves.append((driver_ctr, host.driver_root))
         driver_root = driver_ctr
         if not settings.nvml_mock:
-            from nvlib.driverroot import preload_nvml
-
             preload_nvml(driver_ctr)
     if dev_ctr is not None:
         moves.append((dev_ctr, host.dev_root))
@@ -123,14 +129,12 @@ def _in_container(host: Host, settings: GenerateSettings) -> Host:
 def _for_host(spec: Spec, host: Host) -> Spec:
     if not host.moves:
         return spec
-    from cdi.transform import name_host_roots
 
     return name_host_roots(spec, host.moves)
 
 
 def discover_machine(host: Host) -> Machine:
     """One NVML pass (real or simulated) under the host tree."""
-    from nvlib.discover import discover
 
     facts = _host_facts(host.host_root)
     return discover(facts.root, machine_type_file="", with_vgpu=False, facts=facts)
@@ -139,9 +143,6 @@ def discover_machine(host: Host) -> Machine:
 @functools.cache
 def _host_facts(host_root: str) -> HostFacts:
     """Static sysfs facts, read (and warned about) once per process, not every --watch pass."""
-    from pathlib import Path
-
-    from nvlib.host import HostFacts
 
     return HostFacts(Path(host_root), "")
 
@@ -186,7 +187,6 @@ def regeneration_cause(
 
 
 def generate_options(settings: GenerateSettings) -> GenerateOptions:
-    from cdi.driverfiles import find_hook_path
 
     flags = set(settings.feature_flags)
     for flag in sorted(flags & IGNORED_FEATURE_FLAGS):
@@ -209,7 +209,6 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
 
 
 def _driver_files(machine: Machine, host: Host, settings: GenerateSettings) -> DriverFiles:
-    from cdi.driverfiles import find_driver_files
 
     features = feature_options(settings.feature_flags)
     return find_driver_files(
@@ -234,7 +233,6 @@ def build_spec(
 
 
 def _write(spec: Spec, settings: GenerateSettings) -> None:
-    from cdi.write import output_target, write_spec
 
     path, fmt = output_target(settings.output, settings.format)
     log.info("Generated CDI spec with version %s", spec.version)
@@ -242,7 +240,6 @@ def _write(spec: Spec, settings: GenerateSettings) -> None:
         write_spec(spec, path, fmt)
         return
     # Beside the device plugin's own spec file: never a name both files define (owners)
-    from cdi.owners import GENERATOR_LOCK_SECONDS, write_beside_plugin
 
     done = write_beside_plugin(spec, path, fmt, GENERATOR_LOCK_SECONDS)
     log.info("%s %s", _WRITE_OUTCOMES[done], path)
@@ -264,8 +261,6 @@ def _observe_nvml(
 
 def _observe_imex(host: Host, options: GenerateOptions) -> Observation:
     """The channel nodes; no NVML at all (a channel is whatever the driver created)."""
-    from cdi.devnodes import find_imex_channels
-    from cdi.modes import imex_spec
 
     channels = find_imex_channels(host.dev_root, host.placeholder_nodes)
     return ("imex", channels), lambda: imex_spec(channels, options, host.dev_root)
@@ -273,8 +268,6 @@ def _observe_imex(host: Host, options: GenerateOptions) -> Observation:
 
 def _nvml_driver_version() -> str:
     """NVML's driver version, or "" (the libraries' suffix then names it, as upstream)."""
-    from nvlib.discover import DiscoveryError, driver_version
-    from nvlib.nvml import NvmlError
 
     try:
         return driver_version()
@@ -287,8 +280,6 @@ def _observe_management(
     host: Host, settings: GenerateSettings, options: GenerateOptions
 ) -> Observation:
     """The driver version and the NVIDIA nodes: no per-GPU query (upstream asks none)."""
-    from cdi.devnodes import find_management_nodes
-    from cdi.modes import management_spec
 
     version = _nvml_driver_version()
     nodes = find_management_nodes(host.dev_root, host.placeholder_nodes)
@@ -306,8 +297,6 @@ def _observe_management(
 def _lay_out(settings: GenerateSettings) -> bool:
     """`--simulator-root`: the simulated driver root laid out again; True if that changed
     anything (an unchanged root is not touched: `cdi.simroot`)."""
-    from cdi.simroot import lay_out
-    from nvlib import mock
 
     assert settings.simulator_root is not None and settings.nvml_mock is not None
     done = lay_out(settings.simulator_root, mock.simulation(settings.nvml_mock).profile)
@@ -327,7 +316,6 @@ def _observer(
     repairs = 0
 
     def observe(host: Host, options: GenerateOptions) -> Observation:
-        from cdi.owners import held_by_plugin
 
         nonlocal repairs
         if host.simulator_root is not None and _lay_out(settings):
@@ -357,7 +345,6 @@ def _pass(
 
 
 def _failure_text(err: BaseException) -> str:
-    from nvlib.nvml import NvmlInitError
 
     text = str(err) or type(err).__name__
     if isinstance(err, NvmlInitError):
@@ -379,7 +366,6 @@ def generate_once(settings: GenerateSettings, discover: Discover = discover_mach
 
 def _driver_replaced(err: BaseException) -> bool:
     """The driver was upgraded under this process: only a new one loads its library."""
-    from nvlib.nvml import LIBRARY_MISMATCH_EXIT, is_library_mismatch
 
     if not is_library_mismatch(err):
         return False
@@ -421,8 +407,6 @@ def watch(
     """
     control = control or WatchControl()
     interval = settings.interval_ns / 1e9
-    from nvlib.heartbeat import Heartbeat, HeartbeatError
-    from nvlib.metrics import MetricsError
 
     heartbeat = None
     if settings.heartbeat_file:
@@ -450,12 +434,9 @@ def watch(
 
 def _serve_metrics(address: str | None) -> tuple[WatchMetrics, MetricsServer | None]:
     """The recorder and, with an address, the server of /metrics for the watch's life."""
-    from cdi.metrics import NO_METRICS
 
     if not address:
         return NO_METRICS, None
-    from cdi.metrics import PrometheusWatchMetrics
-    from nvlib.metrics import serve_recorder
 
     return serve_recorder(address, PrometheusWatchMetrics)
 
