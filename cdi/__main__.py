@@ -13,14 +13,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from nvlib import logs
+from cdi import run
+from cdi.cli import GenerateSettings, ListSettings, TransformRootSettings, UsageError, parse
+from cdi.load import read_spec
+from cdi.registry import load_specs, spec_files
+from cdi.transform_run import transform_root_once
+from nvlib import __version__, logs
 
 log = logging.getLogger("cdi")
 
 
 def _list(spec_dirs: Sequence[str]) -> int:
-    from cdi.registry import load_specs
-
     registry = load_specs(spec_dirs)
     errors = registry.errors
     if errors:
@@ -34,8 +37,6 @@ def _list(spec_dirs: Sequence[str]) -> int:
 
 def _validate(paths: Sequence[str]) -> int:
     """Every problem of every file, each as `file: field: reason`; 1 if any."""
-    from cdi.load import read_spec
-    from cdi.registry import spec_files
 
     files: list[str] = []
     for path in paths:
@@ -75,28 +76,20 @@ def _validate(paths: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure()  # standard error only: standard output is the product
-    from cdi.cli import GenerateSettings, ListSettings, TransformRootSettings, UsageError, parse
-
     try:
         settings = parse(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
         log.error("%s", err)
         return 2
     if settings is None:
-        from nvlib import __version__
-
         print(f"nvidia-cdi {__version__}")
         return 0
     if isinstance(settings, ListSettings):
         return _list(settings.spec_dirs)
     if isinstance(settings, TransformRootSettings):
-        from cdi.transform_run import transform_root_once
-
         return transform_root_once(settings)
     if not isinstance(settings, GenerateSettings):
         return _validate(settings.paths)
-    from cdi import run
-
     if settings.watch:
         control = run.WatchControl()
         control.install_signals()

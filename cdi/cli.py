@@ -19,6 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from cdi import names
+from cdi.generate import HOOK_NAMES
+from cdi.registry import DEFAULT_SPEC_DIRS
+from cdi.transform import RELATIVE_TO
+from nvlib.config.durations import parse_go_duration
+from nvlib.metrics import parse_address
 
 __all__ = [
     "GENERATE_ENV",
@@ -297,7 +302,6 @@ def _simulator_root(ns: argparse.Namespace) -> str | None:
 def _interval(text: str | None) -> int:
     if text is None:
         return DEFAULT_INTERVAL_NS
-    from nvlib.config.durations import parse_go_duration  # only when given: not light
 
     try:
         interval = parse_go_duration(text)
@@ -313,7 +317,6 @@ def _metrics_address(address: str | None, watch: bool) -> str | None:
         return None
     if not watch:
         raise UsageError(f"--metrics-address {address}: only with --watch")
-    from nvlib.metrics import parse_address
 
     try:
         parse_address(address)
@@ -336,7 +339,6 @@ def _to_generate(ns: argparse.Namespace) -> GenerateSettings:
     for s in strategies:
         if s not in names.STRATEGIES:
             raise UsageError(f"invalid device name strategy: {s}")
-    from cdi.generate import HOOK_NAMES  # the generate path imports it anyway
 
     for hook in _split(ns.disable_hook) + _split(ns.enable_hook):
         if hook not in (*HOOK_NAMES, "all"):
@@ -448,7 +450,6 @@ def _transform_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _to_transform_root(ns: argparse.Namespace) -> TransformRootSettings:
-    from cdi.transform import RELATIVE_TO  # light: the spec model and the version table
 
     if ns.relative_to not in RELATIVE_TO:
         raise UsageError(f"invalid --relative-to value: {ns.relative_to}")  # upstream's words
@@ -485,7 +486,6 @@ def parse(
         dirs = _split(ns.spec_dir)
         if not dirs and env.get("NVIDIA_CTK_CDI_SPEC_DIRS"):
             dirs = _split([env["NVIDIA_CTK_CDI_SPEC_DIRS"]])
-        from cdi.registry import DEFAULT_SPEC_DIRS
 
         return ListSettings(tuple(dirs) or DEFAULT_SPEC_DIRS)
     if ns.command == "validate":

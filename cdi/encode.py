@@ -10,6 +10,7 @@ JSON is Go's `encoding/json`: compact, struct order, `<`, `>`, `&` escaped, no n
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -210,7 +211,6 @@ def to_yaml(spec: Spec) -> bytes:
 
 def to_json(spec: Spec) -> bytes:
     """Go `json.Marshal`: compact, struct order, HTML-safe escapes, no trailing newline."""
-    import json  # here, not at import: the YAML path (the default) never needs it
 
     text = json.dumps(spec.to_dict(), separators=(",", ":"), ensure_ascii=False)
     for raw, escaped in (

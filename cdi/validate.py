@@ -11,6 +11,7 @@ Unknown keys and wrong types are caught earlier, when the file is decoded (`cdi.
 
 from __future__ import annotations
 
+import json
 import re
 
 from cdi import names
@@ -34,7 +35,6 @@ _ANNOTATIONS_MAX = 256 * 1024
 
 def q(text: str) -> str:
     """Go's `%q` for the strings that occur here."""
-    import json  # only on the error path: the generate path need not import it
 
     return json.dumps(text, ensure_ascii=False)
 
