@@ -7,8 +7,10 @@ import os
 import sys
 
 from gfd.cli import parse
+from gfd.daemon import run
 from nvlib import __version__, logs
 from nvlib.config import ConfigError
+from nvlib.signals import Signals
 
 log = logging.getLogger("gfd")
 
@@ -25,9 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     if settings.show_version:
         print(f"gpu-feature-discovery {__version__}")
         return 0
-    from gfd.daemon import run
-    from nvlib.signals import Signals
-
     signals = Signals()
     signals.install()
     log.info("Starting GPU Feature Discovery %s", __version__)
