@@ -321,23 +321,8 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
         "faults: [{call: nvmlDeviceGetHandleByIndex, hang: true, after: 3s}]\n",
     )
     directory, beat = tmp_path / "dp", tmp_path / "heartbeat"
-    boot = (
-        "import sys; import deviceplugin.daemon as daemon; daemon.NODE_CHECK_SECONDS = 0.3;"
-        " from deviceplugin.__main__ import main; sys.exit(main())"
-    )
     with KubeletDouble(directory, connect=False) as kubelet:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", boot, "--nvml-mock", str(profile),
-             "--kubelet-socket", str(directory / "kubelet.sock"), "--heartbeat-file", str(beat)],
-            cwd=tmp_path,
-            env={
-                "PYTHONPATH": str(REPO),
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            },
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        proc = plugin_process(tmp_path, profile, directory, "--heartbeat-file", str(beat))
         lines = Lines(proc)
         try:
             kubelet.wait_registration(GPU, timeout=20)
@@ -415,23 +400,8 @@ def test_process_sigterm_exits_within_a_second_during_a_hung_start(tmp_path: Pat
         "gpus: [{model: T4, count: 2}]\nfaults: [{call: nvmlDeviceGetHandleByIndex, hang: true}]\n",
     )
     directory = tmp_path / "dp"
-    boot = (
-        "import sys; import deviceplugin.daemon as daemon; daemon.NODE_CHECK_SECONDS = 0.3;"
-        " from deviceplugin.__main__ import main; sys.exit(main())"
-    )
     with KubeletDouble(directory, connect=False):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", boot, "--nvml-mock", str(profile),
-             "--kubelet-socket", str(directory / "kubelet.sock")],
-            cwd=tmp_path,
-            env={
-                "PYTHONPATH": str(REPO),
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            },
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        proc = plugin_process(tmp_path, profile, directory)
         lines = Lines(proc)
         try:
             lines.wait_for(START_HUNG, timeout=20)
@@ -447,6 +417,28 @@ def test_process_sigterm_exits_within_a_second_during_a_hung_start(tmp_path: Pat
     assert code == 0, err
     assert elapsed < 1.0, err
     assert sorted(p.name for p in directory.iterdir()) == []
+
+
+def plugin_process(
+    tmp_path: Path, profile: Path, directory: Path, *args: str
+) -> subprocess.Popen[str]:
+    """The plugin as a process on `profile`, its node check every 0.3 s, stderr piped."""
+    boot = (
+        "import sys; import deviceplugin.daemon as daemon; daemon.NODE_CHECK_SECONDS = 0.3;"
+        " from deviceplugin.__main__ import main; sys.exit(main())"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", boot, "--nvml-mock", str(profile),
+         "--kubelet-socket", str(directory / "kubelet.sock"), *args],
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(REPO),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        },
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
 
 
 def stale(path: Path) -> None:
