@@ -8,22 +8,27 @@ the labels read from host files that the simulator renders and the stub cannot; 
 real path never imports the simulator (`python -X importtime` lists every module
 imported, and the simulated run's list shows that `nvlib.sim` would be seen).
 
-The CDI generator and the device plugin are not run here: both need the driver's files
-on the host (the generator its versioned libraries, the plugin /dev/nvidia* and a
-kubelet), which a library stub does not give.
+The device plugin runs on that path too, against the kubelet double: it registers,
+advertises the stub's eight GPUs and answers Allocate with the default `envvar`
+strategy (health checks are off: the stub has no event calls, which the plugin treats
+as an older driver does). The CDI generator is not run here: it needs the driver's
+versioned libraries on the host, which a library stub does not give.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from kubelet_double import KubeletDouble
 from nvml_stub import StubBuildError, build, stub_env, write_machine_type
 
 GFD = Path(sys.executable).parent / "gpu-feature-discovery"
+PLUGIN = Path(sys.executable).parent / "nvidia-device-plugin"
 ONESHOT = ("--oneshot", "--output-file", "-", "--no-timestamp")
 PROFILE_BUS_IDS = (
     "0000:07:00.0", "0000:0f:00.0", "0000:47:00.0", "0000:4e:00.0",
@@ -115,12 +120,20 @@ def _oneshot(env: dict[str, str], *args: str) -> tuple[dict[str, str], set[str]]
         pytest.fail(f"{GFD} is missing: install the project (pip install .) into this venv")
     result = _run([sys.executable, "-X", "importtime", str(GFD), *ONESHOT, *args], env)
     labels = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    modules = {
+    return labels, _imported(result.stderr)
+
+
+def _imported(stderr: str) -> set[str]:
+    """The modules `python -X importtime` reported importing."""
+    return {
         line.rsplit("|", 1)[1].strip()
-        for line in result.stderr.splitlines()
+        for line in stderr.splitlines()
         if line.startswith("import time:")
     }
-    return labels, modules
+
+
+def _simulator_modules(modules: set[str]) -> set[str]:
+    return {m for m in modules if m == "nvlib.sim" or m.startswith("nvlib.sim.")}
 
 
 def test_the_stub_answers_as_the_simulated_dgx_a100(stub: tuple[dict[str, str], Path]) -> None:
@@ -152,5 +165,38 @@ def test_oneshot_on_the_real_path_labels_as_the_simulator(
     assert {k: real[k] for k in HOST_FILE_LABELS} == HOST_FILE_LABELS
 
     assert "nvlib.sim" in sim_modules  # the check below would see the simulator
-    assert not {m for m in real_modules if m == "nvlib.sim" or m.startswith("nvlib.sim.")}
+    assert not _simulator_modules(real_modules)
     assert "nvlib.mock" not in real_modules
+
+
+def test_plugin_on_the_real_path_advertises_and_allocates_the_stub_gpus(
+    stub: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, _ = stub
+    if not PLUGIN.exists():
+        pytest.fail(f"{PLUGIN} is missing: install the project (pip install .) into this venv")
+    simulated = json.loads(_run([sys.executable, "-c", PROBE, "sim"], _simulator_env(env)).stdout)
+    uuids = {value.strip("'") for name, _, value in simulated if name == "nvmlDeviceGetUUID"}
+    assert len(uuids) == 8
+    directory = tmp_path / "device-plugins"
+    with KubeletDouble(directory) as kubelet:
+        plugin = subprocess.Popen(
+            [sys.executable, "-X", "importtime", str(PLUGIN),
+             "--kubelet-socket", str(directory / "kubelet.sock")],
+            env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            endpoint = kubelet.endpoint("nvidia.com/gpu", timeout=30)
+            devices = endpoint.wait_list(lambda d: len(d) == 8, timeout=10)[1]
+            assert set(devices) == uuids
+            assert {health for health, _ in devices.values()} == {"Healthy"}
+            first = sorted(uuids)[0]
+            response = endpoint.allocate([first]).container_responses[0]
+            assert dict(response.envs) == {"NVIDIA_VISIBLE_DEVICES": first}
+        finally:
+            plugin.send_signal(signal.SIGTERM)
+            _, err = plugin.communicate(timeout=20)
+    assert plugin.returncode == 0, err[-3000:]
+    modules = _imported(err)
+    assert "deviceplugin.daemon" in modules  # the report covers the plugin's own modules
+    assert not _simulator_modules(modules)
