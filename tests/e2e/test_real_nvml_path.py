@@ -11,8 +11,9 @@ imported, and the simulated run's list shows that `nvlib.sim` would be seen).
 The device plugin runs on that path too, against the kubelet double: it registers,
 advertises the stub's eight GPUs and answers Allocate with the default `envvar`
 strategy (health checks are off: the stub has no event calls, which the plugin treats
-as an older driver does). The CDI generator is not run here: it needs the driver's
-versioned libraries on the host, which a library stub does not give.
+as an older driver does). The CDI generator runs there with `--driver-root` naming the
+driver files and device nodes a simulated run laid out (`--simulator-root`), since a
+library stub brings no driver files: its spec is the simulated run's, byte for byte.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nvml_stub import StubBuildError, build, stub_env, write_machine_type
 
 GFD = Path(sys.executable).parent / "gpu-feature-discovery"
 PLUGIN = Path(sys.executable).parent / "nvidia-device-plugin"
+CDI = Path(sys.executable).parent / "nvidia-cdi"
 ONESHOT = ("--oneshot", "--output-file", "-", "--no-timestamp")
 PROFILE_BUS_IDS = (
     "0000:07:00.0", "0000:0f:00.0", "0000:47:00.0", "0000:4e:00.0",
@@ -132,6 +134,14 @@ def _imported(stderr: str) -> set[str]:
     }
 
 
+def _gpu_uuids(env: dict[str, str]) -> set[str]:
+    """The dgx-a100's eight GPU UUIDs, as the simulator (and so the stub) reports them."""
+    calls = json.loads(_run([sys.executable, "-c", PROBE, "sim"], _simulator_env(env)).stdout)
+    uuids = {value.strip("'") for name, _, value in calls if name == "nvmlDeviceGetUUID"}
+    assert len(uuids) == 8
+    return uuids
+
+
 def _simulator_modules(modules: set[str]) -> set[str]:
     return {m for m in modules if m == "nvlib.sim" or m.startswith("nvlib.sim.")}
 
@@ -175,9 +185,7 @@ def test_plugin_on_the_real_path_advertises_and_allocates_the_stub_gpus(
     env, _ = stub
     if not PLUGIN.exists():
         pytest.fail(f"{PLUGIN} is missing: install the project (pip install .) into this venv")
-    simulated = json.loads(_run([sys.executable, "-c", PROBE, "sim"], _simulator_env(env)).stdout)
-    uuids = {value.strip("'") for name, _, value in simulated if name == "nvmlDeviceGetUUID"}
-    assert len(uuids) == 8
+    uuids = _gpu_uuids(env)
     directory = tmp_path / "device-plugins"
     with KubeletDouble(directory) as kubelet:
         plugin = subprocess.Popen(
@@ -200,3 +208,27 @@ def test_plugin_on_the_real_path_advertises_and_allocates_the_stub_gpus(
     modules = _imported(err)
     assert "deviceplugin.daemon" in modules  # the report covers the plugin's own modules
     assert not _simulator_modules(modules)
+
+
+def test_cdi_spec_on_the_real_path_is_the_simulated_one(
+    stub: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, _ = stub
+    if not CDI.exists():
+        pytest.fail(f"{CDI} is missing: install the project (pip install .) into this venv")
+    root, simulated, real = tmp_path / "root", tmp_path / "sim.yaml", tmp_path / "real.yaml"
+    # The simulated run lays the driver's files and nodes out under `root` and names them
+    # there (root needed: it makes character devices).
+    _run([str(CDI), "generate", "--nvml-mock", "dgx-a100", "--simulator-root", str(root),
+          "--output", str(simulated)], _simulator_env(env))  # fmt: skip
+    result = _run(
+        [sys.executable, "-X", "importtime", str(CDI), "generate", "--driver-root", str(root),
+         "--output", str(real)],
+        env,
+    )  # fmt: skip
+    assert "Using driver version 550.54.15" in result.stderr  # from the stub, through NVML
+    assert real.read_bytes() == simulated.read_bytes()
+    text = real.read_text()
+    assert all(f"- name: {uuid}\n" in text for uuid in _gpu_uuids(env))  # the stub's GPUs
+    modules = _imported(result.stderr)
+    assert "cdi.run" in modules and not _simulator_modules(modules)
