@@ -68,7 +68,7 @@ from nvlib.heartbeat import Heartbeat, HeartbeatError
 from nvlib.host import HostFacts
 from nvlib.metrics import MetricsError, MetricsServer
 from nvlib.nvml import LIBRARY_MISMATCH_EXIT, NvmlError, is_library_mismatch
-from nvlib.signals import Signals
+from nvlib.signals import Signals, Stopped, call_taking_signals
 
 log = logging.getLogger(__name__)
 
@@ -256,54 +256,35 @@ class Daemon:
         return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
 
     def _start_watched(self, control: Signals) -> float | None:
-        """`_start` on a thread of its own, the signals taken meanwhile; _Stopped on a stop.
+        """`_start` on a thread of its own while the loop takes signals; _Stopped on a stop.
 
         Discovery at start can hang in the driver as a node check can. After a stop the
-        start's thread is waited for STOP_GRACE_SECONDS at most (then the process just
-        leaves it); a SIGHUP taken while it ran is sent again, so the loop restarts once
-        it is back.
+        start is waited for STOP_GRACE_SECONDS at most; a SIGHUP taken while it ran makes
+        one restart once it is back.
         """
-        outcome: list[float | None] = []
-        failure: list[BaseException] = []
 
-        def start() -> None:
-            try:
-                outcome.append(self._start())
-            except BaseException as err:  # handed to the loop's thread, which raises it
-                failure.append(err)
-            finally:
-                control.wake()
+        def slow(waited: float) -> None:
+            log.warning(
+                "The plugins' start has not returned after %.1fs (a hung driver call?);"
+                " still waiting for it, signals are still taken",
+                waited,
+            )
 
-        thread = threading.Thread(target=start, name="plugin-start", daemon=True)
-        began = time.monotonic()
-        thread.start()
-        reload, reported = False, False
-        while thread.is_alive():
-            control.wait(POLL_SECONDS)
-            signum = control.take()
-            if signum == signal.SIGHUP:
-                if not reload:
-                    log.info("Received SIGHUP during the start: restarting once it returns.")
-                reload = True
-            elif signum is not None:
-                log.info('Received signal "%s", shutting down.', signal.Signals(signum).name)
-                # A start about to finish is let finish, so that run() stops its servers
-                # and removes their sockets; a hung one is left behind.
-                thread.join(STOP_GRACE_SECONDS)
-                raise _Stopped
-            waited = time.monotonic() - began
-            if not reported and thread.is_alive() and waited >= self.node_check_seconds:
-                reported = True
-                log.warning(
-                    "The plugins' start has not returned after %.1fs (a hung driver call?);"
-                    " still waiting for it, signals are still taken",
-                    waited,
-                )
-        if reload:
-            control.send(signal.SIGHUP)
-        if failure:
-            raise failure[0]
-        return outcome[0]
+        try:
+            return call_taking_signals(
+                control,
+                self._start,
+                name="plugin-start",
+                grace=STOP_GRACE_SECONDS,
+                slow_after=self.node_check_seconds,
+                on_slow=slow,
+                on_reload=lambda: log.info(
+                    "Received SIGHUP during the start: restarting once it returns."
+                ),
+            )
+        except Stopped as stop:
+            log.info('Received signal "%s", shutting down.', signal.Signals(stop.signum).name)
+            raise _Stopped from stop
 
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""

@@ -25,6 +25,12 @@ would remove the feature file and crash-loop; the next SIGHUP tries again.
 of the step; the loop also keeps a monotonic deadline one interval after each pass and
 runs the pass when that one is reached first.
 
+Each pass, and each of the backoff's own publishing attempts, runs off the loop's
+thread (`nvlib.signals.call_taking_signals`): a driver call or an API request that hangs
+never holds a signal. A stop waits STOP_GRACE_SECONDS for a pass under way, then exits
+without it; a SIGHUP taken meanwhile reloads once the pass returns; a pass still running
+after SLOW_PASS_SECONDS is reported once.
+
 With `--heartbeat-file` every pass that ran to its end touches the heartbeat
 (nvlib/heartbeat.py): one that published new labels, one that found them unchanged, one
 whose publishing is waiting out an API outage and one that failed and kept the last good
@@ -39,7 +45,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gfd.cli import GfdSettings
 from gfd.labels import compute_labels
@@ -54,14 +60,21 @@ from nvlib.metrics import MetricsError, MetricsServer
 from nvlib.model import Machine
 from nvlib.nvml import NvmlInitError
 from nvlib.record import Plain
-from nvlib.signals import Signals
+from nvlib.signals import Signals, Stopped, call_taking_signals
 
 if TYPE_CHECKING:
     from gfd.templating import LabelTemplates  # imports jinja2: only with templates
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_CONSECUTIVE_FAILURES = 5
+# How long a stop waits for a pass under way (a normal one takes 10-50 ms) before the
+# process exits without it: a pass hung in NVML or an API request must not hold a stop.
+STOP_GRACE_SECONDS = 0.5
+# A pass still running after this long is reported, once (a write to the API is held to
+# 20 s at most, so a longer pass is hung).
+SLOW_PASS_SECONDS = 60.0
 # The two clocks' deadlines differ by microseconds on every pass; only a larger gap
 # is a step of the wall clock worth a warning.
 WALL_CLOCK_SLACK_S = 1.0
@@ -167,8 +180,30 @@ def serve(
         if heartbeat is not None:
             heartbeat.beat()
 
+    def off_loop(work: Callable[[], _T]) -> _T:
+        """`work` (NVML, the API) off the loop's thread, so a hang never holds a stop."""
+        return call_taking_signals(
+            signals,
+            work,
+            name="labelling",
+            grace=STOP_GRACE_SECONDS,
+            slow_after=SLOW_PASS_SECONDS,
+            on_slow=lambda waited: log.warning(
+                "The labelling pass has not returned after %.0fs (a hung driver call or API"
+                " request?); still waiting for it, signals are still taken",
+                waited,
+            ),
+            on_reload=lambda: log.info("Received SIGHUP during a pass: reloading after it."),
+        )
+
+    def labelling_pass() -> tuple[str, PassError | OutputError | None]:
+        return off_loop(lambda: _labelling_pass(labeller, publisher))
+
     if not resumed:
-        result, error = _labelling_pass(labeller, publisher)
+        try:
+            result, error = labelling_pass()
+        except Stopped as stop:
+            return _act_on(stop.signum)
         if error is not None:  # a bad deployment shows at start
             log.error("%s", error)
             return 1
@@ -183,11 +218,16 @@ def serve(
     failures = 0
     interval = None if settings.sleep_interval.infinite else settings.sleep_interval.seconds
     next_pass: float | None = None  # monotonic; the guard against wall-clock steps
+    stopped: int | None = None  # a stop signal that came during a pass
 
     def job() -> None:
-        nonlocal failures, next_pass
+        nonlocal failures, next_pass, stopped
         try:
-            result, error = _labelling_pass(labeller, publisher)
+            try:
+                result, error = labelling_pass()
+            except Stopped as stop:
+                stopped = stop.signum  # acted on by the loop: never raised into schedule
+                return
             if result == "device_error":
                 failures += 1
                 log.error(
@@ -232,10 +272,16 @@ def serve(
             scheduler.run_all()  # runs the pass and reschedules it from the wall clock now
         else:
             scheduler.run_pending()
+        if stopped is not None:
+            return _act_on(stopped)
         if failures >= MAX_CONSECUTIVE_FAILURES:
             log.error("Giving up after %d failed labelling passes", failures)
             return 1
-        publisher.retry_if_due()
+        if publisher.retry_in() == 0.0:  # the backoff's own attempt is due
+            try:
+                off_loop(publisher.retry_if_due)
+            except Stopped as stop:
+                return _act_on(stop.signum)
 
 
 def _labelling_pass(

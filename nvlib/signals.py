@@ -29,9 +29,14 @@ import math
 import os
 import select
 import signal
+import threading
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 DAEMON_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 RELOAD = signal.SIGHUP
@@ -117,6 +122,74 @@ class Signals:
 
 
 _installed: Signals | None = None
+
+# How often a loop waiting on work off its thread looks again, besides the wakes.
+_WORK_POLL_SECONDS = 0.1
+
+
+class Stopped(Exception):
+    """A stop signal came while the loop waited on work off its thread."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def call_taking_signals(
+    signals: Signals,
+    work: Callable[[], _T],
+    *,
+    name: str,
+    grace: float,
+    slow_after: float | None = None,
+    on_slow: Callable[[float], object] = lambda _waited: None,
+    on_reload: Callable[[], object] = lambda: None,
+) -> _T:
+    """`work()` on a thread of its own while the calling loop goes on taking signals.
+
+    Work that calls NVML or a server can hang, and a stop must still end the process:
+    on a stop signal the work is waited for `grace` seconds at most (a step about to
+    finish is let finish), then left behind, never joined (the process exits without
+    it), and Stopped is raised. A SIGHUP taken meanwhile calls `on_reload` (once) and is
+    sent again when the work returns, so the loop's next `take` sees it. `on_slow` is
+    called once with the seconds waited, when the work has run `slow_after` seconds.
+    What `work` raises is raised here.
+    """
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as err:  # handed to the loop's thread, which raises it
+            failure.append(err)
+        finally:
+            signals.wake()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    began = time.monotonic()
+    thread.start()
+    reload, reported = False, False
+    while thread.is_alive():
+        signals.wait(_WORK_POLL_SECONDS)
+        received = signals.take()
+        if received == RELOAD:
+            if not reload:
+                on_reload()
+            reload = True
+        elif received is not None:
+            thread.join(grace)
+            raise Stopped(received)
+        waited = time.monotonic() - began
+        if not reported and slow_after is not None and waited >= slow_after:
+            reported = thread.is_alive()
+            if reported:
+                on_slow(waited)
+    if reload:
+        signals.send(RELOAD)
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _recorded_by_the_wakeup_fd(_signum: int, _frame: FrameType | None) -> None:

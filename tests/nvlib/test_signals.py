@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from nvlib.signals import DAEMON_SIGNALS, Signals, settle
+from nvlib.signals import DAEMON_SIGNALS, Signals, Stopped, call_taking_signals, settle
 
 HUP, INT, TERM, QUIT = signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT
 
@@ -261,3 +261,63 @@ def test_a_real_signal_wakes_the_main_thread_blocked_in_wait(restored: None) -> 
     assert time.monotonic() - start < 5.0  # measured 0.1004-0.1006 s (3 runs)
     assert signals.take() == HUP
     sender.join()
+
+
+# -- work off the loop's thread --------------------------------------------------------
+
+
+def test_work_off_the_thread_returns_its_result_and_raises_its_error() -> None:
+    signals = Signals()
+    caller = threading.get_ident()
+    assert call_taking_signals(signals, threading.get_ident, name="w", grace=0.5) != caller
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        call_taking_signals(signals, fail, name="w", grace=0.5)
+    assert signals.take() is None  # the wake-ups are no signal
+
+
+def test_a_stop_leaves_hung_work_behind_after_the_grace() -> None:
+    signals, release = Signals(), threading.Event()
+    signals.send(signal.SIGTERM)
+    started = time.monotonic()
+    with pytest.raises(Stopped) as stopped:
+        call_taking_signals(signals, release.wait, name="hung", grace=0.2)
+    assert stopped.value.signum == signal.SIGTERM
+    assert 0.2 <= time.monotonic() - started < 2.0  # waited the grace, not the work
+    assert signals.take() == signal.SIGTERM  # a stop stays pending for good
+    release.set()
+
+
+def test_sighups_during_the_work_make_one_reload_after_it() -> None:
+    signals, release, reloads, slow = Signals(), threading.Event(), [], []
+
+    def work() -> str:
+        signals.send(signal.SIGHUP)
+        signals.send(signal.SIGHUP)
+        release.wait(10)
+        return "done"
+
+    def on_reload() -> None:
+        reloads.append(1)
+        release.set()  # the work returns only once the loop has taken a SIGHUP
+
+    result = call_taking_signals(
+        signals, work, name="w", grace=0.5, slow_after=0.0, on_slow=slow.append,
+        on_reload=on_reload,
+    )  # fmt: skip
+    assert result == "done" and reloads == [1]
+    assert len(slow) <= 1  # reported at most once
+    assert signals.take() == signal.SIGHUP  # sent again for the loop
+    assert signals.take() is None
+
+
+def test_slow_work_is_reported_once() -> None:
+    signals, slow = Signals(), []
+    call_taking_signals(
+        signals, lambda: time.sleep(0.5), name="w", grace=0.5, slow_after=0.1,
+        on_slow=slow.append,
+    )  # fmt: skip
+    assert len(slow) == 1 and 0.1 <= slow[0] < 0.5
