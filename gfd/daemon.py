@@ -257,6 +257,8 @@ def serve(
     if resumed:
         job()  # the reload's first pass, under the later passes' rules
     while True:
+        if stopped is not None:  # taken during a pass: the pipe holds it no more
+            return _act_on(stopped)
         clock.wait(signals, _earliest(scheduler.idle_seconds, next_pass, publisher, clock))
         received = signals.take()
         if received is not None:

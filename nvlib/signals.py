@@ -157,6 +157,7 @@ def call_taking_signals(
     """
     outcome: list[_T] = []
     failure: list[BaseException] = []
+    done = threading.Event()
 
     def run() -> None:
         try:
@@ -164,13 +165,14 @@ def call_taking_signals(
         except BaseException as err:  # handed to the loop's thread, which raises it
             failure.append(err)
         finally:
+            done.set()  # before the wake: the loop that takes the wake sees it done
             signals.wake()
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     began = time.monotonic()
     thread.start()
     reload, reported = False, False
-    while thread.is_alive():
+    while not done.is_set():
         signals.wait(_WORK_POLL_SECONDS)
         received = signals.take()
         if received == RELOAD:
@@ -182,7 +184,7 @@ def call_taking_signals(
             raise Stopped(received)
         waited = time.monotonic() - began
         if not reported and slow_after is not None and waited >= slow_after:
-            reported = thread.is_alive()
+            reported = not done.is_set()
             if reported:
                 on_slow(waited)
     if reload:

@@ -22,6 +22,8 @@ import datetime
 import itertools
 import logging
 import signal
+import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -319,3 +321,30 @@ def test_wall_clock_step_keeps_the_cadence(
     assert serve(labeller, signals, clock) == 0
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(passes)]
     assert gaps == [60.0] * 6  # stepped back without the guard: [60, 60, 3660, 60, ...]
+
+
+def test_a_stop_while_a_reloads_first_pass_hangs_ends_the_loop(
+    clock: FakeClock, t4: sim.Simulation, tmp_path: Path
+) -> None:
+    """After a reload the first pass runs at once, off the loop's thread. A stop taken
+    while it hangs in NVML ends the loop, even with an infinite interval, where nothing
+    else would wake it (the FakeClock fails a wait that would never end)."""
+    labeller = make_labeller(t4, FeatureFile(str(tmp_path / "gfd")), "--sleep-interval", "infinite")
+    t4.hang_call("nvmlDeviceGetCudaComputeCapability")
+    signals = Signals()
+    codes: list[int | None] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(serve(labeller, signals, clock, reloaded=True)),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not t4.nvml_calls().get("nvmlDeviceGetCudaComputeCapability"):
+            assert time.monotonic() < deadline, "the pass never reached the hung call"
+            time.sleep(0.01)
+        signals.send(signal.SIGTERM)
+        thread.join(10)
+        assert not thread.is_alive() and codes == [0]
+    finally:
+        t4.clear_faults()
