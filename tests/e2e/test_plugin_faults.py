@@ -330,15 +330,11 @@ def test_process_sigterm_exits_within_a_second_with_a_hung_node_check(tmp_path: 
             for _ in range(3):  # three more node check intervals, the check still hung
                 stale(beat)
                 wait_for(lambda: fresh(beat), 20, "the heartbeat was not touched")
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=10)
-            elapsed = time.monotonic() - sent
+            code, elapsed = terminate(proc)
         finally:
             proc.kill()
             proc.wait()
-    lines.thread.join(5)
-    err = "".join(lines.lines)
+    err = lines.text()
     assert code == 0, err
     assert elapsed < 1.0, err
     assert err.count(HUNG) == 1, err
@@ -405,15 +401,11 @@ def test_process_sigterm_exits_within_a_second_during_a_hung_start(tmp_path: Pat
         lines = Lines(proc)
         try:
             lines.wait_for(START_HUNG, timeout=20)
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=10)
-            elapsed = time.monotonic() - sent
+            code, elapsed = terminate(proc)
         finally:
             proc.kill()
             proc.wait()
-    lines.thread.join(5)
-    err = "".join(lines.lines)
+    err = lines.text()
     assert code == 0, err
     assert elapsed < 1.0, err
     assert sorted(p.name for p in directory.iterdir()) == []
@@ -441,6 +433,14 @@ def plugin_process(
     )  # fmt: skip
 
 
+def terminate(proc: subprocess.Popen[str]) -> tuple[int, float]:
+    """SIGTERM `proc`: its exit code, and the seconds from the signal to the exit."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=10)
+    return code, time.monotonic() - sent
+
+
 def stale(path: Path) -> None:
     os.utime(path, (0, 0))
 
@@ -466,6 +466,11 @@ class Lines:
                 with self._changed:
                     self.lines.append(line)
                     self._changed.notify_all()
+
+    def text(self) -> str:
+        """All of it, once the process has closed its standard error."""
+        self.thread.join(5)
+        return "".join(self.lines)
 
     def wait_for(self, text: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
