@@ -88,10 +88,6 @@ class _DriverReplaced(Exception):
     and an in-process restart keeps the same library. Exit; the DaemonSet restarts us."""
 
 
-class _Stopped(Exception):
-    """A stop signal came while the plugins were starting: exit without waiting for them."""
-
-
 class Daemon:
     """One process's plugins across restarts; `run` returns the exit code."""
 
@@ -153,7 +149,8 @@ class Daemon:
     def _loop(self, control: Signals, watch: CreationWatch | None) -> int:
         try:
             return self._serve(control, watch)
-        except _Stopped:
+        except Stopped as stop:  # it came while the plugins were starting
+            log.info('Received signal "%s", shutting down.', signal.Signals(stop.signum).name)
             return 0
 
     def _serve(self, control: Signals, watch: CreationWatch | None) -> int:
@@ -256,7 +253,7 @@ class Daemon:
         return time.monotonic() + self.retry_seconds if self.running.retry else 0.0
 
     def _start_watched(self, control: Signals) -> float | None:
-        """`_start` on a thread of its own while the loop takes signals; _Stopped on a stop.
+        """`_start` on a thread of its own while the loop takes signals; Stopped on a stop.
 
         Discovery at start can hang in the driver as a node check can. After a stop the
         start is waited for STOP_GRACE_SECONDS at most; a SIGHUP taken while it ran makes
@@ -270,21 +267,17 @@ class Daemon:
                 waited,
             )
 
-        try:
-            return call_taking_signals(
-                control,
-                self._start,
-                name="plugin-start",
-                grace=STOP_GRACE_SECONDS,
-                slow_after=self.node_check_seconds,
-                on_slow=slow,
-                on_reload=lambda: log.info(
-                    "Received SIGHUP during the start: restarting once it returns."
-                ),
-            )
-        except Stopped as stop:
-            log.info('Received signal "%s", shutting down.', signal.Signals(stop.signum).name)
-            raise _Stopped from stop
+        return call_taking_signals(
+            control,
+            self._start,
+            name="plugin-start",
+            grace=STOP_GRACE_SECONDS,
+            slow_after=self.node_check_seconds,
+            on_slow=slow,
+            on_reload=lambda: log.info(
+                "Received SIGHUP during the start: restarting once it returns."
+            ),
+        )
 
     def _start(self) -> float | None:
         """Start the plugins; the retry deadline (0: none), or None on a fatal error."""
