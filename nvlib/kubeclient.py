@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from kubernetes.client import Configuration
 
 __all__ = [
-    "CLIENT_CONFIG_PREFIX",
     "SERVICE_ACCOUNT_TOKEN",
     "ClientConfigError",
     "KubeconfigError",

@@ -42,7 +42,6 @@ from gfd.labelers.values import MAX_VALUE_LENGTH, is_valid_value
 from gfd.metrics import NO_METRICS, GfdMetrics
 from gfd.outputs import OutputError
 from nvlib.kubeclient import (
-    CLIENT_CONFIG_PREFIX,
     SERVICE_ACCOUNT_TOKEN,
     ClientConfigError,
     KubeconfigError,
@@ -452,7 +451,7 @@ def discover_nodefeatures(
             log.warning(
                 "NodeFeature API not usable: %s%s; writing the feature file",
                 where,
-                _kubeconfig_fault(err) if isinstance(err, _KubeconfigError) else _describe(err),
+                err.fault if isinstance(err, _KubeconfigError) else _describe(err),
             )
             return Discovery.ABSENT
         log.info("NodeFeature API not usable with %s: %s", source, _describe(err))
@@ -481,7 +480,7 @@ def _api_client(
     try:
         configuration = client_configuration(kubeconfig, environ, token_path=token_path)
     except KubeconfigError as err:
-        raise _KubeconfigError(str(err)) from err
+        raise _KubeconfigError(err) from err
     except ClientConfigError as err:
         raise OutputError(str(err)) from err
     # No retries inside urllib3 (by default 3, at once, each with the full timeout):
@@ -493,10 +492,9 @@ def _api_client(
 class _KubeconfigError(OutputError):
     """The kubeconfig named by the deployment does not load; the text names it."""
 
-
-def _kubeconfig_fault(err: OutputError) -> str:
-    """The part of a _KubeconfigError's text after the upstream prefix."""
-    return str(err).removeprefix(f"{CLIENT_CONFIG_PREFIX}: ")
+    def __init__(self, err: KubeconfigError) -> None:
+        super().__init__(str(err))
+        self.fault = err.fault  # the text after upstream's prefix
 
 
 def _get_json(api_client: ApiClient, path: str, _request_timeout: float | None = None) -> Any:
