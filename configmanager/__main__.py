@@ -11,8 +11,13 @@ from collections.abc import Callable
 from types import FrameType
 
 from configmanager.cli import parse
+from configmanager.kube import NodeApi
+from configmanager.manager import run_passes
+from configmanager.node import WATCH_TIMEOUT_S, LabelTracker, NodeWatcher
 from nvlib import __version__, logs
 from nvlib.config import ConfigError
+from nvlib.heartbeat import Heartbeat, HeartbeatError
+from nvlib.kubeclient import ClientConfigError, client_configuration
 
 log = logging.getLogger("configmanager")
 
@@ -53,13 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     stop = _Stop()
     stop.install()
     log.info("Starting config-manager %s for node %s", __version__, settings.node_name)
-
-    from configmanager.kube import NodeApi
-    from configmanager.manager import run_passes
-    from configmanager.node import WATCH_TIMEOUT_S, LabelTracker, NodeWatcher
-    from nvlib.heartbeat import Heartbeat, HeartbeatError
-    from nvlib.kubeclient import ClientConfigError, client_configuration
-
     on_alive: Callable[[], object] = _nothing
     if settings.heartbeat_file:
         heartbeat = Heartbeat(settings.heartbeat_file, float(WATCH_TIMEOUT_S))
