@@ -52,12 +52,21 @@ class Plugin:
 
 @contextmanager
 def plugin(
-    tmp_path: Path, profile: str | Path, *args: str, node_check_seconds: float | None = None
+    tmp_path: Path,
+    profile: str | Path,
+    *args: str,
+    node_check_seconds: float | None = None,
+    hang: str | None = None,
 ) -> Iterator[Plugin]:
-    """The daemon in a thread of this process, so that faults can be injected as it runs."""
+    """The daemon in a thread of this process, so that faults can be injected as it runs.
+
+    `hang`: an NVML call made to hang before the daemon starts; the start is then not
+    waited for."""
     directory = tmp_path / "device-plugins"
     kubelet = KubeletDouble(directory).start()
     simulation = sim.activate(profile)
+    if hang is not None:
+        simulation.hang_call(hang)
     argv = [
         "--nvml-mock", str(profile),
         "--kubelet-socket", str(directory / "kubelet.sock"),
@@ -73,7 +82,8 @@ def plugin(
     thread.start()
     run = Plugin(kubelet, daemon, control, simulation, directory, thread)
     try:
-        assert daemon.started.wait(10), "the plugin did not start"
+        if hang is None:
+            assert daemon.started.wait(10), "the plugin did not start"
         yield run
     finally:
         control.send(signal.SIGTERM)
@@ -351,37 +361,20 @@ def test_a_hung_start_takes_signals_and_restarts_once_for_sighups_meanwhile(
     """Discovery at start hangs in NVML: the hang is reported once, SIGHUPs taken
     meanwhile make one restart once the start returns, and the plugin then serves."""
     caplog.set_level("INFO")
-    directory = tmp_path / "device-plugins"
-    kubelet = KubeletDouble(directory).start()
-    simulation = sim.activate("dgx-a100")
-    simulation.hang_call("nvmlDeviceGetHandleByIndex")  # what discovery asks first
-    argv = ["--nvml-mock", "dgx-a100", "--kubelet-socket", str(directory / "kubelet.sock"),
-            "--cdi-spec-dir", str(tmp_path / "cdi")]  # fmt: skip
-    daemon = Daemon(argv, {}, parse(argv, {}))
-    daemon.node_check_seconds = 0.2
-    control = Control()
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(daemon.run(control)), daemon=True)
-    thread.start()
-    try:
+    hang = "nvmlDeviceGetHandleByIndex"  # what discovery asks first
+    with plugin(tmp_path, "dgx-a100", node_check_seconds=0.2, hang=hang) as run:
         wait_for(lambda: START_HUNG in caplog.text, 20, "the hung start was not reported")
-        control.send(signal.SIGHUP)
-        control.send(signal.SIGHUP)
+        run.control.send(signal.SIGHUP)
+        run.control.send(signal.SIGHUP)
         wait_for(lambda: RELOAD_PENDING in caplog.text, 20, "the SIGHUP was not taken")
-        assert daemon.starts == 0 and not thread.join(0) and thread.is_alive()
-        simulation.clear_faults()
-        wait_for(lambda: daemon.starts == 2, 20, "no restart after the hung start")
-        kubelet.wait_registration(GPU, timeout=10)
-        checks = daemon.node_checks
-        wait_for(lambda: daemon.node_checks >= checks + 3, 20, "no node checks after")
-        assert daemon.starts == 2  # both SIGHUPs made one restart
+        assert run.daemon.starts == 0 and run.thread.is_alive()
+        run.simulation.clear_faults()
+        wait_for(lambda: run.daemon.starts == 2, 20, "no restart after the hung start")
+        run.kubelet.wait_registration(GPU, timeout=10)
+        checks = run.daemon.node_checks
+        wait_for(lambda: run.daemon.node_checks >= checks + 3, 20, "no node checks after")
+        assert run.daemon.starts == 2  # both SIGHUPs made one restart
         assert caplog.text.count(START_HUNG) == 1 and caplog.text.count(RELOAD_PENDING) == 1
-    finally:
-        control.send(signal.SIGTERM)
-        thread.join(10)
-        kubelet.stop()
-        simulation.deactivate()
-    assert codes == [0]
 
 
 def test_process_sigterm_exits_within_a_second_during_a_hung_start(tmp_path: Path) -> None:

@@ -105,6 +105,11 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path
     return stub_env(library), write_machine_type(directory)
 
 
+def _require_installed(command: Path) -> None:
+    if not command.exists():
+        pytest.fail(f"{command} is missing: install the project (pip install .) into this venv")
+
+
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -118,8 +123,7 @@ def _simulator_env(env: dict[str, str]) -> dict[str, str]:
 
 def _oneshot(env: dict[str, str], *args: str) -> tuple[dict[str, str], set[str]]:
     """The oneshot's labels, and the modules it imported (-X importtime's report)."""
-    if not GFD.exists():
-        pytest.fail(f"{GFD} is missing: install the project (pip install .) into this venv")
+    _require_installed(GFD)
     result = _run([sys.executable, "-X", "importtime", str(GFD), *ONESHOT, *args], env)
     labels = dict(line.split("=", 1) for line in result.stdout.splitlines())
     return labels, _imported(result.stderr)
@@ -183,8 +187,7 @@ def test_plugin_on_the_real_path_advertises_and_allocates_the_stub_gpus(
     stub: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, _ = stub
-    if not PLUGIN.exists():
-        pytest.fail(f"{PLUGIN} is missing: install the project (pip install .) into this venv")
+    _require_installed(PLUGIN)
     uuids = _gpu_uuids(env)
     directory = tmp_path / "device-plugins"
     with KubeletDouble(directory) as kubelet:
@@ -214,8 +217,7 @@ def test_cdi_spec_on_the_real_path_is_the_simulated_one(
     stub: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, _ = stub
-    if not CDI.exists():
-        pytest.fail(f"{CDI} is missing: install the project (pip install .) into this venv")
+    _require_installed(CDI)
     root, simulated, real = tmp_path / "root", tmp_path / "sim.yaml", tmp_path / "real.yaml"
     # The simulated run lays the driver's files and nodes out under `root` and names them
     # there (root needed: it makes character devices).
