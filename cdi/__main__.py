@@ -37,7 +37,6 @@ def _list(spec_dirs: Sequence[str]) -> int:
 
 def _validate(paths: Sequence[str]) -> int:
     """Every problem of every file, each as `file: field: reason`; 1 if any."""
-
     files: list[str] = []
     for path in paths:
         if os.path.isdir(path):

@@ -450,7 +450,6 @@ def _transform_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _to_transform_root(ns: argparse.Namespace) -> TransformRootSettings:
-
     if ns.relative_to not in RELATIVE_TO:
         raise UsageError(f"invalid --relative-to value: {ns.relative_to}")  # upstream's words
     for flag, root in (("--from", ns.from_root), ("--to", ns.to_root)):

@@ -211,7 +211,6 @@ def to_yaml(spec: Spec) -> bytes:
 
 def to_json(spec: Spec) -> bytes:
     """Go `json.Marshal`: compact, struct order, HTML-safe escapes, no trailing newline."""
-
     text = json.dumps(spec.to_dict(), separators=(",", ":"), ensure_ascii=False)
     for raw, escaped in (
         ("<", "\\u003c"),

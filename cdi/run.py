@@ -40,7 +40,8 @@ from cdi.spec import Spec
 from cdi.transform import name_host_roots
 from cdi.write import output_target, write_spec
 from nvlib import mock
-from nvlib.discover import DiscoveryError, discover, driver_version
+from nvlib.discover import DiscoveryError, driver_version
+from nvlib.discover import discover as discover_with_nvml
 from nvlib.driverroot import preload_nvml
 from nvlib.heartbeat import Heartbeat, HeartbeatError
 from nvlib.host import HostFacts
@@ -135,9 +136,8 @@ def _for_host(spec: Spec, host: Host) -> Spec:
 
 def discover_machine(host: Host) -> Machine:
     """One NVML pass (real or simulated) under the host tree."""
-
     facts = _host_facts(host.host_root)
-    return discover(facts.root, machine_type_file="", with_vgpu=False, facts=facts)
+    return discover_with_nvml(facts.root, machine_type_file="", with_vgpu=False, facts=facts)
 
 
 @functools.cache
@@ -187,7 +187,6 @@ def regeneration_cause(
 
 
 def generate_options(settings: GenerateSettings) -> GenerateOptions:
-
     flags = set(settings.feature_flags)
     for flag in sorted(flags & IGNORED_FEATURE_FLAGS):
         log.warning("Feature flag %s has no effect in this generator", flag)
@@ -209,7 +208,6 @@ def generate_options(settings: GenerateSettings) -> GenerateOptions:
 
 
 def _driver_files(machine: Machine, host: Host, settings: GenerateSettings) -> DriverFiles:
-
     features = feature_options(settings.feature_flags)
     return find_driver_files(
         machine,
@@ -233,7 +231,6 @@ def build_spec(
 
 
 def _write(spec: Spec, settings: GenerateSettings) -> None:
-
     path, fmt = output_target(settings.output, settings.format)
     log.info("Generated CDI spec with version %s", spec.version)
     if path == "-":
@@ -261,14 +258,12 @@ def _observe_nvml(
 
 def _observe_imex(host: Host, options: GenerateOptions) -> Observation:
     """The channel nodes; no NVML at all (a channel is whatever the driver created)."""
-
     channels = find_imex_channels(host.dev_root, host.placeholder_nodes)
     return ("imex", channels), lambda: imex_spec(channels, options, host.dev_root)
 
 
 def _nvml_driver_version() -> str:
     """NVML's driver version, or "" (the libraries' suffix then names it, as upstream)."""
-
     try:
         return driver_version()
     except (NvmlError, DiscoveryError) as err:
@@ -280,7 +275,6 @@ def _observe_management(
     host: Host, settings: GenerateSettings, options: GenerateOptions
 ) -> Observation:
     """The driver version and the NVIDIA nodes: no per-GPU query (upstream asks none)."""
-
     version = _nvml_driver_version()
     nodes = find_management_nodes(host.dev_root, host.placeholder_nodes)
 
@@ -297,7 +291,6 @@ def _observe_management(
 def _lay_out(settings: GenerateSettings) -> bool:
     """`--simulator-root`: the simulated driver root laid out again; True if that changed
     anything (an unchanged root is not touched: `cdi.simroot`)."""
-
     assert settings.simulator_root is not None and settings.nvml_mock is not None
     done = lay_out(settings.simulator_root, mock.simulation(settings.nvml_mock).profile)
     if done.changed:
@@ -316,7 +309,6 @@ def _observer(
     repairs = 0
 
     def observe(host: Host, options: GenerateOptions) -> Observation:
-
         nonlocal repairs
         if host.simulator_root is not None and _lay_out(settings):
             repairs += 1
@@ -345,7 +337,6 @@ def _pass(
 
 
 def _failure_text(err: BaseException) -> str:
-
     text = str(err) or type(err).__name__
     if isinstance(err, NvmlInitError):
         return f"failed to initialize NVML: {text}"  # nvidia-ctk's wording
@@ -366,7 +357,6 @@ def generate_once(settings: GenerateSettings, discover: Discover = discover_mach
 
 def _driver_replaced(err: BaseException) -> bool:
     """The driver was upgraded under this process: only a new one loads its library."""
-
     if not is_library_mismatch(err):
         return False
     log.error("%s and regenerates", LIBRARY_MISMATCH_EXIT)
@@ -434,7 +424,6 @@ def watch(
 
 def _serve_metrics(address: str | None) -> tuple[WatchMetrics, MetricsServer | None]:
     """The recorder and, with an address, the server of /metrics for the watch's life."""
-
     if not address:
         return NO_METRICS, None
 

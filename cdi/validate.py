@@ -35,7 +35,6 @@ _ANNOTATIONS_MAX = 256 * 1024
 
 def q(text: str) -> str:
     """Go's `%q` for the strings that occur here."""
-
     return json.dumps(text, ensure_ascii=False)
 
 
