@@ -281,7 +281,7 @@ def serve(
             return 1
         if publisher.retry_in() == 0.0:  # the backoff's own attempt is due
             try:
-                off_loop(publisher.retry_if_due)
+                off_loop(publisher.retry)
             except Stopped as stop:
                 return _act_on(stop.signum)
 

@@ -65,11 +65,9 @@ class Publisher:
             return None
         return max(self.retry_at - self._clock(), 0.0)
 
-    def retry_if_due(self) -> None:
-        """The backoff's own attempt, between passes; failures are logged, never raised."""
-        wait = self.retry_in()
-        if wait is None or wait > 0:
-            return
+    def retry(self) -> None:
+        """The backoff's own attempt, between passes, once `retry_in()` says 0; failures
+        are logged, never raised."""
         try:
             self._attempt()
         except OutputError as err:
